@@ -1,0 +1,115 @@
+//! Ingest: change events -> one differential collection of `(table, row)`, newest version wins.
+//!
+//! Contract (see [`crate::time`]): events are exchanged by `(table, key)`, so each key lives on
+//! one worker. Events are held until the input frontier passes their time `t`; then the events
+//! of `t` are applied per key in version order against the key's newest applied version: a
+//! newer version replaces the row (`-old`, `+new` at `t`), the same version is a duplicate and
+//! an older one is stale (both counted, nothing emitted). A delete keeps its version as a
+//! tombstone, so a stale insert that arrives after it cannot resurrect the row. Late events
+//! (time below the sender's frontier) arrive already moved to that frontier by the source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::decode::{ChangeEvent, Row};
+use crate::metrics::Metrics;
+use crate::schema::TableId;
+use crate::time::{Diff, Time, Version};
+
+type Out = ((TableId, Row), Time, Diff);
+
+/// Applies change events with newest-version-wins and returns the table rows as a collection.
+pub fn ingest<'s>(
+    events: StreamVec<'s, Time, ChangeEvent>,
+    metrics: Arc<Metrics>,
+) -> VecCollection<'s, Time, (TableId, Row)> {
+    let pact = Exchange::new(|e: &ChangeEvent| (e.table, &e.key).hashed());
+    events
+        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
+            pact,
+            "Ingest",
+            move |_cap, _info| {
+                let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
+                let mut held: Option<Capability<Time>> = None;
+                let mut state: HashMap<(TableId, Row), (Version, Option<Row>)> = HashMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        if let Some(t) = cap.least() {
+                            if held.as_ref().is_none_or(|h| t < h.time()) {
+                                held = cap.retain_least(0);
+                            }
+                        }
+                        for ev in data.drain(..) {
+                            pending.entry(ev.time).or_default().push(ev);
+                        }
+                    });
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (time, mut events) = entry.remove_entry();
+                        let cap = held
+                            .as_ref()
+                            .expect("pending events hold a capability")
+                            .delayed(&time);
+                        let mut session = output.session(&cap);
+                        // Per key, in version order.
+                        events.sort_by(|a, b| {
+                            (a.table, &a.key, a.version).cmp(&(b.table, &b.key, b.version))
+                        });
+                        let (mut dups, mut stale) = (0, 0);
+                        let mut i = 0;
+                        while i < events.len() {
+                            let mut j = i;
+                            while j < events.len()
+                                && events[j].table == events[i].table
+                                && events[j].key == events[i].key
+                            {
+                                j += 1;
+                            }
+                            let slot_key = (events[i].table, std::mem::take(&mut events[i].key));
+                            let slot = state.get(&slot_key);
+                            let old_row = slot.and_then(|(_, r)| r.clone());
+                            let mut current: Option<(Version, Option<Row>)> = slot.cloned();
+                            for ev in &mut events[i..j] {
+                                match &current {
+                                    Some((v, _)) if *v == ev.version => dups += 1,
+                                    Some((v, _)) if *v > ev.version => stale += 1,
+                                    _ => current = Some((ev.version, ev.row.take())),
+                                }
+                            }
+                            let (version, new_row) = current.expect("at least one event per key");
+                            if old_row != new_row {
+                                if let Some(old) = old_row {
+                                    session.give(((slot_key.0, old), time, -1));
+                                }
+                                if let Some(new) = new_row.clone() {
+                                    session.give(((slot_key.0, new), time, 1));
+                                }
+                            }
+                            state.insert(slot_key, (version, new_row));
+                            i = j;
+                        }
+                        Metrics::add(&metrics.duplicates, dups);
+                        Metrics::add(&metrics.stale, stale);
+                    }
+                    match pending.keys().next() {
+                        Some(t) => {
+                            if let Some(h) = held.as_mut() {
+                                h.downgrade(t);
+                            }
+                        }
+                        None => held = None,
+                    }
+                }
+            },
+        )
+        .as_collection()
+}

@@ -1,0 +1,404 @@
+//! A [`ViewPlan`] rendered as differential-dataflow operators.
+//!
+//! scan (project + pushed filter) -> equi-joins (arranged; LEFT = join + padded antijoin)
+//! -> filter -> group: accumulable aggregates move into the difference ([`Accum`]) and
+//! `count_total` sums them; MIN/MAX reduce over distinct values; COUNT(DISTINCT) counts distinct
+//! pairs; the parts of a group meet in one small reduce -> HAVING -> `(group key, document)`.
+//!
+//! Contract: the output collection holds exactly one `(key, doc)` per group present in the view
+//! at each time, so its changes at `t` are the view's changes at `t`.
+
+use std::sync::Arc;
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::operators::CountTotal;
+use serde::{Deserialize, Serialize};
+
+use super::accum::Accum;
+use crate::decode::Row;
+use crate::metrics::Metrics;
+use crate::sql::expr::{EvalError, Expr, Type};
+use crate::sql::plan::{AggFunc, Aggregate, JoinKind, ViewPlan};
+use crate::time::Time;
+use crate::value::{Decimal, Value};
+
+/// A collection of rows at dataflow time.
+pub type Rows<'s> = VecCollection<'s, Time, Row>;
+
+fn report(metrics: &Metrics, view: &str, e: EvalError) {
+    let n = metrics
+        .eval_errors
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if n < 20 {
+        tracing::warn!(view, error = %e, "row excluded from view: evaluation error");
+    }
+}
+
+/// Renders one view over the per-table collections (`tables[id]`, present for every table the
+/// plan reads). Returns `(group key, document)` pairs.
+pub fn render_view<'s>(
+    plan: &ViewPlan,
+    tables: &[Option<Rows<'s>>],
+    metrics: Arc<Metrics>,
+) -> VecCollection<'s, Time, (Row, Row)> {
+    let view: Arc<str> = plan.name.as_str().into();
+    let source = |i: usize| -> Rows<'s> {
+        let s = &plan.sources[i];
+        let cols = s.columns.clone();
+        let filter = s.filter.clone();
+        let (m, v) = (metrics.clone(), view.clone());
+        tables[s.table]
+            .clone()
+            .expect("every table a plan reads is rendered")
+            .flat_map(move |row: Row| {
+                let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
+                match &filter {
+                    None => Some(projected),
+                    Some(f) => match f.holds(&projected) {
+                        Ok(true) => Some(projected),
+                        Ok(false) => None,
+                        Err(e) => {
+                            report(&m, &v, e);
+                            None
+                        }
+                    },
+                }
+            })
+    };
+
+    // Joins, left-deep in FROM order.
+    let mut joined = source(0);
+    for (ji, jp) in plan.joins.iter().enumerate() {
+        let right = source(ji + 1);
+        let right_width = plan.sources[ji + 1].columns.len();
+        let keyed = |rows: Rows<'s>, keys: Vec<Expr>, keep_null: bool| {
+            let (m, v) = (metrics.clone(), view.clone());
+            rows.flat_map(move |row: Row| match eval_all(&keys, &row) {
+                Ok(k) if keep_null || !k.iter().any(Value::is_null) => Some((k, row)),
+                Ok(_) => None,
+                Err(e) => {
+                    report(&m, &v, e);
+                    None
+                }
+            })
+        };
+        let left_keyed = keyed(joined.clone(), jp.left_keys.clone(), true);
+        let right_keyed = keyed(right, jp.right_keys.clone(), false);
+        // NULL keys never match; they only matter as unmatched rows of a LEFT JOIN.
+        let matchable = left_keyed.filter(|(k, _)| !k.iter().any(Value::is_null));
+        let inner = matchable
+            .clone()
+            .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| {
+                let mut out = Vec::with_capacity(l.len() + r.len());
+                out.extend_from_slice(l);
+                out.extend_from_slice(r);
+                out
+            });
+        joined = match jp.kind {
+            JoinKind::Inner => inner,
+            JoinKind::Left => {
+                let pad = move |row: Row| {
+                    let mut out = row;
+                    out.extend(std::iter::repeat_n(Value::Null, right_width));
+                    out
+                };
+                let right_keys = right_keyed.map(|(k, _)| k).distinct();
+                let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
+                let lk = jp.left_keys.clone();
+                let null_keyed = joined
+                    .filter(move |row| {
+                        lk.iter()
+                            .any(|k| k.eval(row).map(|v| v.is_null()).unwrap_or(false))
+                    })
+                    .map(move |row| {
+                        let mut out = row;
+                        out.extend(std::iter::repeat_n(Value::Null, right_width));
+                        out
+                    });
+                inner.concat(unmatched).concat(null_keyed)
+            }
+        };
+    }
+    if let Some(f) = plan.filter.clone() {
+        let (m, v) = (metrics.clone(), view.clone());
+        joined = joined.filter(move |row| match f.holds(row) {
+            Ok(b) => b,
+            Err(e) => {
+                report(&m, &v, e);
+                false
+            }
+        });
+    }
+
+    // Group: (key, row) with the key evaluated once.
+    let group_by = plan.group_by.clone();
+    let (m, v) = (metrics.clone(), view.clone());
+    let grouped = joined.flat_map(move |row: Row| match eval_all(&group_by, &row) {
+        Ok(k) => Some((k, row)),
+        Err(e) => {
+            report(&m, &v, e);
+            None
+        }
+    });
+
+    // Accumulable aggregates, plus the row count in slot 0.
+    let layout = Arc::new(AccumLayout::new(&plan.aggregates));
+    let (m, v, l) = (metrics.clone(), view.clone(), layout.clone());
+    let accumulated = grouped
+        .clone()
+        .explode(move |(key, row): (Row, Row)| match l.accumulate(&row) {
+            Ok(acc) => Some((key, acc)),
+            Err(e) => {
+                report(&m, &v, e);
+                None
+            }
+        })
+        .count_total();
+
+    let others: Vec<(usize, &Aggregate)> = plan
+        .aggregates
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.func.accumulable())
+        .collect();
+    let aggregates = Arc::new(plan.aggregates.clone());
+    let group_rows: VecCollection<'s, Time, (Row, Row)> = if others.is_empty() {
+        let (l, a) = (layout.clone(), aggregates.clone());
+        let (m, v) = (metrics.clone(), view.clone());
+        accumulated.flat_map(
+            move |(key, acc): (Row, Accum)| match finish(&a, &l, &acc, &[]) {
+                Ok(vals) => Some((key, vals)),
+                Err(e) => {
+                    report(&m, &v, e);
+                    None
+                }
+            },
+        )
+    } else {
+        let mut parts = accumulated.map(|(k, acc)| (k, Part::Acc(acc)));
+        for (i, agg) in others {
+            let arg = agg
+                .arg
+                .clone()
+                .expect("non-accumulable aggregates have an argument");
+            let (m, v) = (metrics.clone(), view.clone());
+            let values =
+                grouped
+                    .clone()
+                    .flat_map(move |(key, row): (Row, Row)| match arg.eval(&row) {
+                        Ok(Value::Null) => None,
+                        Ok(x) => Some((key, x)),
+                        Err(e) => {
+                            report(&m, &v, e);
+                            None
+                        }
+                    });
+            let idx = i as u16;
+            let part = match agg.func {
+                AggFunc::Min => values
+                    .reduce(
+                        |_k, input: &[(&Value, isize)], out: &mut Vec<(Value, isize)>| {
+                            out.push((input[0].0.clone(), 1))
+                        },
+                    )
+                    .map(move |(k, x)| (k, Part::Val(idx, x))),
+                AggFunc::Max => values
+                    .reduce(
+                        |_k, input: &[(&Value, isize)], out: &mut Vec<(Value, isize)>| {
+                            out.push((input[input.len() - 1].0.clone(), 1))
+                        },
+                    )
+                    .map(move |(k, x)| (k, Part::Val(idx, x))),
+                AggFunc::CountDistinct => values
+                    .distinct()
+                    .map(|(k, _)| k)
+                    .count_total()
+                    .map(move |(k, n)| (k, Part::Count(idx, n as i64))),
+                _ => unreachable!("accumulable aggregates are summed above"),
+            };
+            parts = parts.concat(part);
+        }
+        let (l, a) = (layout.clone(), aggregates.clone());
+        let (m, v) = (metrics.clone(), view.clone());
+        parts.reduce(
+            move |_key, input: &[(&Part, isize)], out: &mut Vec<(Row, isize)>| {
+                let mut acc = None;
+                let mut extra = Vec::new();
+                for (p, _) in input {
+                    match p {
+                        Part::Acc(x) => acc = Some(x),
+                        other => extra.push((*other).clone()),
+                    }
+                }
+                // A group exists while it has rows; the accumulable part always carries the count.
+                if let Some(acc) = acc {
+                    match finish(&a, &l, acc, &extra) {
+                        Ok(vals) => out.push((vals, 1)),
+                        Err(e) => report(&m, &v, e),
+                    }
+                }
+            },
+        )
+    };
+
+    // HAVING and the output columns over the group row (key values, then aggregates).
+    let having = plan.having.clone();
+    let output: Vec<Expr> = plan.output.iter().map(|o| o.expr.clone()).collect();
+    let (m, v) = (metrics, view);
+    group_rows.flat_map(move |(key, aggs): (Row, Row)| {
+        let mut row = key.clone();
+        row.extend(aggs);
+        let keep = match &having {
+            None => Ok(true),
+            Some(h) => h.holds(&row),
+        };
+        let doc = keep.and_then(|k| {
+            if k {
+                eval_all(&output, &row).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        match doc {
+            Ok(Some(doc)) => Some((key, doc)),
+            Ok(None) => None,
+            Err(e) => {
+                report(&m, &v, e);
+                None
+            }
+        }
+    })
+}
+
+fn eval_all(exprs: &[Expr], row: &[Value]) -> Result<Row, EvalError> {
+    exprs.iter().map(|e| e.eval(row)).collect()
+}
+
+/// One part of a group's aggregate state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Part {
+    /// Accumulated slots.
+    Acc(Accum),
+    /// MIN/MAX of aggregate `i`.
+    Val(u16, Value),
+    /// COUNT(DISTINCT) of aggregate `i`.
+    Count(u16, i64),
+}
+
+/// Where each accumulable aggregate keeps its slots in an [`Accum`].
+struct AccumLayout {
+    /// Per accumulable aggregate: (first slot, argument, argument scale, has a sum slot).
+    slots: Vec<Option<(usize, Option<Expr>, u8, bool)>>,
+    width: usize,
+}
+
+impl AccumLayout {
+    fn new(aggs: &[Aggregate]) -> Self {
+        let mut next = 1;
+        let slots = aggs
+            .iter()
+            .map(|a| {
+                let scale = match a.arg_type {
+                    Type::Dec(s) => s,
+                    _ => 0,
+                };
+                let first = next;
+                match a.func {
+                    AggFunc::CountStar => Some((0, None, 0, false)),
+                    AggFunc::Count => {
+                        next += 1;
+                        Some((first, a.arg.clone(), scale, false))
+                    }
+                    AggFunc::Sum | AggFunc::Avg => {
+                        next += 2;
+                        Some((first, a.arg.clone(), scale, true))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        AccumLayout { slots, width: next }
+    }
+
+    /// The contribution of one row.
+    fn accumulate(&self, row: &[Value]) -> Result<Accum, EvalError> {
+        let mut acc = vec![0i128; self.width];
+        acc[0] = 1;
+        for (first, arg, scale, has_sum) in self.slots.iter().flatten() {
+            let Some(arg) = arg else { continue };
+            let v = arg.eval(row)?;
+            if v.is_null() {
+                continue;
+            }
+            acc[*first] = 1;
+            if *has_sum {
+                if let Some(d) = v.as_decimal() {
+                    let d = d
+                        .rescale(*scale)
+                        .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
+                    acc[*first + 1] = d.mantissa;
+                }
+            }
+        }
+        Ok(Accum(acc))
+    }
+}
+
+/// The aggregate values of a group from its accumulated slots and other parts.
+fn finish(
+    aggs: &[Aggregate],
+    layout: &AccumLayout,
+    acc: &Accum,
+    extra: &[Part],
+) -> Result<Row, EvalError> {
+    let mut out = Vec::with_capacity(aggs.len());
+    for (i, a) in aggs.iter().enumerate() {
+        let slot = layout.slots[i].as_ref();
+        let v = match a.func {
+            AggFunc::CountStar => Value::Int(as_i64(acc.get(0))?),
+            AggFunc::Count => Value::Int(as_i64(acc.get(slot.map_or(0, |s| s.0)))?),
+            AggFunc::Sum | AggFunc::Avg => {
+                let (first, _, scale, _) = slot.expect("accumulable");
+                let n = acc.get(*first);
+                if n == 0 {
+                    Value::Null
+                } else {
+                    let sum = Decimal::new(acc.get(first + 1), *scale);
+                    if a.func == AggFunc::Sum {
+                        Value::Dec(sum)
+                    } else {
+                        let Type::Dec(rs) = a.ty else {
+                            unreachable!("AVG is decimal")
+                        };
+                        Value::Dec(
+                            sum.checked_div(Decimal::new(n, 0), rs)
+                                .ok_or_else(|| EvalError("AVG out of range".into()))?,
+                        )
+                    }
+                }
+            }
+            AggFunc::Min | AggFunc::Max => extra
+                .iter()
+                .find_map(|p| match p {
+                    Part::Val(j, x) if *j as usize == i => Some(x.clone()),
+                    _ => None,
+                })
+                .unwrap_or(Value::Null),
+            AggFunc::CountDistinct => Value::Int(
+                extra
+                    .iter()
+                    .find_map(|p| match p {
+                        Part::Count(j, n) if *j as usize == i => Some(*n),
+                        _ => None,
+                    })
+                    .unwrap_or(0),
+            ),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn as_i64(x: i128) -> Result<i64, EvalError> {
+    i64::try_from(x).map_err(|_| EvalError("count out of range".into()))
+}

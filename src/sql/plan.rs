@@ -1,0 +1,1234 @@
+//! One view's SELECT -> a logical plan: scans with pushed-down filters and projections, a
+//! left-deep chain of equi-joins, a filter, a grouping with aggregates, HAVING and the output
+//! columns.
+//!
+//! Contract: a plan is only built for SQL inside the supported subset (see
+//! [`SUPPORTED`]); anything else is refused with the file, line, column and what is supported.
+//! Row layouts: the *joined row* is the concatenation of every source's projected columns in
+//! FROM order; the *group row* is the GROUP BY values followed by the aggregate values.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use sqlparser::ast::{
+    self as ast, BinaryOperator, DuplicateTreatment, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, JoinConstraint, JoinOperator, SelectItem, SetExpr, Spanned,
+    Statement, TableFactor, UnaryOperator,
+};
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Span;
+
+use super::expr::{BinOp, Expr, Type, binary_type, coerce, comparable, unify};
+use crate::schema::{Catalog, ColumnType, SqlError, TableId, object_parts};
+use crate::value::{Decimal, Value, parse_date, parse_datetime};
+
+/// What the SQL subset supports, quoted in refusals.
+pub const SUPPORTED: &str = "supported: SELECT <expressions> FROM db.table [alias] \
+[[INNER] JOIN | LEFT [OUTER] JOIN db.table [alias] ON <equalities>]... [WHERE ..] GROUP BY .. [HAVING ..]; \
+expressions: columns, literals, + - * /, = <> < <= > >=, AND OR NOT, IN (..), IS [NOT] NULL, \
+BETWEEN, CASE WHEN, COALESCE, DATE(x); aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG";
+
+/// Join kinds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// `[INNER] JOIN`
+    Inner,
+    /// `LEFT [OUTER] JOIN`: unmatched left rows padded with NULLs.
+    Left,
+}
+
+/// One table of the FROM clause.
+#[derive(Clone, Debug)]
+pub struct SourcePlan {
+    /// Alias (or the table name).
+    pub alias: String,
+    /// The table.
+    pub table: TableId,
+    /// The table's `db.table` name.
+    pub table_name: String,
+    /// Table columns kept, in order: the projected row.
+    pub columns: Vec<usize>,
+    /// Filter over the projected row, pushed down from WHERE / ON.
+    pub filter: Option<Expr>,
+}
+
+/// Joins the next source to the rows joined so far.
+#[derive(Clone, Debug)]
+pub struct JoinPlan {
+    /// Inner or left.
+    pub kind: JoinKind,
+    /// Key expressions over the joined row so far.
+    pub left_keys: Vec<Expr>,
+    /// Key expressions over the new source's projected row.
+    pub right_keys: Vec<Expr>,
+}
+
+/// Aggregate functions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    /// `COUNT(*)`
+    CountStar,
+    /// `COUNT(x)`: non-NULL values.
+    Count,
+    /// `COUNT(DISTINCT x)`
+    CountDistinct,
+    /// `SUM(x)`
+    Sum,
+    /// `MIN(x)`
+    Min,
+    /// `MAX(x)`
+    Max,
+    /// `AVG(x)`
+    Avg,
+}
+
+impl AggFunc {
+    /// Aggregates that accumulate in the difference type (exact, associative).
+    pub fn accumulable(self) -> bool {
+        matches!(
+            self,
+            AggFunc::CountStar | AggFunc::Count | AggFunc::Sum | AggFunc::Avg
+        )
+    }
+}
+
+/// One aggregate of the view.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Aggregate {
+    /// The function.
+    pub func: AggFunc,
+    /// Its argument over the joined row (`None` for COUNT(*)).
+    pub arg: Option<Expr>,
+    /// Static type of the argument.
+    pub arg_type: Type,
+    /// Static type of the result.
+    pub ty: Type,
+}
+
+/// One output column (a document field).
+#[derive(Clone, Debug)]
+pub struct OutputColumn {
+    /// Field name.
+    pub name: String,
+    /// Expression over the group row.
+    pub expr: Expr,
+    /// Static type.
+    pub ty: Type,
+}
+
+/// The logical plan of one view.
+#[derive(Clone, Debug)]
+pub struct ViewPlan {
+    /// View name (file stem; the Elasticsearch index).
+    pub name: String,
+    /// Sources in FROM order.
+    pub sources: Vec<SourcePlan>,
+    /// `joins[i]` joins `sources[i + 1]`.
+    pub joins: Vec<JoinPlan>,
+    /// Filter over the joined row (WHERE conjuncts that could not be pushed down).
+    pub filter: Option<Expr>,
+    /// GROUP BY expressions over the joined row.
+    pub group_by: Vec<Expr>,
+    /// Aggregates over the joined row.
+    pub aggregates: Vec<Aggregate>,
+    /// HAVING over the group row.
+    pub having: Option<Expr>,
+    /// Output columns over the group row.
+    pub output: Vec<OutputColumn>,
+}
+
+impl ViewPlan {
+    /// Width of the joined row.
+    pub fn joined_width(&self) -> usize {
+        self.sources.iter().map(|s| s.columns.len()).sum()
+    }
+
+    /// Offsets of each source in the joined row.
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut off = 0;
+        self.sources
+            .iter()
+            .map(|s| {
+                let o = off;
+                off += s.columns.len();
+                o
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for ViewPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "view {}", self.name)?;
+        for (i, s) in self.sources.iter().enumerate() {
+            let how = if i == 0 {
+                "scan".to_string()
+            } else {
+                let j = &self.joins[i - 1];
+                format!(
+                    "{} join on {:?} = {:?}",
+                    if j.kind == JoinKind::Left {
+                        "left"
+                    } else {
+                        "inner"
+                    },
+                    j.left_keys,
+                    j.right_keys
+                )
+            };
+            writeln!(
+                f,
+                "  {how}: {} as {} columns {:?}{}",
+                s.table_name,
+                s.alias,
+                s.columns,
+                s.filter
+                    .as_ref()
+                    .map(|e| format!(" filter {e:?}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(e) = &self.filter {
+            writeln!(f, "  filter {e:?}")?;
+        }
+        writeln!(f, "  group by {:?}", self.group_by)?;
+        for a in &self.aggregates {
+            writeln!(f, "  aggregate {:?}({:?}) -> {}", a.func, a.arg, a.ty)?;
+        }
+        if let Some(h) = &self.having {
+            writeln!(f, "  having {h:?}")?;
+        }
+        for o in &self.output {
+            writeln!(f, "  output {} = {:?} : {}", o.name, o.expr, o.ty)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses and plans one view.
+pub fn plan_view(
+    catalog: &Catalog,
+    file: &str,
+    name: &str,
+    sql: &str,
+) -> Result<ViewPlan, SqlError> {
+    let statements =
+        Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| SqlError::from_parser(file, e))?;
+    let p = Planner { catalog, file };
+    let st = match statements.as_slice() {
+        [st] => st,
+        [] => {
+            return Err(p.err(
+                Span::empty(),
+                "the file holds no statement: expected one SELECT",
+            ));
+        }
+        [_, second, ..] => return Err(p.err(second.span(), "one SELECT per view file")),
+    };
+    let query = match st {
+        Statement::Query(q) => q,
+        other => {
+            return Err(p.err(
+                other.span(),
+                &format!("only SELECT is supported ({SUPPORTED})"),
+            ));
+        }
+    };
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return Err(p.err(
+            query.span(),
+            &format!("WITH, ORDER BY, LIMIT and FETCH are not supported in a view ({SUPPORTED})"),
+        ));
+    }
+    let select = match query.body.as_ref() {
+        SetExpr::Select(s) => s,
+        other => {
+            return Err(p.err(
+                other.span(),
+                &format!("only a plain SELECT is supported, not UNION or VALUES ({SUPPORTED})"),
+            ));
+        }
+    };
+    p.plan_select(name, select)
+}
+
+struct Planner<'a> {
+    catalog: &'a Catalog,
+    file: &'a str,
+}
+
+/// A source while resolving: its alias, table, and offset in the full (unprojected) row.
+struct Scope {
+    alias: String,
+    table: TableId,
+    offset: usize,
+}
+
+/// Which sources a column of the full row belongs to.
+fn source_of(scopes: &[Scope], col: usize) -> usize {
+    scopes.iter().rposition(|s| s.offset <= col).unwrap_or(0)
+}
+
+impl<'a> Planner<'a> {
+    fn err(&self, span: Span, msg: &str) -> SqlError {
+        SqlError::at(self.file, span, msg.to_string())
+    }
+
+    fn plan_select(&self, name: &str, select: &ast::Select) -> Result<ViewPlan, SqlError> {
+        if select.distinct.is_some() {
+            return Err(self.err(
+                select.span(),
+                &format!("SELECT DISTINCT is not supported; use GROUP BY ({SUPPORTED})"),
+            ));
+        }
+        if select.from.len() != 1 {
+            return Err(self.err(
+                select.span(),
+                &format!("FROM needs exactly one table list with explicit JOIN .. ON; comma joins are not supported ({SUPPORTED})"),
+            ));
+        }
+        // 1. Sources.
+        let twj = &select.from[0];
+        let mut scopes: Vec<Scope> = Vec::new();
+        let mut full_width = 0;
+        let mut add_source = |f: &TableFactor, scopes: &mut Vec<Scope>| -> Result<(), SqlError> {
+            let TableFactor::Table {
+                name, alias, args, ..
+            } = f
+            else {
+                return Err(self.err(
+                    f.span(),
+                    &format!(
+                        "only named tables are supported in FROM, not subqueries ({SUPPORTED})"
+                    ),
+                ));
+            };
+            if args.is_some() {
+                return Err(self.err(f.span(), "table functions are not supported"));
+            }
+            let parts = object_parts(name);
+            let [db, table] = parts.as_slice() else {
+                return Err(self.err(
+                    name.span(),
+                    &format!("name the table as db.table (got `{}`)", parts.join(".")),
+                ));
+            };
+            let id = self.catalog.lookup(db, table).ok_or_else(|| {
+                self.err(
+                    name.span(),
+                    &format!(
+                        "unknown table `{db}.{table}` (declared: {})",
+                        self.catalog.names()
+                    ),
+                )
+            })?;
+            let alias = alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| table.clone());
+            if scopes.iter().any(|s| s.alias.eq_ignore_ascii_case(&alias)) {
+                return Err(self.err(f.span(), &format!("alias `{alias}` is used twice")));
+            }
+            scopes.push(Scope {
+                alias,
+                table: id,
+                offset: full_width,
+            });
+            full_width += self.catalog.tables[id].columns.len();
+            Ok(())
+        };
+        add_source(&twj.relation, &mut scopes)?;
+        // Join constraints are resolved after all sources are known (ON may only use earlier ones).
+        let mut join_specs = Vec::new();
+        for j in &twj.joins {
+            let (kind, constraint) = match &j.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
+                other => {
+                    return Err(self.err(j.span(), &format!("join kind {other:?} is not supported: use [INNER] JOIN or LEFT JOIN ({SUPPORTED})").replace("(JoinConstraint::None)", "")));
+                }
+            };
+            let on = match constraint {
+                JoinConstraint::On(e) => e,
+                _ => return Err(self.err(j.span(), "a join needs ON <equalities>; USING, NATURAL and cross joins are not supported")),
+            };
+            add_source(&j.relation, &mut scopes)?;
+            join_specs.push((kind, on));
+        }
+
+        // 2. Resolve ON clauses into keys and filters, over the full row.
+        let mut source_filters: Vec<Vec<Expr>> = vec![Vec::new(); scopes.len()];
+        let mut post_filters: Vec<Expr> = Vec::new();
+        let mut join_keys: Vec<(JoinKind, Vec<Expr>, Vec<Expr>)> = Vec::new();
+        for (ji, (kind, on)) in join_specs.iter().enumerate() {
+            let right = ji + 1;
+            let visible = &scopes[..=right];
+            let mut lk = Vec::new();
+            let mut rk = Vec::new();
+            for conj in conjuncts(on) {
+                let (e, t) = self.resolve(visible, conj, false)?;
+                if t != Type::Int && t != Type::Null {
+                    return Err(self.err(conj.span(), "an ON condition must be a comparison"));
+                }
+                let sides = sources_of(&scopes, &e);
+                if let Expr::Binary(BinOp::Eq, l, r) = &e {
+                    let ls = sources_of(&scopes, l);
+                    let rs = sources_of(&scopes, r);
+                    let left_only =
+                        |s: &BTreeSet<usize>| !s.is_empty() && s.iter().all(|x| *x < right);
+                    let right_only =
+                        |s: &BTreeSet<usize>| !s.is_empty() && s.iter().all(|x| *x == right);
+                    let pair = if left_only(&ls) && right_only(&rs) {
+                        Some((l, r))
+                    } else if right_only(&ls) && left_only(&rs) {
+                        Some((r, l))
+                    } else {
+                        None
+                    };
+                    if let Some((a, b)) = pair {
+                        let ta = self.type_of(&scopes, a);
+                        let tb = self.type_of(&scopes, b);
+                        let common = unify(&[ta, tb])
+                            .map_err(|m| self.err(conj.span(), &format!("join keys: {m}")))?;
+                        lk.push(coerce((**a).clone(), ta, common));
+                        rk.push(coerce((**b).clone(), tb, common));
+                        continue;
+                    }
+                }
+                if sides.iter().all(|s| *s == right) {
+                    source_filters[right].push(e);
+                } else if *kind == JoinKind::Inner {
+                    post_filters.push(e);
+                } else {
+                    return Err(self.err(
+                        conj.span(),
+                        "LEFT JOIN ... ON supports equalities between the joined table and earlier ones, and conditions on the joined table only",
+                    ));
+                }
+            }
+            if lk.is_empty() {
+                return Err(self.err(
+                    on.span(),
+                    &format!(
+                        "a join needs at least one equality between `{}` and the tables before it",
+                        scopes[right].alias
+                    ),
+                ));
+            }
+            join_keys.push((*kind, lk, rk));
+        }
+        // Sources on the nullable side of a LEFT JOIN: WHERE conditions on them must stay after the join.
+        let nullable: Vec<bool> = std::iter::once(false)
+            .chain(join_keys.iter().map(|(k, _, _)| *k == JoinKind::Left))
+            .collect();
+
+        // 3. WHERE.
+        if let Some(w) = &select.selection {
+            for conj in conjuncts(w) {
+                let (e, _) = self.resolve(&scopes, conj, false)?;
+                let sides = sources_of(&scopes, &e);
+                match sides.iter().next() {
+                    Some(&s) if sides.len() == 1 && !nullable[s] => source_filters[s].push(e),
+                    _ => post_filters.push(e),
+                }
+            }
+        }
+
+        // 4. SELECT items, GROUP BY, aggregates.
+        let mut aliases: HashMap<String, &ast::Expr> = HashMap::new();
+        let mut items: Vec<(String, &ast::Expr)> = Vec::new();
+        for item in &select.projection {
+            let (name, e) = match item {
+                SelectItem::UnnamedExpr(e) => (column_name(e), e),
+                SelectItem::ExprWithAlias { expr, alias } => (alias.value.clone(), expr),
+                other => {
+                    return Err(self.err(
+                        other.span(),
+                        &format!("`*` is not supported in a view: name the columns ({SUPPORTED})"),
+                    ));
+                }
+            };
+            if items.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                return Err(self.err(
+                    item.span(),
+                    &format!("two output columns are named `{name}`: add an alias"),
+                ));
+            }
+            aliases.insert(name.to_ascii_lowercase(), e);
+            items.push((name, e));
+        }
+        let group_exprs: Vec<&ast::Expr> = match &select.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
+                exprs.iter().collect()
+            }
+            other => {
+                return Err(self.err(
+                    select.span(),
+                    &format!("GROUP BY {other} is not supported ({SUPPORTED})"),
+                ));
+            }
+        };
+        if group_exprs.is_empty() {
+            return Err(self.err(
+                select.span(),
+                "a view needs GROUP BY: each group becomes one document, its id the GROUP BY values",
+            ));
+        }
+        let mut group_by = Vec::new();
+        let mut group_types = Vec::new();
+        for g in &group_exprs {
+            // MySQL also allows GROUP BY <output alias> and GROUP BY <position>.
+            let target: &ast::Expr = match g {
+                ast::Expr::Identifier(id) if !self.is_column(&scopes, &id.value) => aliases
+                    .get(&id.value.to_ascii_lowercase())
+                    .copied()
+                    .unwrap_or(g),
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => {
+                        let pos: usize = n.parse().unwrap_or(0);
+                        items
+                            .get(pos.wrapping_sub(1))
+                            .map(|(_, e)| *e)
+                            .ok_or_else(|| {
+                                self.err(
+                                    g.span(),
+                                    &format!("GROUP BY position {n} is out of range"),
+                                )
+                            })?
+                    }
+                    _ => g,
+                },
+                _ => g,
+            };
+            let (e, t) = self.resolve(&scopes, target, false)?;
+            group_by.push(e);
+            group_types.push(t);
+        }
+        let mut aggregates: Vec<Aggregate> = Vec::new();
+        let mut output = Vec::new();
+        for (name, e) in &items {
+            let (expr, ty) =
+                self.resolve_grouped(&scopes, e, &group_by, &group_types, &mut aggregates)?;
+            output.push(OutputColumn {
+                name: name.clone(),
+                expr,
+                ty,
+            });
+        }
+        let having = match &select.having {
+            Some(h) => Some(
+                self.resolve_grouped(&scopes, h, &group_by, &group_types, &mut aggregates)?
+                    .0,
+            ),
+            None => None,
+        };
+        if select.qualify.is_some() || !select.named_window.is_empty() || select.prewhere.is_some()
+        {
+            return Err(self.err(select.span(), &format!("unsupported clause ({SUPPORTED})")));
+        }
+
+        // 5. Projection: the full-row columns anything reads, per source.
+        let mut used: Vec<usize> = Vec::new();
+        let all_exprs = source_filters
+            .iter()
+            .flatten()
+            .chain(&post_filters)
+            .chain(join_keys.iter().flat_map(|(_, l, r)| l.iter().chain(r)))
+            .chain(&group_by)
+            .chain(aggregates.iter().filter_map(|a| a.arg.as_ref()));
+        for e in all_exprs {
+            e.columns(&mut used);
+        }
+        used.sort_unstable();
+        used.dedup();
+        let mut remap: HashMap<usize, usize> = HashMap::new(); // full -> joined position
+        let mut local: HashMap<usize, usize> = HashMap::new(); // full -> position within its source
+        let mut sources = Vec::new();
+        let mut pos = 0;
+        for (si, s) in scopes.iter().enumerate() {
+            let mine: Vec<usize> = used
+                .iter()
+                .copied()
+                .filter(|c| source_of(&scopes, *c) == si)
+                .collect();
+            for (li, c) in mine.iter().enumerate() {
+                remap.insert(*c, pos + li);
+                local.insert(*c, li);
+            }
+            pos += mine.len();
+            let filter = and_all(
+                source_filters[si]
+                    .iter()
+                    .map(|e| e.map_columns(&|c| local[&c]))
+                    .collect(),
+            );
+            sources.push(SourcePlan {
+                alias: s.alias.clone(),
+                table: s.table,
+                table_name: self.catalog.tables[s.table].qualified(),
+                columns: mine.iter().map(|c| c - s.offset).collect(),
+                filter,
+            });
+        }
+        let to_joined = |e: &Expr| e.map_columns(&|c| remap[&c]);
+        let joins = join_keys
+            .iter()
+            .map(|(kind, l, r)| JoinPlan {
+                kind: *kind,
+                left_keys: l.iter().map(to_joined).collect(),
+                right_keys: r.iter().map(|e| e.map_columns(&|c| local[&c])).collect(),
+            })
+            .collect();
+        Ok(ViewPlan {
+            name: name.to_string(),
+            sources,
+            joins,
+            filter: and_all(post_filters.iter().map(to_joined).collect()),
+            group_by: group_by.iter().map(to_joined).collect(),
+            aggregates: aggregates
+                .into_iter()
+                .map(|a| Aggregate {
+                    arg: a.arg.as_ref().map(to_joined),
+                    ..a
+                })
+                .collect(),
+            having,
+            output,
+        })
+    }
+
+    fn is_column(&self, scopes: &[Scope], name: &str) -> bool {
+        scopes
+            .iter()
+            .any(|s| self.catalog.tables[s.table].column(name).is_some())
+    }
+
+    fn type_of(&self, scopes: &[Scope], e: &Expr) -> Type {
+        // Only used for join-key sides, which were type-checked when resolved.
+        match e {
+            Expr::Column(c) => {
+                let s = &scopes[source_of(scopes, *c)];
+                column_type(&self.catalog.tables[s.table].columns[c - s.offset].ty)
+            }
+            Expr::Cast(_, t) => *t,
+            Expr::Date(_) => Type::Date,
+            Expr::Literal(v) => literal_type(v),
+            _ => Type::Int,
+        }
+    }
+
+    /// Resolves an expression over the full row; aggregates are refused here.
+    fn resolve(
+        &self,
+        scopes: &[Scope],
+        e: &ast::Expr,
+        _grouped: bool,
+    ) -> Result<(Expr, Type), SqlError> {
+        self.resolve_with(scopes, e, &mut |_, e| {
+            Err(self.err(
+                e.span(),
+                "aggregate functions are only allowed in SELECT and HAVING",
+            ))
+        })
+    }
+
+    /// Resolves an expression of SELECT/HAVING into one over the group row.
+    fn resolve_grouped(
+        &self,
+        scopes: &[Scope],
+        e: &ast::Expr,
+        group_by: &[Expr],
+        group_types: &[Type],
+        aggregates: &mut Vec<Aggregate>,
+    ) -> Result<(Expr, Type), SqlError> {
+        let k = group_by.len();
+        // Aggregates are resolved to a marker column beyond the full row, then mapped.
+        const AGG_BASE: usize = usize::MAX / 2;
+        let mut on_agg = |func_name: &str, f: &ast::Expr| -> Result<(Expr, Type), SqlError> {
+            let agg = self.aggregate(scopes, func_name, f)?;
+            let ty = agg.ty;
+            let idx = match aggregates.iter().position(|a| *a == agg) {
+                Some(i) => i,
+                None => {
+                    aggregates.push(agg);
+                    aggregates.len() - 1
+                }
+            };
+            Ok((Expr::Column(AGG_BASE + idx), ty))
+        };
+        let (expr, ty) = self.resolve_with(scopes, e, &mut on_agg)?;
+        // Replace group expressions by group-row columns; any other column reference is an error.
+        fn rewrite(e: &Expr, group_by: &[Expr], k: usize) -> Result<Expr, usize> {
+            if let Some(i) = group_by.iter().position(|g| g == e) {
+                return Ok(Expr::Column(i));
+            }
+            match e {
+                Expr::Column(c) if *c >= AGG_BASE => Ok(Expr::Column(k + (c - AGG_BASE))),
+                Expr::Column(c) => Err(*c),
+                Expr::Literal(_) => Ok(e.clone()),
+                _ => {
+                    let mut cols = Vec::new();
+                    e.columns(&mut cols);
+                    // Rebuild children one level down.
+                    let mut bad = None;
+                    let out = rebuild(e, &mut |child| match rewrite(child, group_by, k) {
+                        Ok(x) => x,
+                        Err(c) => {
+                            bad = Some(c);
+                            child.clone()
+                        }
+                    });
+                    match bad {
+                        Some(c) => Err(c),
+                        None => Ok(out),
+                    }
+                }
+            }
+        }
+        let _ = group_types;
+        match rewrite(&expr, group_by, k) {
+            Ok(x) => Ok((x, ty)),
+            Err(c) => {
+                let s = &scopes[source_of(scopes, c)];
+                let col = &self.catalog.tables[s.table].columns[c - s.offset].name;
+                Err(self.err(
+                    e.span(),
+                    &format!(
+                        "`{}.{col}` is neither in GROUP BY nor inside an aggregate",
+                        s.alias
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn aggregate(
+        &self,
+        scopes: &[Scope],
+        name: &str,
+        e: &ast::Expr,
+    ) -> Result<Aggregate, SqlError> {
+        let ast::Expr::Function(f) = e else {
+            unreachable!("called for functions only")
+        };
+        let FunctionArguments::List(list) = &f.args else {
+            return Err(self.err(e.span(), &format!("{name} needs an argument")));
+        };
+        if f.filter.is_some() || f.over.is_some() || !list.clauses.is_empty() {
+            return Err(self.err(
+                e.span(),
+                &format!("FILTER, OVER and ORDER BY in aggregates are not supported ({SUPPORTED})"),
+            ));
+        }
+        let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+        let arg = match list.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name == "COUNT" && !distinct => {
+                None
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => Some(a),
+            _ => return Err(self.err(e.span(), &format!("{name} takes exactly one argument"))),
+        };
+        let (arg, arg_type) = match arg {
+            Some(a) => {
+                let (x, t) = self.resolve(scopes, a, false)?;
+                (Some(x), t)
+            }
+            None => (None, Type::Int),
+        };
+        let func = match (name, distinct, &arg) {
+            ("COUNT", false, None) => AggFunc::CountStar,
+            ("COUNT", false, Some(_)) => AggFunc::Count,
+            ("COUNT", true, Some(_)) => AggFunc::CountDistinct,
+            (_, true, _) => {
+                return Err(self.err(
+                    e.span(),
+                    &format!("DISTINCT is only supported in COUNT(DISTINCT x), not in {name}"),
+                ));
+            }
+            ("SUM", ..) => AggFunc::Sum,
+            ("MIN", ..) => AggFunc::Min,
+            ("MAX", ..) => AggFunc::Max,
+            ("AVG", ..) => AggFunc::Avg,
+            _ => unreachable!(),
+        };
+        let ty = match func {
+            AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => Type::Int,
+            AggFunc::Sum => match arg_type {
+                Type::Int | Type::Null => Type::Dec(0),
+                Type::Dec(s) => Type::Dec(s),
+                t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
+            },
+            AggFunc::Avg => match arg_type {
+                Type::Int | Type::Null => Type::Dec(super::expr::DIV_PRECISION_INCREMENT),
+                Type::Dec(s) => Type::Dec(s + super::expr::DIV_PRECISION_INCREMENT),
+                t => return Err(self.err(e.span(), &format!("AVG needs a number, got {t}"))),
+            },
+            AggFunc::Min | AggFunc::Max => arg_type,
+        };
+        Ok(Aggregate {
+            func,
+            arg,
+            arg_type,
+            ty,
+        })
+    }
+
+    fn resolve_with(
+        &self,
+        scopes: &[Scope],
+        e: &ast::Expr,
+        on_agg: &mut dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlError>,
+    ) -> Result<(Expr, Type), SqlError> {
+        use ast::Expr as A;
+        let rec = |x: &ast::Expr, on_agg: &mut dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlError>| {
+            self.resolve_with(scopes, x, on_agg)
+        };
+        match e {
+            A::Identifier(id) => self.column(scopes, None, &id.value, e.span()),
+            A::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => self.column(scopes, Some(&t.value), &c.value, e.span()),
+                _ => Err(self.err(e.span(), "qualify columns as alias.column")),
+            },
+            A::Nested(x) => rec(x, on_agg),
+            A::Value(v) => {
+                let val = match &v.value {
+                    ast::Value::Number(n, _) => {
+                        if let Ok(i) = n.parse::<i64>() {
+                            Value::Int(i)
+                        } else {
+                            match Decimal::parse(n) {
+                                Some(d) => Value::Dec(d),
+                                None => {
+                                    return Err(self.err(
+                                        e.span(),
+                                        &format!("number `{n}` cannot be represented exactly"),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
+                        Value::Text(s.clone())
+                    }
+                    ast::Value::Boolean(b) => Value::Int(*b as i64),
+                    ast::Value::Null => Value::Null,
+                    other => {
+                        return Err(self.err(e.span(), &format!("literal {other} is not supported")));
+                    }
+                };
+                let t = literal_type(&val);
+                Ok((Expr::Literal(val), t))
+            }
+            A::TypedString(ts) => {
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match ts.data_type {
+                    ast::DataType::Date => parse_date(&text)
+                        .map(|d| (Expr::Literal(Value::Date(d)), Type::Date))
+                        .ok_or_else(|| self.err(e.span(), &format!("`{text}` is not a date"))),
+                    ast::DataType::Timestamp(..) | ast::DataType::Datetime(_) => {
+                        parse_datetime(&text)
+                            .map(|d| (Expr::Literal(Value::DateTime(d)), Type::DateTime))
+                            .ok_or_else(|| {
+                                self.err(e.span(), &format!("`{text}` is not a date-time"))
+                            })
+                    }
+                    _ => Err(self.err(e.span(), &format!("typed literal {e} is not supported"))),
+                }
+            }
+            A::UnaryOp { op, expr } => {
+                let (x, t) = rec(expr, on_agg)?;
+                match op {
+                    UnaryOperator::Not => Ok((Expr::Not(Box::new(x)), Type::Int)),
+                    UnaryOperator::Minus if t.is_numeric() || t == Type::Null => match x {
+                        Expr::Literal(Value::Int(i)) => Ok((Expr::Literal(Value::Int(-i)), t)),
+                        Expr::Literal(Value::Dec(d)) => Ok((
+                            Expr::Literal(Value::Dec(Decimal::new(-d.mantissa, d.scale))),
+                            t,
+                        )),
+                        x => Ok((Expr::Neg(Box::new(x)), t)),
+                    },
+                    UnaryOperator::Plus if t.is_numeric() => Ok((x, t)),
+                    _ => Err(self.err(e.span(), &format!("operator {op} is not supported on {t}"))),
+                }
+            }
+            A::BinaryOp { left, op, right } => {
+                let bop = match op {
+                    BinaryOperator::Plus => BinOp::Add,
+                    BinaryOperator::Minus => BinOp::Sub,
+                    BinaryOperator::Multiply => BinOp::Mul,
+                    BinaryOperator::Divide => BinOp::Div,
+                    BinaryOperator::Eq => BinOp::Eq,
+                    BinaryOperator::NotEq => BinOp::Ne,
+                    BinaryOperator::Lt => BinOp::Lt,
+                    BinaryOperator::LtEq => BinOp::Le,
+                    BinaryOperator::Gt => BinOp::Gt,
+                    BinaryOperator::GtEq => BinOp::Ge,
+                    BinaryOperator::And => BinOp::And,
+                    BinaryOperator::Or => BinOp::Or,
+                    other => {
+                        return Err(self.err(
+                            e.span(),
+                            &format!("operator {other} is not supported ({SUPPORTED})"),
+                        ));
+                    }
+                };
+                let (l, lt) = rec(left, on_agg)?;
+                let (r, rt) = rec(right, on_agg)?;
+                self.binary(bop, l, lt, r, rt, e.span())
+            }
+            A::IsNull(x) => Ok((Expr::IsNull(Box::new(rec(x, on_agg)?.0), false), Type::Int)),
+            A::IsNotNull(x) => Ok((Expr::IsNull(Box::new(rec(x, on_agg)?.0), true), Type::Int)),
+            A::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => {
+                let ast::InTarget::List(list) = target else {
+                    return Err(self.err(
+                        e.span(),
+                        &format!("IN supports a list of values, not a subquery ({SUPPORTED})"),
+                    ));
+                };
+                let (x, t) = rec(expr, on_agg)?;
+                let mut items = Vec::new();
+                for item in list {
+                    let (i, it) = rec(item, on_agg)?;
+                    let i = self.coerce_literal(i, it, t, item.span())?;
+                    if !comparable(t, literal_or(it, &i)) {
+                        return Err(self.err(item.span(), &format!("cannot compare {t} with {it}")));
+                    }
+                    items.push(i);
+                }
+                Ok((Expr::InList(Box::new(x), items, *negated), Type::Int))
+            }
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let (x, t) = rec(expr, on_agg)?;
+                let (lo, lot) = rec(low, on_agg)?;
+                let (hi, hit) = rec(high, on_agg)?;
+                let (ge, _) = self.binary(BinOp::Ge, x.clone(), t, lo, lot, low.span())?;
+                let (le, _) = self.binary(BinOp::Le, x, t, hi, hit, high.span())?;
+                let both = Expr::Binary(BinOp::And, Box::new(ge), Box::new(le));
+                Ok((
+                    if *negated {
+                        Expr::Not(Box::new(both))
+                    } else {
+                        both
+                    },
+                    Type::Int,
+                ))
+            }
+            A::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let operand = match operand {
+                    Some(o) => Some(rec(o, on_agg)?),
+                    None => None,
+                };
+                let mut whens = Vec::new();
+                let mut results = Vec::new();
+                for cw in conditions {
+                    let (c, ct) = rec(&cw.condition, on_agg)?;
+                    let cond = match &operand {
+                        Some((o, ot)) => {
+                            self.binary(BinOp::Eq, o.clone(), *ot, c, ct, cw.condition.span())?
+                                .0
+                        }
+                        None => c,
+                    };
+                    let r = rec(&cw.result, on_agg)?;
+                    whens.push(cond);
+                    results.push(r);
+                }
+                let otherwise = match else_result {
+                    Some(x) => Some(rec(x, on_agg)?),
+                    None => None,
+                };
+                let types: Vec<Type> = results
+                    .iter()
+                    .map(|r| r.1)
+                    .chain(otherwise.iter().map(|o| o.1))
+                    .collect();
+                let ty = unify(&types).map_err(|m| self.err(e.span(), &format!("CASE: {m}")))?;
+                let whens = whens
+                    .into_iter()
+                    .zip(results)
+                    .map(|(c, (r, rt))| (c, coerce(r, rt, ty)))
+                    .collect();
+                let otherwise = otherwise.map(|(o, ot)| Box::new(coerce(o, ot, ty)));
+                Ok((Expr::Case(whens, otherwise), ty))
+            }
+            A::Function(f) => {
+                let name = object_parts(&f.name).join(".").to_ascii_uppercase();
+                match name.as_str() {
+                    "COUNT" | "SUM" | "MIN" | "MAX" | "AVG" => on_agg(&name, e),
+                    "DATE" | "COALESCE" | "IFNULL" => {
+                        let FunctionArguments::List(list) = &f.args else {
+                            return Err(self.err(e.span(), &format!("{name} needs arguments")));
+                        };
+                        let mut args = Vec::new();
+                        for a in &list.args {
+                            match a {
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => {
+                                    args.push(rec(x, on_agg)?)
+                                }
+                                _ => return Err(self.err(a.span(), "unsupported argument")),
+                            }
+                        }
+                        match (name.as_str(), args.len()) {
+                            ("DATE", 1) => {
+                                let (x, t) = args.pop().unwrap();
+                                match t {
+                                    Type::DateTime | Type::Date | Type::Null => {
+                                        Ok((Expr::Date(Box::new(x)), Type::Date))
+                                    }
+                                    t => Err(self.err(
+                                        e.span(),
+                                        &format!("DATE() needs a date or datetime, got {t}"),
+                                    )),
+                                }
+                            }
+                            ("COALESCE", n) | ("IFNULL", n)
+                                if n >= 1 && (name != "IFNULL" || n == 2) =>
+                            {
+                                let types: Vec<Type> = args.iter().map(|a| a.1).collect();
+                                let ty = unify(&types)
+                                    .map_err(|m| self.err(e.span(), &format!("{name}: {m}")))?;
+                                Ok((
+                                    Expr::Coalesce(
+                                        args.into_iter().map(|(a, t)| coerce(a, t, ty)).collect(),
+                                    ),
+                                    ty,
+                                ))
+                            }
+                            _ => {
+                                Err(self
+                                    .err(e.span(), &format!("wrong number of arguments to {name}")))
+                            }
+                        }
+                    }
+                    _ => Err(self.err(
+                        e.span(),
+                        &format!("function {name} is not supported ({SUPPORTED})"),
+                    )),
+                }
+            }
+            other => Err(self.err(
+                other.span(),
+                &format!("expression `{other}` is not supported ({SUPPORTED})"),
+            )),
+        }
+    }
+
+    /// A literal compared with a date/datetime column is parsed as one, as MySQL does.
+    fn coerce_literal(&self, e: Expr, t: Type, target: Type, span: Span) -> Result<Expr, SqlError> {
+        match (&e, t, target) {
+            (Expr::Literal(Value::Text(s)), Type::Text, Type::Date) => parse_date(s)
+                .map(|d| Expr::Literal(Value::Date(d)))
+                .ok_or_else(|| self.err(span, &format!("`{s}` is not a date (YYYY-MM-DD)"))),
+            (Expr::Literal(Value::Text(s)), Type::Text, Type::DateTime) => parse_datetime(s)
+                .map(|d| Expr::Literal(Value::DateTime(d)))
+                .ok_or_else(|| self.err(span, &format!("`{s}` is not a date-time"))),
+            _ => Ok(e),
+        }
+    }
+
+    fn binary(
+        &self,
+        op: BinOp,
+        l: Expr,
+        lt: Type,
+        r: Expr,
+        rt: Type,
+        span: Span,
+    ) -> Result<(Expr, Type), SqlError> {
+        let is_cmp = matches!(
+            op,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        );
+        let (l, lt, r, rt) = if is_cmp {
+            let r2 = self.coerce_literal(r, rt, lt, span)?;
+            let rt2 = literal_or(rt, &r2);
+            let l2 = self.coerce_literal(l, lt, rt2, span)?;
+            let lt2 = literal_or(lt, &l2);
+            (l2, lt2, r2, rt2)
+        } else {
+            (l, lt, r, rt)
+        };
+        let ty = binary_type(op, lt, rt).map_err(|m| self.err(span, &m))?;
+        Ok((Expr::Binary(op, Box::new(l), Box::new(r)), ty))
+    }
+
+    fn column(
+        &self,
+        scopes: &[Scope],
+        qualifier: Option<&str>,
+        name: &str,
+        span: Span,
+    ) -> Result<(Expr, Type), SqlError> {
+        let mut found = None;
+        for s in scopes {
+            if let Some(q) = qualifier {
+                if !s.alias.eq_ignore_ascii_case(q) {
+                    continue;
+                }
+            }
+            let table = &self.catalog.tables[s.table];
+            if let Some(i) = table.column(name) {
+                if found.is_some() {
+                    return Err(self.err(
+                        span,
+                        &format!("column `{name}` is ambiguous: qualify it with a table alias"),
+                    ));
+                }
+                found = Some((
+                    Expr::Column(s.offset + i),
+                    column_type(&table.columns[i].ty),
+                ));
+            }
+        }
+        found.ok_or_else(|| {
+            let known: Vec<String> = scopes.iter().map(|s| s.alias.clone()).collect();
+            match qualifier {
+                Some(q) if !scopes.iter().any(|s| s.alias.eq_ignore_ascii_case(q)) => self.err(
+                    span,
+                    &format!("unknown table alias `{q}` (in scope: {})", known.join(", ")),
+                ),
+                Some(q) => {
+                    let s = scopes
+                        .iter()
+                        .find(|s| s.alias.eq_ignore_ascii_case(q))
+                        .unwrap();
+                    let t = &self.catalog.tables[s.table];
+                    let cols: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+                    self.err(
+                        span,
+                        &format!(
+                            "unknown column `{q}.{name}`: {} has {}",
+                            t.qualified(),
+                            cols.join(", ")
+                        ),
+                    )
+                }
+                None => self.err(
+                    span,
+                    &format!(
+                        "unknown column `{name}` (tables in scope: {})",
+                        known.join(", ")
+                    ),
+                ),
+            }
+        })
+    }
+}
+
+/// The type of a literal's value.
+fn literal_type(v: &Value) -> Type {
+    match v {
+        Value::Null => Type::Null,
+        Value::Int(_) => Type::Int,
+        Value::Dec(d) => Type::Dec(d.scale),
+        Value::Text(_) => Type::Text,
+        Value::Bytes(_) => Type::Bytes,
+        Value::Date(_) => Type::Date,
+        Value::DateTime(_) => Type::DateTime,
+    }
+}
+
+fn literal_or(t: Type, e: &Expr) -> Type {
+    match e {
+        Expr::Literal(v) => literal_type(v),
+        _ => t,
+    }
+}
+
+/// The expression type of a column type.
+pub fn column_type(t: &ColumnType) -> Type {
+    match t {
+        ColumnType::Int { .. } => Type::Int,
+        ColumnType::Decimal { scale, .. } => Type::Dec(*scale),
+        ColumnType::Text { .. } | ColumnType::Enum(_) => Type::Text,
+        ColumnType::Bytes => Type::Bytes,
+        ColumnType::Date => Type::Date,
+        ColumnType::DateTime { .. } | ColumnType::Timestamp { .. } => Type::DateTime,
+    }
+}
+
+fn conjuncts(e: &ast::Expr) -> Vec<&ast::Expr> {
+    match e {
+        ast::Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut v = conjuncts(left);
+            v.extend(conjuncts(right));
+            v
+        }
+        ast::Expr::Nested(x) => conjuncts(x),
+        other => vec![other],
+    }
+}
+
+fn and_all(mut v: Vec<Expr>) -> Option<Expr> {
+    let first = if v.is_empty() {
+        return None;
+    } else {
+        v.remove(0)
+    };
+    Some(v.into_iter().fold(first, |a, b| {
+        Expr::Binary(BinOp::And, Box::new(a), Box::new(b))
+    }))
+}
+
+fn sources_of(scopes: &[Scope], e: &Expr) -> BTreeSet<usize> {
+    let mut cols = Vec::new();
+    e.columns(&mut cols);
+    cols.into_iter().map(|c| source_of(scopes, c)).collect()
+}
+
+fn column_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(i) => i.value.clone(),
+        ast::Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone()).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+/// Rebuilds `e` with each direct child replaced by `f(child)`.
+fn rebuild(e: &Expr, f: &mut dyn FnMut(&Expr) -> Expr) -> Expr {
+    match e {
+        Expr::Column(_) | Expr::Literal(_) => e.clone(),
+        Expr::Binary(op, l, r) => Expr::Binary(*op, Box::new(f(l)), Box::new(f(r))),
+        Expr::Not(a) => Expr::Not(Box::new(f(a))),
+        Expr::Neg(a) => Expr::Neg(Box::new(f(a))),
+        Expr::IsNull(a, n) => Expr::IsNull(Box::new(f(a)), *n),
+        Expr::InList(a, l, n) => {
+            let a = f(a);
+            Expr::InList(Box::new(a), l.iter().map(|x| f(x)).collect(), *n)
+        }
+        Expr::Case(w, o) => {
+            let w = w.iter().map(|(c, r)| (f(c), f(r))).collect();
+            Expr::Case(w, o.as_ref().map(|o| Box::new(f(o))))
+        }
+        Expr::Coalesce(a) => Expr::Coalesce(a.iter().map(|x| f(x)).collect()),
+        Expr::Date(a) => Expr::Date(Box::new(f(a))),
+        Expr::Cast(a, t) => Expr::Cast(Box::new(f(a)), *t),
+    }
+}

@@ -1,0 +1,528 @@
+//! Values: exact decimals, dates, date-times, integers, text and bytes.
+//!
+//! Contract: every value is exact or refused. DECIMAL is a fixed-point number carried as an
+//! `i128` mantissa with a decimal scale; it never passes through binary floating point.
+//! Within one column or one expression every value carries the same (static) scale, so the
+//! derived structural `Eq`/`Ord`/`Hash` agree with numeric equality there; comparisons between
+//! different expressions go through [`Value::sql_cmp`].
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest scale a decimal may carry (MySQL allows 30 digits after the point).
+pub const MAX_SCALE: u8 = 30;
+
+/// An exact fixed-point decimal: `mantissa / 10^scale`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Decimal {
+    /// The unscaled value.
+    pub mantissa: i128,
+    /// Digits after the decimal point.
+    pub scale: u8,
+}
+
+fn pow10(n: u8) -> Option<i128> {
+    10i128.checked_pow(n as u32)
+}
+
+impl Decimal {
+    /// A decimal from its unscaled value and scale.
+    pub fn new(mantissa: i128, scale: u8) -> Self {
+        Decimal { mantissa, scale }
+    }
+
+    /// Parses `-123.4500`, `+1`, `.5`, `1e3`, `1.5E-2` exactly. The scale is the number of digits
+    /// after the point (after applying any exponent).
+    pub fn parse(text: &str) -> Option<Decimal> {
+        let s = text.trim();
+        let (mantissa_part, exp) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
+            None => (s, 0),
+        };
+        let (neg, digits) = match mantissa_part.as_bytes().first()? {
+            b'-' => (true, &mantissa_part[1..]),
+            b'+' => (false, &mantissa_part[1..]),
+            _ => (false, mantissa_part),
+        };
+        let (int_part, frac_part) = match digits.find('.') {
+            Some(i) => (&digits[..i], &digits[i + 1..]),
+            None => (digits, ""),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let mut m: i128 = 0;
+        for b in int_part.bytes().chain(frac_part.bytes()) {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            m = m.checked_mul(10)?.checked_add((b - b'0') as i128)?;
+        }
+        let mut scale = frac_part.len() as i32 - exp;
+        if scale < 0 {
+            m = m.checked_mul(pow10(u8::try_from(-scale).ok()?)?)?;
+            scale = 0;
+        }
+        let scale = u8::try_from(scale).ok().filter(|s| *s <= 38)?;
+        Some(Decimal::new(if neg { -m } else { m }, scale))
+    }
+
+    /// The same number at another scale, exactly; `None` if digits would be lost or it overflows.
+    pub fn rescale(self, scale: u8) -> Option<Decimal> {
+        match scale.cmp(&self.scale) {
+            Ordering::Equal => Some(self),
+            Ordering::Greater => Some(Decimal::new(
+                self.mantissa.checked_mul(pow10(scale - self.scale)?)?,
+                scale,
+            )),
+            Ordering::Less => {
+                let f = pow10(self.scale - scale)?;
+                (self.mantissa % f == 0).then(|| Decimal::new(self.mantissa / f, scale))
+            }
+        }
+    }
+
+    /// The same number rounded half away from zero to `scale` digits (as MySQL rounds).
+    pub fn round_to(self, scale: u8) -> Option<Decimal> {
+        if scale >= self.scale {
+            return self.rescale(scale);
+        }
+        let f = pow10(self.scale - scale)?;
+        let q = self.mantissa / f;
+        let r = self.mantissa % f;
+        let q = if r.abs() * 2 >= f { q + r.signum() } else { q };
+        Some(Decimal::new(q, scale))
+    }
+
+    /// Exact sum; the scale is the larger of the two.
+    pub fn checked_add(self, o: Decimal) -> Option<Decimal> {
+        let s = self.scale.max(o.scale);
+        Some(Decimal::new(
+            self.rescale(s)?
+                .mantissa
+                .checked_add(o.rescale(s)?.mantissa)?,
+            s,
+        ))
+    }
+
+    /// Exact difference; the scale is the larger of the two.
+    pub fn checked_sub(self, o: Decimal) -> Option<Decimal> {
+        self.checked_add(Decimal::new(o.mantissa.checked_neg()?, o.scale))
+    }
+
+    /// Exact product; the scale is the sum of the scales (as in MySQL).
+    pub fn checked_mul(self, o: Decimal) -> Option<Decimal> {
+        let scale = self.scale.checked_add(o.scale).filter(|s| *s <= 38)?;
+        Some(Decimal::new(self.mantissa.checked_mul(o.mantissa)?, scale))
+    }
+
+    /// Quotient rounded half away from zero to `scale` digits; `None` on division by zero.
+    pub fn checked_div(self, o: Decimal, scale: u8) -> Option<Decimal> {
+        if o.mantissa == 0 {
+            return None;
+        }
+        // self/o = (ms / 10^ss) / (mo / 10^so); scaled by 10^scale, plus one guard digit.
+        let shift = scale as i32 + 1 + o.scale as i32 - self.scale as i32;
+        let (num, den) = if shift >= 0 {
+            (self.mantissa.checked_mul(pow10(shift as u8)?)?, o.mantissa)
+        } else {
+            (
+                self.mantissa,
+                o.mantissa.checked_mul(pow10((-shift) as u8)?)?,
+            )
+        };
+        let q = num / den; // one extra digit, truncated
+        let rounded = (q + 5 * q.signum()) / 10;
+        Some(Decimal::new(rounded, scale))
+    }
+
+    /// Numeric comparison across scales.
+    pub fn cmp_numeric(&self, o: &Decimal) -> Ordering {
+        if self.scale == o.scale {
+            return self.mantissa.cmp(&o.mantissa);
+        }
+        let s = self.scale.max(o.scale);
+        match (self.rescale(s), o.rescale(s)) {
+            (Some(a), Some(b)) => a.mantissa.cmp(&b.mantissa),
+            // Overflow only for huge magnitudes: compare by sign then by integer part.
+            _ => self
+                .mantissa
+                .signum()
+                .cmp(&o.mantissa.signum())
+                .then_with(|| {
+                    let ai = self.mantissa / pow10(self.scale).unwrap_or(1);
+                    let bi = o.mantissa / pow10(o.scale).unwrap_or(1);
+                    ai.cmp(&bi)
+                }),
+        }
+    }
+
+    /// True when the value is zero.
+    pub fn is_zero(&self) -> bool {
+        self.mantissa == 0
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let neg = self.mantissa < 0;
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let scale = self.scale as usize;
+        if neg {
+            f.write_str("-")?;
+        }
+        if scale == 0 {
+            return f.write_str(&digits);
+        }
+        if digits.len() <= scale {
+            write!(f, "0.{}{}", "0".repeat(scale - digits.len()), digits)
+        } else {
+            let (i, d) = digits.split_at(digits.len() - scale);
+            write!(f, "{i}.{d}")
+        }
+    }
+}
+
+/// One SQL value. `Text` is valid UTF-8; text that is not stays `Bytes`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A signed 64-bit integer (all MySQL integer types that fit).
+    Int(i64),
+    /// An exact decimal.
+    Dec(Decimal),
+    /// UTF-8 text (also ENUM values).
+    Text(String),
+    /// Bytes that are not UTF-8 text.
+    Bytes(Vec<u8>),
+    /// A calendar day: days since 1970-01-01.
+    Date(i32),
+    /// A date-time without zone: microseconds since 1970-01-01 00:00:00.
+    DateTime(i64),
+}
+
+impl Value {
+    /// True for SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// SQL truth: `None` for NULL (unknown), otherwise whether the value is non-zero.
+    pub fn truth(&self) -> Option<bool> {
+        match self {
+            Value::Null => None,
+            Value::Int(i) => Some(*i != 0),
+            Value::Dec(d) => Some(!d.is_zero()),
+            Value::Text(t) => Some(Decimal::parse(t).is_some_and(|d| !d.is_zero())),
+            _ => Some(true),
+        }
+    }
+
+    /// A boolean as MySQL represents it (1 / 0), or NULL.
+    pub fn from_truth(b: Option<bool>) -> Value {
+        match b {
+            None => Value::Null,
+            Some(b) => Value::Int(b as i64),
+        }
+    }
+
+    /// The value as a decimal, for numeric values.
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            Value::Int(i) => Some(Decimal::new(*i as i128, 0)),
+            Value::Dec(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// SQL comparison: `None` when either side is NULL or the kinds are not comparable.
+    /// Integers and decimals compare numerically.
+    pub fn sql_cmp(&self, o: &Value) -> Option<Ordering> {
+        match (self, o) {
+            (Value::Null, _) | (_, Value::Null) => None,
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+            (Value::Int(_) | Value::Dec(_), Value::Int(_) | Value::Dec(_)) => {
+                Some(self.as_decimal()?.cmp_numeric(&o.as_decimal()?))
+            }
+            (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+            (Value::Bytes(a), Value::Bytes(b)) => Some(a.cmp(b)),
+            (Value::Text(a), Value::Bytes(b)) => Some(a.as_bytes().cmp(b.as_slice())),
+            (Value::Bytes(a), Value::Text(b)) => Some(a.as_slice().cmp(b.as_bytes())),
+            (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+            (Value::DateTime(a), Value::DateTime(b)) => Some(a.cmp(b)),
+            (Value::Date(a), Value::DateTime(b)) => Some((*a as i64 * MICROS_PER_DAY).cmp(b)),
+            (Value::DateTime(a), Value::Date(b)) => Some(a.cmp(&(*b as i64 * MICROS_PER_DAY))),
+            _ => None,
+        }
+    }
+
+    /// Writes the value as a JSON value: numbers with their exact digits, days as
+    /// `"YYYY-MM-DD"`, date-times as `"YYYY-MM-DD HH:MM:SS[.fff[fff]]"`, bytes as hex text.
+    pub fn write_json(&self, out: &mut String) {
+        use std::fmt::Write;
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Dec(d) => {
+                let _ = write!(out, "{d}");
+            }
+            Value::Text(t) => write_json_str(t, out),
+            Value::Bytes(b) => {
+                let mut s = String::with_capacity(b.len() * 2 + 2);
+                s.push_str("0x");
+                for x in b {
+                    let _ = write!(s, "{x:02X}");
+                }
+                write_json_str(&s, out)
+            }
+            Value::Date(_) | Value::DateTime(_) => write_json_str(&self.to_string(), out),
+        }
+    }
+}
+
+/// Writes `s` as a JSON string literal.
+pub fn write_json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Dec(d) => write!(f, "{d}"),
+            Value::Text(t) => f.write_str(t),
+            Value::Bytes(b) => {
+                f.write_str("0x")?;
+                b.iter().try_for_each(|x| write!(f, "{x:02X}"))
+            }
+            Value::Date(d) => {
+                let (y, m, dd) = civil_from_days(*d as i64);
+                write!(f, "{y:04}-{m:02}-{dd:02}")
+            }
+            Value::DateTime(us) => {
+                let days = us.div_euclid(MICROS_PER_DAY);
+                let rem = us.rem_euclid(MICROS_PER_DAY);
+                let (y, m, d) = civil_from_days(days);
+                let secs = rem / 1_000_000;
+                let micros = rem % 1_000_000;
+                write!(
+                    f,
+                    "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )?;
+                if micros % 1000 == 0 && micros != 0 {
+                    write!(f, ".{:03}", micros / 1000)
+                } else if micros != 0 {
+                    write!(f, ".{micros:06}")
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Microseconds in one day.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day number (inverse of [`days_from_civil`]).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses `YYYY-MM-DD` into a day number, checking the calendar.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let mut it = s.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Parses `YYYY-MM-DD[( |T)HH:MM:SS[.ffffff]][Z|+HH:MM|-HH:MM]` into microseconds since the
+/// epoch; an offset is applied, giving UTC.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.len() < 10 {
+        return None;
+    }
+    let days = parse_date(&s[..10])? as i64;
+    let rest = &s[10..];
+    if rest.is_empty() {
+        return Some(days * MICROS_PER_DAY);
+    }
+    let rest = rest.strip_prefix(['T', ' '])?;
+    // Split off a zone suffix.
+    let (clock, offset_us) = if let Some(c) = rest.strip_suffix('Z') {
+        (c, 0i64)
+    } else if let Some(i) = rest.rfind(['+', '-']).filter(|i| *i >= 8) {
+        let (c, z) = rest.split_at(i);
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        let mut hm = z[1..].split(':');
+        let h: i64 = hm.next()?.parse().ok()?;
+        let m: i64 = hm.next().unwrap_or("0").parse().ok()?;
+        (c, sign * (h * 3600 + m * 60) * 1_000_000)
+    } else {
+        (rest, 0)
+    };
+    let (hms, frac) = match clock.find('.') {
+        Some(i) => (&clock[..i], &clock[i + 1..]),
+        None => (clock, ""),
+    };
+    let mut p = hms.split(':');
+    let h: i64 = p.next()?.parse().ok()?;
+    let mi: i64 = p.next()?.parse().ok()?;
+    let se: i64 = p.next().unwrap_or("0").parse().ok()?;
+    if h > 23 || mi > 59 || se > 59 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut micros: i64 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        if i < 6 {
+            micros = micros * 10 + (b - b'0') as i64;
+        } else if b != b'0' {
+            return None; // nanoseconds would be lost
+        }
+    }
+    for _ in frac.len().min(6)..6 {
+        micros *= 10;
+    }
+    Some(days * MICROS_PER_DAY + (h * 3600 + mi * 60 + se) * 1_000_000 + micros - offset_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_parse_and_display_round_trip() {
+        for s in ["0", "-1.50", "12345.11", "0.001", "-0.5", "99999999999.99"] {
+            assert_eq!(Decimal::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(Decimal::parse("1.5e2").unwrap().to_string(), "150");
+        assert_eq!(Decimal::parse("1.5E-2").unwrap().to_string(), "0.015");
+        assert!(Decimal::parse("abc").is_none());
+        assert!(Decimal::parse("").is_none());
+        assert!(Decimal::parse("1.2.3").is_none());
+    }
+
+    #[test]
+    fn decimal_arithmetic_is_exact() {
+        let a = Decimal::parse("0.10").unwrap();
+        let b = Decimal::parse("0.20").unwrap();
+        assert_eq!(a.checked_add(b).unwrap().to_string(), "0.30");
+        assert_eq!(a.checked_mul(b).unwrap().to_string(), "0.0200");
+        let one = Decimal::new(1, 0);
+        let three = Decimal::new(3, 0);
+        assert_eq!(one.checked_div(three, 4).unwrap().to_string(), "0.3333");
+        assert_eq!(
+            Decimal::new(2, 0)
+                .checked_div(three, 4)
+                .unwrap()
+                .to_string(),
+            "0.6667"
+        );
+        assert_eq!(
+            Decimal::new(-2, 0)
+                .checked_div(three, 4)
+                .unwrap()
+                .to_string(),
+            "-0.6667"
+        );
+        assert!(one.checked_div(Decimal::new(0, 2), 4).is_none());
+        assert_eq!(
+            Decimal::parse("1.50")
+                .unwrap()
+                .cmp_numeric(&Decimal::parse("1.5").unwrap()),
+            Ordering::Equal
+        );
+        assert!(Decimal::parse("1.25").unwrap().rescale(1).is_none());
+        assert_eq!(
+            Decimal::parse("1.25")
+                .unwrap()
+                .round_to(1)
+                .unwrap()
+                .to_string(),
+            "1.3"
+        );
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(Value::Date(19439).to_string(), "2023-03-23");
+        assert_eq!(parse_date("2023-03-23"), Some(19439));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(
+            Value::DateTime(1_679_581_805_123_000).to_string(),
+            "2023-03-23 14:30:05.123"
+        );
+        assert_eq!(
+            parse_datetime("2023-03-23T22:00:10.123456Z"),
+            Some(1_679_608_810_123_456)
+        );
+        assert_eq!(
+            parse_datetime("2023-03-24T00:00:10+02:00"),
+            parse_datetime("2023-03-23T22:00:10Z")
+        );
+        for d in -800_000..800_000 {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+}
