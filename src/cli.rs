@@ -243,6 +243,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: !a.quiet && std::io::stderr().is_terminal(),
         keep_log: false,
         dead_letter: Some(dead_letter.clone()),
+        chunk_lines: dataflow::CHUNK_LINES,
     };
     let outcome = dataflow::run(&dataflows, inputs, &options, sink)?;
     if !to_stdout && a.workers.process == 0 {

@@ -17,3 +17,4 @@ pub mod sql;
 pub mod time;
 pub mod value;
 pub mod workload;
+pub mod oracle;

@@ -26,8 +26,8 @@ use crate::source::{DeadLetters, Input, LineCursor, Rejected};
 use crate::sql::Dataflows;
 use crate::time::{Time, Watermark};
 
-/// Lines a worker scans from each input per round (it decodes its share of them).
-const CHUNK_LINES: usize = 16 * 1024;
+/// Lines a worker scans from each input per round by default (it decodes its share of them).
+pub const CHUNK_LINES: usize = 16 * 1024;
 
 /// How the workers are laid out: threads in this process, and optionally a timely cluster.
 #[derive(Clone, Debug)]
@@ -90,6 +90,8 @@ pub struct RunOptions {
     pub keep_log: bool,
     /// Dead-letter file for rejected records.
     pub dead_letter: Option<PathBuf>,
+    /// Lines scanned from each input per round: the granularity at which the watermark advances.
+    pub chunk_lines: usize,
 }
 
 impl RunOptions {
@@ -101,6 +103,7 @@ impl RunOptions {
             progress: false,
             keep_log: false,
             dead_letter: None,
+            chunk_lines: CHUNK_LINES,
         }
     }
 }
@@ -146,6 +149,7 @@ pub fn run(
     let total_bytes: usize = inputs.iter().map(|i| i.bytes().len()).sum();
     let lateness = options.lateness_ms;
     let progress = options.progress;
+    let chunk_lines = options.chunk_lines.max(1);
 
     let (m, f, d) = (metrics.clone(), failure.clone(), dead.clone());
     let guards = timely::execute(options.workers.timely_config(), move |worker| {
@@ -201,7 +205,7 @@ pub fn run(
                     continue;
                 }
                 let name = cursor.input().name.clone();
-                cursor.read_chunk(CHUNK_LINES, index % peers, peers, |line, bytes| {
+                cursor.read_chunk(chunk_lines, index % peers, peers, |line, bytes| {
                     records += 1;
                     match decoder.decode(bytes) {
                         Ok(Decoded::Events(events)) => {

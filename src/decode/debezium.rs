@@ -152,6 +152,12 @@ impl DebeziumDecoder {
         }
         let msg: Message = serde_json::from_str(trimmed)
             .map_err(|e| DecodeError(format!("malformed JSON: {e}")))?;
+        if msg.payload.is_none() && msg.op.is_none() && msg.source.is_none() && msg.status.is_none() {
+            // `{"schema": null, "payload": null}`: serde reads a JSON null as an absent field.
+            if trimmed.contains("\"payload\"") {
+                return Ok(Decoded::Ignored("tombstone"));
+            }
+        }
         if msg.payload.is_some() || msg.schema.is_some() {
             // schemas.enable=true: {"schema": .., "payload": ..}
             let payload = match msg.payload {

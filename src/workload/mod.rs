@@ -88,6 +88,8 @@ const ITEM_TYPES: &[&str] = &[
 ];
 const COURIERS: &[&str] = &["dhl", "ups", "fedex", "gls", "dpd", "postnl"];
 const WAREHOUSES: u64 = 5;
+/// Commit-time span of a workload, whatever its size: about a week of dashboards.
+const SPAN_MS: u64 = 7 * 86_400_000;
 /// Binlog events per file before the generator rotates to the next file.
 const EVENTS_PER_BINLOG: u64 = 250_000;
 
@@ -307,7 +309,7 @@ impl Sim {
                         self.set(t_deliv, &mut d, 3, c);
                         o.delivery = Some(d);
                     }
-                    8 => {
+                    8 if self.rng.chance(0.1) => {
                         let i = self.rng.below(self.couriers.len() as u64) as usize;
                         let mut c = self.couriers[i].clone();
                         let base = COURIERS[i];
@@ -385,8 +387,10 @@ pub fn simulate(
     flush(&mut sim);
     let mut active: Vec<OrderSim> = Vec::new();
     let mut started = 0u64;
+    // About seven transactions per order; spread them over about a week of commit time.
+    let mean_gap_ms = (SPAN_MS / (orders.max(1) * 7)).max(1);
     while started < orders || !active.is_empty() {
-        sim.now_ms += sim.rng.below(1000);
+        sim.now_ms += sim.rng.below(2 * mean_gap_ms);
         if started < orders && (active.is_empty() || (active.len() < 1000 && sim.rng.chance(0.2))) {
             started += 1;
             let o = sim.start(started as i64);

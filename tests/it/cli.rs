@@ -1,0 +1,100 @@
+//! The binary: golden fixture replay, `check`, `gen`.
+
+use std::process::Command;
+
+use cdcflow::oracle;
+use cdcflow::workload::DecimalMode;
+
+use crate::common::*;
+
+fn cdcflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cdcflow"));
+    c.current_dir(root());
+    c
+}
+
+/// The shipped fixture replays to the reviewed change log, byte for byte, with 1 and 2
+/// workers; regenerate with `UPDATE_GOLDEN=1` after a deliberate change and review the diff.
+#[test]
+fn golden_fixture_replay() {
+    let golden = root().join("fixtures/outbound.changes.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    for workers in ["1", "2"] {
+        let out = dir.path().join(format!("changes-{workers}.jsonl"));
+        let o = cdcflow()
+            .args(["replay", "--quiet", "--workers", workers, "--allowed-lateness-ms", "3600000", "--out"])
+            .arg(&out)
+            .arg("fixtures/outbound.jsonl")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got = std::fs::read_to_string(&out).unwrap();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap();
+        assert!(got == want, "change log with {workers} workers differs from {}", golden.display());
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("units_shipped (") && stdout.contains("warehouse_cost ("), "{stdout}");
+    }
+    // And the golden file itself agrees with the hand-written dashboards.
+    let d = outbound();
+    let events = decode_lines(&d, &fixture("outbound.jsonl"));
+    let tables = oracle::tables_at(d.catalog.tables.len(), &events, None);
+    let reference = outbound_reference(&d, &tables);
+    let names = cdcflow::sink::Names::of(&d.views);
+    let mut docs = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&golden).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (v["view"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string());
+        match v["op"].as_str().unwrap() {
+            "upsert" => docs.insert(key, v["doc"].to_string()),
+            _ => docs.remove(&key),
+        };
+    }
+    let mut want = std::collections::BTreeMap::new();
+    for ((vi, id), doc) in reference {
+        let (view, cols) = &names.views[vi];
+        let mut s = String::new();
+        names.doc_json(cols, &doc, &mut s);
+        let canonical: serde_json::Value = serde_json::from_str(&s).unwrap();
+        want.insert((view.clone(), id), canonical.to_string());
+    }
+    assert!(want.len() > 50);
+    assert_eq!(docs, want);
+}
+
+#[test]
+fn check_prints_every_plan() {
+    let o = cdcflow().args(["check"]).output().unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    for v in ["view courier_orders", "view units_shipped", "view warehouse_cost", "ok: 3 views"] {
+        assert!(s.contains(v), "{s}");
+    }
+}
+
+#[test]
+fn gen_is_deterministic_and_replayable() {
+    let (a, sa) = workload(30, 99, 10, 0.1, true, DecimalMode::Precise);
+    let (b, sb) = workload(30, 99, 10, 0.1, true, DecimalMode::Precise);
+    assert_eq!(a, b);
+    assert_eq!(sa, sb);
+    let (c, _) = workload(30, 100, 10, 0.1, true, DecimalMode::Precise);
+    assert_ne!(a, c);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("w.jsonl");
+    let o = cdcflow().args(["gen", "--orders", "30", "--seed", "99", "--shuffle", "10", "--duplicates", "0.1", "--schemas", "on", "--decimal", "precise", "--out"]).arg(&f).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(&f).unwrap(), a);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("--allowed-lateness-ms {}", sa.max_displacement_ms)));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = cdcflow().args(["replay"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = cdcflow().args(["replay", "--workers", "0", "fixtures/outbound.jsonl"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--workers must be at least 1"));
+}

@@ -1,0 +1,10 @@
+//! cdcflow's integration tests, one binary (fast to build), one area per module.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod decode;
+mod oracle;
+mod properties;
+mod sql_semantics;
