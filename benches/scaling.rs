@@ -1,1 +1,152 @@
-fn main() {}
+//! Scaling benchmark: a generated outbound workload (about 1M events by default) held in memory
+//! as Debezium JSON bytes, replayed through the three outbound views with 1, 2 and 4 workers.
+//! Prints events/s, speedup over one worker, output changes per input event and peak memory.
+//!
+//! `cargo bench --bench scaling` (release build). Each worker count runs in a fresh child
+//! process so that its peak memory is its own. Environment:
+//! - `CDCFLOW_BENCH_ORDERS` (default 100000, about 10 events each),
+//! - `CDCFLOW_BENCH_WORKERS` (default `1,2,4`),
+//! - `CDCFLOW_BENCH_SPAN_SECS` (default 3600: the workload's commit times span one busy hour,
+//!   second resolution as in the binlog, so many transactions share a time),
+//! - `CDCFLOW_BENCH_SCHEMAS` (`on`/`off`, default off), `CDCFLOW_BENCH_DECIMAL` (default string).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use cdcflow::dataflow::{RunOptions, run};
+use cdcflow::source::Input;
+use cdcflow::sql::Dataflows;
+use cdcflow::workload::{DecimalMode, GenOptions, generate};
+
+const CHILD: &str = "CDCFLOW_SCALING_CHILD";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn child(workers: usize) {
+    let orders: u64 = env_or("CDCFLOW_BENCH_ORDERS", "100000")
+        .parse()
+        .expect("CDCFLOW_BENCH_ORDERS is a number");
+    let schemas = env_or("CDCFLOW_BENCH_SCHEMAS", "off") == "on";
+    let decimal = match env_or("CDCFLOW_BENCH_DECIMAL", "string").as_str() {
+        "precise" => DecimalMode::Precise,
+        "double" => DecimalMode::Double,
+        _ => DecimalMode::String,
+    };
+    let span_secs: u64 = env_or("CDCFLOW_BENCH_SPAN_SECS", "3600")
+        .parse()
+        .expect("CDCFLOW_BENCH_SPAN_SECS is a number");
+    let mut bytes = Vec::with_capacity(orders as usize * 4500);
+    let stats = generate(
+        &GenOptions {
+            orders,
+            seed: 1,
+            shuffle: 0,
+            duplicates: 0.0,
+            schemas,
+            decimal,
+            span_secs,
+        },
+        &mut bytes,
+    )
+    .expect("generate");
+    let views = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows");
+    let dataflows = Dataflows::load(&views).expect("dataflows load");
+    let input_bytes = bytes.len();
+    let started = Instant::now();
+    let out = run(
+        &dataflows,
+        vec![Input::from_bytes("bench", bytes)],
+        &RunOptions::new(workers),
+        None,
+    )
+    .expect("replay");
+    let secs = started.elapsed().as_secs_f64();
+    let m = &out.metrics;
+    assert_eq!(m.records, stats.lines, "every generated message replayed");
+    assert_eq!(m.dead_lettered, 0);
+    println!(
+        "RESULT workers={workers} events={} bytes={input_bytes} secs={secs:.3} changes={} peak_mib={:.0}",
+        m.events,
+        m.upserts + m.deletes,
+        peak_rss_mib()
+    );
+}
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    if let Ok(w) = std::env::var(CHILD) {
+        child(w.parse().expect("worker count"));
+        return;
+    }
+    // `cargo bench` passes `--bench`; a plain `cargo test --benches` run passes nothing: keep it short.
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("scaling: run with `cargo bench --bench scaling`");
+        return;
+    }
+    let workers: Vec<usize> = env_or("CDCFLOW_BENCH_WORKERS", "1,2,4")
+        .split(',')
+        .map(|w| w.trim().parse().expect("worker counts"))
+        .collect();
+    let exe = std::env::current_exe().expect("own path");
+    println!(
+        "scaling: {} orders, schemas {}, decimal {}, {} cores available",
+        env_or("CDCFLOW_BENCH_ORDERS", "100000"),
+        env_or("CDCFLOW_BENCH_SCHEMAS", "off"),
+        env_or("CDCFLOW_BENCH_DECIMAL", "string"),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>7} {:>10} {:>10} {:>12} {:>9} {:>16} {:>10}",
+        "workers", "events", "MB", "events/s", "speedup", "changes/event", "peak MiB"
+    );
+    let mut base = None;
+    for w in workers {
+        let out = Command::new(&exe)
+            .env(CHILD, w.to_string())
+            .output()
+            .expect("child runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = text.lines().find(|l| l.starts_with("RESULT")) else {
+            eprintln!(
+                "{w} workers failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::process::exit(1);
+        };
+        let field = |name: &str| -> f64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let (events, secs) = (field("events"), field("secs"));
+        let rate = events / secs;
+        let speedup = rate / *base.get_or_insert(rate);
+        println!(
+            "{:>7} {:>10} {:>10.0} {:>12.0} {:>8.2}x {:>16.3} {:>10.0}",
+            w,
+            events,
+            field("bytes") / 1e6,
+            rate,
+            speedup,
+            field("changes") / events,
+            field("peak_mib")
+        );
+    }
+}

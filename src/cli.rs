@@ -149,6 +149,10 @@ struct GenArgs {
     /// Debezium `decimal.handling.mode`.
     #[arg(long, value_enum, default_value_t = DecimalMode::String)]
     decimal: DecimalMode,
+    /// Commit-time span of the workload in seconds (commit times have second resolution, as in
+    /// the MySQL binlog): a shorter span packs more transactions into each second.
+    #[arg(long, default_value_t = crate::workload::DEFAULT_SPAN_SECS)]
+    span_secs: u64,
     /// Output file (`-` for stdout).
     #[arg(long)]
     out: PathBuf,
@@ -331,6 +335,7 @@ fn gen_cmd(a: GenArgs) -> anyhow::Result<ExitCode> {
         duplicates: a.duplicates,
         schemas: a.schemas == OnOff::On,
         decimal: a.decimal,
+        span_secs: a.span_secs,
     };
     let started = std::time::Instant::now();
     let stats = if a.out.as_os_str() == "-" {

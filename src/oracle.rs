@@ -27,7 +27,9 @@ pub fn tables_at(n_tables: usize, events: &[ChangeEvent], t: Option<Time>) -> Ta
         if t.is_some_and(|t| e.time > t) {
             continue;
         }
-        let slot = latest.entry((e.table, &e.key)).or_insert((e.version, e.row.as_ref()));
+        let slot = latest
+            .entry((e.table, &e.key))
+            .or_insert((e.version, e.row.as_ref()));
         if e.version > slot.0 {
             *slot = (e.version, e.row.as_ref());
         }
@@ -52,7 +54,11 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         tables[s.table]
             .iter()
             .map(|r| s.columns.iter().map(|c| r[*c].clone()).collect::<Row>())
-            .filter(|r| s.filter.as_ref().is_none_or(|f| f.holds(r).unwrap_or(false)))
+            .filter(|r| {
+                s.filter
+                    .as_ref()
+                    .is_none_or(|f| f.holds(r).unwrap_or(false))
+            })
             .collect()
     };
     let mut joined = scan(0);
@@ -61,7 +67,12 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         let width = plan.sources[ji + 1].columns.len();
         let mut index: HashMap<Row, Vec<&Row>> = HashMap::new();
         for r in &right {
-            if let Ok(k) = j.right_keys.iter().map(|e| e.eval(r)).collect::<Result<Row, _>>() {
+            if let Ok(k) = j
+                .right_keys
+                .iter()
+                .map(|e| e.eval(r))
+                .collect::<Result<Row, _>>()
+            {
                 if !k.iter().any(Value::is_null) {
                     index.entry(k).or_default().push(r);
                 }
@@ -69,8 +80,19 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         }
         let mut next = Vec::new();
         for l in joined {
-            let Ok(k) = j.left_keys.iter().map(|e| e.eval(&l)).collect::<Result<Row, _>>() else { continue };
-            let matches = if k.iter().any(Value::is_null) { None } else { index.get(&k) };
+            let Ok(k) = j
+                .left_keys
+                .iter()
+                .map(|e| e.eval(&l))
+                .collect::<Result<Row, _>>()
+            else {
+                continue;
+            };
+            let matches = if k.iter().any(Value::is_null) {
+                None
+            } else {
+                index.get(&k)
+            };
             match matches {
                 Some(rs) => {
                     for r in rs {
@@ -91,10 +113,19 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
     }
     let mut groups: BTreeMap<Row, Vec<Row>> = BTreeMap::new();
     for row in joined {
-        if plan.filter.as_ref().is_some_and(|f| !f.holds(&row).unwrap_or(false)) {
+        if plan
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.holds(&row).unwrap_or(false))
+        {
             continue;
         }
-        if let Ok(k) = plan.group_by.iter().map(|e| e.eval(&row)).collect::<Result<Row, _>>() {
+        if let Ok(k) = plan
+            .group_by
+            .iter()
+            .map(|e| e.eval(&row))
+            .collect::<Result<Row, _>>()
+        {
             groups.entry(k).or_default().push(row);
         }
     }
@@ -116,7 +147,9 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
             let v = match a.func {
                 AggFunc::CountStar => Value::Int(rows.len() as i64),
                 AggFunc::Count => Value::Int(vals.len() as i64),
-                AggFunc::CountDistinct => Value::Int(vals.iter().collect::<BTreeSet<_>>().len() as i64),
+                AggFunc::CountDistinct => {
+                    Value::Int(vals.iter().collect::<BTreeSet<_>>().len() as i64)
+                }
                 AggFunc::Sum | AggFunc::Avg => {
                     if vals.is_empty() {
                         Value::Null
@@ -127,25 +160,49 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                         };
                         let mut sum = Decimal::new(0, scale);
                         for v in &vals {
-                            sum = sum.checked_add(v.as_decimal().expect("numeric")).expect("sum in range");
+                            sum = sum
+                                .checked_add(v.as_decimal().expect("numeric"))
+                                .expect("sum in range");
                         }
                         if a.func == AggFunc::Sum {
                             Value::Dec(sum)
                         } else {
                             let Type::Dec(rs) = a.ty else { unreachable!() };
-                            Value::Dec(sum.checked_div(Decimal::new(vals.len() as i128, 0), rs).expect("avg"))
+                            Value::Dec(
+                                sum.checked_div(Decimal::new(vals.len() as i128, 0), rs)
+                                    .expect("avg"),
+                            )
                         }
                     }
                 }
-                AggFunc::Min => vals.iter().min_by(|x, y| x.sql_cmp(y).expect("comparable")).cloned().unwrap_or(Value::Null),
-                AggFunc::Max => vals.iter().max_by(|x, y| x.sql_cmp(y).expect("comparable")).cloned().unwrap_or(Value::Null),
+                AggFunc::Min => vals
+                    .iter()
+                    .min_by(|x, y| x.sql_cmp(y).expect("comparable"))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                AggFunc::Max => vals
+                    .iter()
+                    .max_by(|x, y| x.sql_cmp(y).expect("comparable"))
+                    .cloned()
+                    .unwrap_or(Value::Null),
             };
             group_row.push(v);
         }
-        if plan.having.as_ref().is_some_and(|h| !h.holds(&group_row).unwrap_or(false)) {
+        if plan
+            .having
+            .as_ref()
+            .is_some_and(|h| !h.holds(&group_row).unwrap_or(false))
+        {
             continue;
         }
-        let Ok(doc) = plan.output.iter().map(|o| o.expr.eval(&group_row)).collect::<Result<Row, _>>() else { continue };
+        let Ok(doc) = plan
+            .output
+            .iter()
+            .map(|o| o.expr.eval(&group_row))
+            .collect::<Result<Row, _>>()
+        else {
+            continue;
+        };
         out.insert(document_id(&key), doc);
     }
     out

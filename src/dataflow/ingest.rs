@@ -8,7 +8,7 @@
 //! tombstone, so a stale insert that arrives after it cannot resurrect the row. Late events
 //! (time below the sender's frontier) arrive already moved to that frontier by the source.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
@@ -38,7 +38,8 @@ pub fn ingest<'s>(
             move |_cap, _info| {
                 let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
                 let mut held: Option<Capability<Time>> = None;
-                let mut state: HashMap<(TableId, Row), (Version, Option<Row>)> = HashMap::new();
+                let mut state: rustc_hash::FxHashMap<(TableId, Row), (Version, Option<Row>)> =
+                    Default::default();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         if let Some(t) = cap.least() {

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use differential_dataflow::AsCollection;
 use differential_dataflow::VecCollection;
 use timely::dataflow::ProbeHandle;
-use timely::dataflow::operators::vec::UnorderedInput;
+use timely::dataflow::operators::vec::{Partition, UnorderedInput};
 use timely::dataflow::operators::{Concatenate, Probe};
 
 use crate::decode::debezium::DebeziumDecoder;
@@ -166,11 +167,17 @@ pub fn run(
                 .iter()
                 .flat_map(|v| v.sources.iter().map(|s| s.table))
                 .collect();
-            let mut tables: Vec<Option<VecCollection<'_, Time, Row>>> =
-                vec![None; catalog.tables.len()];
-            for t in used {
-                tables[t] = Some(rows.clone().filter(move |(tt, _)| *tt == t).map(|(_, r)| r));
-            }
+            // Route each row to its table's collection (moved, not cloned per table).
+            let parts = rows
+                .inner
+                .partition(catalog.tables.len() as u64, |((t, row), time, diff)| {
+                    (t as u64, (row, time, diff))
+                });
+            let tables: Vec<Option<VecCollection<'_, Time, Row>>> = parts
+                .into_iter()
+                .enumerate()
+                .map(|(t, s)| used.contains(&t).then(|| s.as_collection()))
+                .collect();
             let streams: Vec<_> = views
                 .iter()
                 .enumerate()

@@ -152,7 +152,8 @@ impl DebeziumDecoder {
         }
         let msg: Message = serde_json::from_str(trimmed)
             .map_err(|e| DecodeError(format!("malformed JSON: {e}")))?;
-        if msg.payload.is_none() && msg.op.is_none() && msg.source.is_none() && msg.status.is_none() {
+        if msg.payload.is_none() && msg.op.is_none() && msg.source.is_none() && msg.status.is_none()
+        {
             // `{"schema": null, "payload": null}`: serde reads a JSON null as an absent field.
             if trimmed.contains("\"payload\"") {
                 return Ok(Decoded::Ignored("tombstone"));
@@ -370,8 +371,14 @@ fn decode_row(
     let fields: RawFields =
         serde_json::from_str(raw.get()).map_err(|e| DecodeError(format!("not an object: {e}")))?;
     let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
-    for (name, value) in fields.0 {
-        let idx = match table.column(&name) {
+    for (position, (name, value)) in fields.0.into_iter().enumerate() {
+        // Debezium writes the columns in declaration order: try that position first.
+        let at_position = table.columns.get(position).is_some_and(|c| c.name == name);
+        let idx = match if at_position {
+            Some(position)
+        } else {
+            table.column(&name)
+        } {
             Some(i) => i,
             None => {
                 return err(format!(
@@ -380,7 +387,10 @@ fn decode_row(
                 ));
             }
         };
-        let fs = schema.and_then(|s| s.get(name.to_ascii_lowercase().as_str()));
+        let fs = schema.and_then(|s| {
+            s.get(name.as_ref())
+                .or_else(|| s.get(name.to_ascii_lowercase().as_str()))
+        });
         let col = &table.columns[idx];
         let v = decode_value(&col.ty, value.get(), fs)
             .map_err(|e| DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0)))?;

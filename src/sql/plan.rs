@@ -818,7 +818,9 @@ impl<'a> Planner<'a> {
                     ast::Value::Boolean(b) => Value::Int(*b as i64),
                     ast::Value::Null => Value::Null,
                     other => {
-                        return Err(self.err(e.span(), &format!("literal {other} is not supported")));
+                        return Err(
+                            self.err(e.span(), &format!("literal {other} is not supported"))
+                        );
                     }
                 };
                 let t = literal_type(&val);

@@ -40,6 +40,8 @@ pub struct GenOptions {
     pub schemas: bool,
     /// DECIMAL encoding.
     pub decimal: DecimalMode,
+    /// Commit-time span in seconds: the workload's transactions are spread over it.
+    pub span_secs: u64,
 }
 
 /// What was generated.
@@ -88,8 +90,8 @@ const ITEM_TYPES: &[&str] = &[
 ];
 const COURIERS: &[&str] = &["dhl", "ups", "fedex", "gls", "dpd", "postnl"];
 const WAREHOUSES: u64 = 5;
-/// Commit-time span of a workload, whatever its size: about a week of dashboards.
-const SPAN_MS: u64 = 7 * 86_400_000;
+/// Default commit-time span of a workload, whatever its size: a week of dashboards.
+pub const DEFAULT_SPAN_SECS: u64 = 7 * 86_400;
 /// Binlog events per file before the generator rotates to the next file.
 const EVENTS_PER_BINLOG: u64 = 250_000;
 
@@ -122,6 +124,7 @@ struct Sim {
     next_item_id: i64,
     couriers: Vec<Row>,
     tx: Vec<RowChange>,
+    rename_p: f64,
 }
 
 fn dec(cents: i64) -> Value {
@@ -142,7 +145,8 @@ impl Sim {
             op,
             before,
             after,
-            ts_ms: self.now_ms,
+            // The binlog's event timestamp (Debezium `source.ts_ms`) has second resolution.
+            ts_ms: self.now_ms / 1000 * 1000,
             file: self.file,
             pos: self.pos,
             row: 0,
@@ -309,7 +313,8 @@ impl Sim {
                         self.set(t_deliv, &mut d, 3, c);
                         o.delivery = Some(d);
                     }
-                    8 if self.rng.chance(0.1) => {
+                    // A courier rename moves all of its deliveries to another group: a few per workload.
+                    8 if self.rng.chance(self.rename_p) => {
                         let i = self.rng.below(self.couriers.len() as u64) as usize;
                         let mut c = self.couriers[i].clone();
                         let base = COURIERS[i];
@@ -342,6 +347,7 @@ pub fn simulate(
     catalog: &Catalog,
     orders: u64,
     seed: u64,
+    span_secs: u64,
     mut emit: impl FnMut(&RowChange),
 ) -> (u64, u64) {
     let id = |db: &str, t: &str| {
@@ -367,6 +373,7 @@ pub fn simulate(
         next_item_id: 1,
         couriers: Vec::new(),
         tx: Vec::new(),
+        rename_p: 30.0 / orders.max(1) as f64,
     };
     let (mut events, mut txs) = (0u64, 0u64);
     let mut flush = |sim: &mut Sim| {
@@ -388,7 +395,7 @@ pub fn simulate(
     let mut active: Vec<OrderSim> = Vec::new();
     let mut started = 0u64;
     // About seven transactions per order; spread them over about a week of commit time.
-    let mean_gap_ms = (SPAN_MS / (orders.max(1) * 7)).max(1);
+    let mean_gap_ms = (span_secs.saturating_mul(1000) / (orders.max(1) * 7)).max(1);
     while started < orders || !active.is_empty() {
         sim.now_ms += sim.rng.below(2 * mean_gap_ms);
         if started < orders && (active.is_empty() || (active.len() < 1000 && sim.rng.chance(0.2))) {
@@ -429,7 +436,7 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             .and_then(|_| out.write_all(b"\n"))
     };
     let w = opts.shuffle as u64;
-    let (events, txs) = simulate(&catalog, opts.orders, opts.seed, |c| {
+    let (events, txs) = simulate(&catalog, opts.orders, opts.seed, opts.span_secs, |c| {
         if io_error.is_some() {
             return;
         }

@@ -22,13 +22,28 @@ fn check_case(name: &str, expected: &str) {
     assert_eq!(out.metrics.events, 2, "{name}: the good records applied");
     let r = &out.rejected[0];
     assert_eq!(r.line, 2, "{name}");
-    assert!(r.source.ends_with(&format!("{name}.jsonl")), "{name}: {}", r.source);
-    assert!(r.error.contains(expected), "{name}: error `{}` should mention `{expected}`", r.error);
+    assert!(
+        r.source.ends_with(&format!("{name}.jsonl")),
+        "{name}: {}",
+        r.source
+    );
+    assert!(
+        r.error.contains(expected),
+        "{name}: error `{}` should mention `{expected}`",
+        r.error
+    );
     let kept = std::fs::read_to_string(&dead).unwrap();
     assert_eq!(kept.lines().count(), 1);
     let rec: serde_json::Value = serde_json::from_str(kept.trim()).unwrap();
     assert_eq!(rec["line"], 2);
-    assert_eq!(rec["record"].as_str().unwrap(), std::fs::read_to_string(&path).unwrap().lines().nth(1).unwrap());
+    assert_eq!(
+        rec["record"].as_str().unwrap(),
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+    );
     assert!(rec["error"].as_str().unwrap().contains(expected));
 }
 
@@ -70,12 +85,23 @@ fn cli_exit_status_and_message_name_the_position() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(cdcflow::cli::EXIT_REJECTED as i32), "stderr: {stderr}");
-    assert!(stderr.contains(&format!("{}:2: ", input.display())), "stderr: {stderr}");
+    assert_eq!(
+        o.status.code(),
+        Some(cdcflow::cli::EXIT_REJECTED as i32),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}:2: ", input.display())),
+        "stderr: {stderr}"
+    );
     assert!(stderr.contains("dead-lettered 1"), "stderr: {stderr}");
-    let dead = std::fs::read_to_string(format!("{}.dead-letter.jsonl", out_path.display())).unwrap();
+    let dead =
+        std::fs::read_to_string(format!("{}.dead-letter.jsonl", out_path.display())).unwrap();
     let rec: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
-    assert!(rec["record"].as_str().unwrap().contains("\"three\""), "{dead}");
+    assert!(
+        rec["record"].as_str().unwrap().contains("\"three\""),
+        "{dead}"
+    );
     // The good records still produced output.
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("courier_orders (0 documents)"), "{stdout}");
@@ -86,7 +112,10 @@ fn unsupported_sql_is_refused_with_position() {
     let e = Dataflows::load(&root().join("fixtures/bad/views_unsupported")).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("shipped_orders.sql:3:"), "{msg}");
-    assert!(msg.contains("subquery") && msg.contains("supported:"), "{msg}");
+    assert!(
+        msg.contains("subquery") && msg.contains("supported:"),
+        "{msg}"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
         .args(["check", "--views"])
         .arg(root().join("fixtures/bad/views_unsupported"))

@@ -22,7 +22,15 @@ fn golden_fixture_replay() {
     for workers in ["1", "2"] {
         let out = dir.path().join(format!("changes-{workers}.jsonl"));
         let o = cdcflow()
-            .args(["replay", "--quiet", "--workers", workers, "--allowed-lateness-ms", "3600000", "--out"])
+            .args([
+                "replay",
+                "--quiet",
+                "--workers",
+                workers,
+                "--allowed-lateness-ms",
+                "3600000",
+                "--out",
+            ])
             .arg(&out)
             .arg("fixtures/outbound.jsonl")
             .output()
@@ -33,9 +41,16 @@ fn golden_fixture_replay() {
             std::fs::write(&golden, &got).unwrap();
         }
         let want = std::fs::read_to_string(&golden).unwrap();
-        assert!(got == want, "change log with {workers} workers differs from {}", golden.display());
+        assert!(
+            got == want,
+            "change log with {workers} workers differs from {}",
+            golden.display()
+        );
         let stdout = String::from_utf8_lossy(&o.stdout);
-        assert!(stdout.contains("units_shipped (") && stdout.contains("warehouse_cost ("), "{stdout}");
+        assert!(
+            stdout.contains("units_shipped (") && stdout.contains("warehouse_cost ("),
+            "{stdout}"
+        );
     }
     // And the golden file itself agrees with the hand-written dashboards.
     let d = outbound();
@@ -46,7 +61,10 @@ fn golden_fixture_replay() {
     let mut docs = std::collections::BTreeMap::new();
     for line in std::fs::read_to_string(&golden).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let key = (v["view"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string());
+        let key = (
+            v["view"].as_str().unwrap().to_string(),
+            v["id"].as_str().unwrap().to_string(),
+        );
         match v["op"].as_str().unwrap() {
             "upsert" => docs.insert(key, v["doc"].to_string()),
             _ => docs.remove(&key),
@@ -69,7 +87,12 @@ fn check_prints_every_plan() {
     let o = cdcflow().args(["check"]).output().unwrap();
     assert!(o.status.success());
     let s = String::from_utf8_lossy(&o.stdout);
-    for v in ["view courier_orders", "view units_shipped", "view warehouse_cost", "ok: 3 views"] {
+    for v in [
+        "view courier_orders",
+        "view units_shipped",
+        "view warehouse_cost",
+        "ok: 3 views",
+    ] {
         assert!(s.contains(v), "{s}");
     }
 }
@@ -84,17 +107,42 @@ fn gen_is_deterministic_and_replayable() {
     assert_ne!(a, c);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("w.jsonl");
-    let o = cdcflow().args(["gen", "--orders", "30", "--seed", "99", "--shuffle", "10", "--duplicates", "0.1", "--schemas", "on", "--decimal", "precise", "--out"]).arg(&f).output().unwrap();
+    let o = cdcflow()
+        .args([
+            "gen",
+            "--orders",
+            "30",
+            "--seed",
+            "99",
+            "--shuffle",
+            "10",
+            "--duplicates",
+            "0.1",
+            "--schemas",
+            "on",
+            "--decimal",
+            "precise",
+            "--out",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(o.status.success());
     assert_eq!(std::fs::read(&f).unwrap(), a);
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("--allowed-lateness-ms {}", sa.max_displacement_ms)));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains(&format!("--allowed-lateness-ms {}", sa.max_displacement_ms))
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let o = cdcflow().args(["replay"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = cdcflow().args(["replay", "--workers", "0", "fixtures/outbound.jsonl"]).output().unwrap();
+    let o = cdcflow()
+        .args(["replay", "--workers", "0", "fixtures/outbound.jsonl"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--workers must be at least 1"));
 }

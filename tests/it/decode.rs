@@ -29,12 +29,23 @@ fn decode_fixture(name: &str) -> Vec<Decoded> {
 #[test]
 fn real_schemaless_messages_decode() {
     let got = decode_fixture("real-3.0.1-schemas-off.jsonl");
-    let Decoded::Events(snap) = &got[0] else { panic!("{got:?}") };
+    let Decoded::Events(snap) = &got[0] else {
+        panic!("{got:?}")
+    };
     assert_eq!(snap[0].key, vec![Value::Int(1004)]);
     assert_eq!(snap[0].time, 1_731_327_511_000);
-    assert_eq!(snap[0].version, Version { file: 3, pos: 797, row: 0 });
+    assert_eq!(
+        snap[0].version,
+        Version {
+            file: 3,
+            pos: 797,
+            row: 0
+        }
+    );
     assert_eq!(snap[0].row.as_ref().unwrap()[1], Value::Text("Anne".into()));
-    let Decoded::Events(upd) = &got[1] else { panic!() };
+    let Decoded::Events(upd) = &got[1] else {
+        panic!()
+    };
     assert_eq!(upd.len(), 1, "same key: one upsert");
     assert_eq!(upd[0].row.as_ref().unwrap()[1], Value::Text("Sarah".into()));
 }
@@ -44,16 +55,27 @@ fn real_messages_with_schemas_and_key_records_decode() {
     let got = decode_fixture("real-3.0.1-schemas-on-with-keys.jsonl");
     assert_eq!(got[0], Decoded::Ignored("key record"));
     assert_eq!(got[2], Decoded::Ignored("key record"));
-    let Decoded::Events(addr) = &got[3] else { panic!("{got:?}") };
+    let Decoded::Events(addr) = &got[3] else {
+        panic!("{got:?}")
+    };
     let row = addr[0].row.as_ref().unwrap();
     assert_eq!(row[6], Value::Text("LIVING".into()), "ENUM as its string");
-    assert_eq!(addr[0].version, Version { file: 3, pos: 544, row: 0 });
+    assert_eq!(
+        addr[0].version,
+        Version {
+            file: 3,
+            pos: 544,
+            row: 0
+        }
+    );
 }
 
 #[test]
 fn legacy_source_block_uses_ts_sec() {
     let got = decode_fixture("real-0.7.4-legacy-schemas-off.jsonl");
-    let Decoded::Events(e) = &got[1] else { panic!() };
+    let Decoded::Events(e) = &got[1] else {
+        panic!()
+    };
     assert_eq!(e[0].key, vec![Value::Int(1002)]);
     assert_eq!(e[0].time, 0);
 }
@@ -62,30 +84,174 @@ fn legacy_source_block_uses_ts_sec() {
 fn tombstones_and_transaction_markers_are_ignored() {
     let mut dec = DebeziumDecoder::new(inventory());
     assert_eq!(dec.decode(b"null").unwrap(), Decoded::Ignored("tombstone"));
-    assert_eq!(dec.decode(br#"{"schema":null,"payload":null}"#).unwrap(), Decoded::Ignored("tombstone"));
+    assert_eq!(
+        dec.decode(br#"{"schema":null,"payload":null}"#).unwrap(),
+        Decoded::Ignored("tombstone")
+    );
     let begin = br#"{"status":"BEGIN","id":"file=binlog.000003,pos=236","event_count":null,"data_collections":null,"ts_ms":1733763172000}"#;
-    assert_eq!(dec.decode(begin).unwrap(), Decoded::Ignored("transaction marker"));
+    assert_eq!(
+        dec.decode(begin).unwrap(),
+        Decoded::Ignored("transaction marker")
+    );
 }
 
 /// Edge values of every outbound column type.
 fn edge_changes() -> Vec<RowChange> {
     let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
     let dt = |ms: i64| Value::DateTime(ms * 1000);
-    let c = |table, op, before: Option<Row>, after: Option<Row>, pos| RowChange { table, op, before, after, ts_ms: 1_772_409_600_123, file: 2, pos, row: 0 };
+    let c = |table, op, before: Option<Row>, after: Option<Row>, pos| RowChange {
+        table,
+        op,
+        before,
+        after,
+        ts_ms: 1_772_409_600_123,
+        file: 2,
+        pos,
+        row: 0,
+    };
     vec![
-        c(1, Op::Create, None, Some(vec![Value::Int(1), Value::Int(-7), Value::Text("näh \"quoted\" \\ tab\t".into()), Value::Int(-3), d("-1234567890.99")]), 10),
-        c(1, Op::Create, None, Some(vec![Value::Int(i64::MAX), Value::Int(i64::MIN), Value::Text("".into()), Value::Int(0), d("0.00")]), 20),
-        c(1, Op::Create, None, Some(vec![Value::Int(3), Value::Int(2), Value::Text("x".into()), Value::Int(5), d("9999999999.99")]), 30),
-        c(1, Op::Create, None, Some(vec![Value::Int(4), Value::Int(2), Value::Text("y".into()), Value::Int(5), d("-0.01")]), 35),
-        c(2, Op::Create, None, Some(vec![Value::Int(9), Value::Int(9), Value::Int(1), Value::Text("picking".into()), Value::Null]), 40),
-        c(2, Op::Update, Some(vec![Value::Int(9), Value::Int(9), Value::Int(1), Value::Text("picking".into()), Value::Null]),
-          Some(vec![Value::Int(9), Value::Int(9), Value::Int(2), Value::Text("shipped".into()), dt(-86_400_123)]), 50),
-        c(0, Op::Create, None, Some(vec![Value::Int(5), Value::Int(1), Value::Text("paid".into()), dt(1_772_409_600_999)]), 55),
-        c(4, Op::Create, None, Some(vec![Value::Int(1), Value::Int(9), Value::Int(3), d("12.50"), dt(0)]), 60),
-        c(4, Op::Delete, Some(vec![Value::Int(1), Value::Int(9), Value::Int(3), d("12.50"), dt(0)]), None, 70),
+        c(
+            1,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(1),
+                Value::Int(-7),
+                Value::Text("näh \"quoted\" \\ tab\t".into()),
+                Value::Int(-3),
+                d("-1234567890.99"),
+            ]),
+            10,
+        ),
+        c(
+            1,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(i64::MAX),
+                Value::Int(i64::MIN),
+                Value::Text("".into()),
+                Value::Int(0),
+                d("0.00"),
+            ]),
+            20,
+        ),
+        c(
+            1,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(3),
+                Value::Int(2),
+                Value::Text("x".into()),
+                Value::Int(5),
+                d("9999999999.99"),
+            ]),
+            30,
+        ),
+        c(
+            1,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(4),
+                Value::Int(2),
+                Value::Text("y".into()),
+                Value::Int(5),
+                d("-0.01"),
+            ]),
+            35,
+        ),
+        c(
+            2,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(9),
+                Value::Int(9),
+                Value::Int(1),
+                Value::Text("picking".into()),
+                Value::Null,
+            ]),
+            40,
+        ),
+        c(
+            2,
+            Op::Update,
+            Some(vec![
+                Value::Int(9),
+                Value::Int(9),
+                Value::Int(1),
+                Value::Text("picking".into()),
+                Value::Null,
+            ]),
+            Some(vec![
+                Value::Int(9),
+                Value::Int(9),
+                Value::Int(2),
+                Value::Text("shipped".into()),
+                dt(-86_400_123),
+            ]),
+            50,
+        ),
+        c(
+            0,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(5),
+                Value::Int(1),
+                Value::Text("paid".into()),
+                dt(1_772_409_600_999),
+            ]),
+            55,
+        ),
+        c(
+            4,
+            Op::Create,
+            None,
+            Some(vec![
+                Value::Int(1),
+                Value::Int(9),
+                Value::Int(3),
+                d("12.50"),
+                dt(0),
+            ]),
+            60,
+        ),
+        c(
+            4,
+            Op::Delete,
+            Some(vec![
+                Value::Int(1),
+                Value::Int(9),
+                Value::Int(3),
+                d("12.50"),
+                dt(0),
+            ]),
+            None,
+            70,
+        ),
         // A primary-key change: delete of the old key, upsert of the new one.
-        c(1, Op::Update, Some(vec![Value::Int(3), Value::Int(2), Value::Text("x".into()), Value::Int(5), d("9999999999.99")]),
-          Some(vec![Value::Int(33), Value::Int(2), Value::Text("x".into()), Value::Int(5), d("9999999999.99")]), 80),
+        c(
+            1,
+            Op::Update,
+            Some(vec![
+                Value::Int(3),
+                Value::Int(2),
+                Value::Text("x".into()),
+                Value::Int(5),
+                d("9999999999.99"),
+            ]),
+            Some(vec![
+                Value::Int(33),
+                Value::Int(2),
+                Value::Text("x".into()),
+                Value::Int(5),
+                d("9999999999.99"),
+            ]),
+            80,
+        ),
     ]
 }
 
@@ -95,7 +261,11 @@ fn all_schema_and_decimal_modes_decode_to_the_same_values() {
     let arc = Arc::new(catalog.clone());
     let mut results = Vec::new();
     for schemas in [false, true] {
-        for mode in [DecimalMode::String, DecimalMode::Precise, DecimalMode::Double] {
+        for mode in [
+            DecimalMode::String,
+            DecimalMode::Precise,
+            DecimalMode::Double,
+        ] {
             if mode == DecimalMode::Precise && !schemas {
                 continue; // refused without schema: see bad_input
             }
@@ -128,9 +298,18 @@ fn generated_workloads_decode_identically_in_every_mode() {
     let d = outbound();
     let (base, _) = workload(40, 21, 0, 0.0, false, DecimalMode::String);
     let expected = decode_lines(&d, &base);
-    for (schemas, mode) in [(true, DecimalMode::String), (true, DecimalMode::Precise), (true, DecimalMode::Double), (false, DecimalMode::Double)] {
+    for (schemas, mode) in [
+        (true, DecimalMode::String),
+        (true, DecimalMode::Precise),
+        (true, DecimalMode::Double),
+        (false, DecimalMode::Double),
+    ] {
         let (bytes, _) = workload(40, 21, 0, 0.0, schemas, mode);
-        assert_eq!(decode_lines(&d, &bytes), expected, "schemas {schemas} {mode:?}");
+        assert_eq!(
+            decode_lines(&d, &bytes),
+            expected,
+            "schemas {schemas} {mode:?}"
+        );
     }
 }
 
@@ -139,7 +318,9 @@ fn datetime_precision_decides_units_without_schema() {
     let catalog = Catalog::parse("t.sql", "CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, ms DATETIME(3), us DATETIME(6), d DATE, z TIMESTAMP(6));").unwrap();
     let mut dec = DebeziumDecoder::new(Arc::new(catalog));
     let msg = br#"{"before":null,"after":{"id":1,"ms":1679581805123,"us":1679581805123456,"d":19439,"z":"2023-03-23T22:00:10.123456Z"},"source":{"db":"a","table":"t","file":"b.000001","pos":4,"row":0,"ts_ms":1},"op":"c"}"#;
-    let Decoded::Events(e) = dec.decode(msg).unwrap() else { panic!() };
+    let Decoded::Events(e) = dec.decode(msg).unwrap() else {
+        panic!()
+    };
     let row = e[0].row.as_ref().unwrap();
     assert_eq!(row[1].to_string(), "2023-03-23 14:30:05.123");
     assert_eq!(row[2].to_string(), "2023-03-23 14:30:05.123456");

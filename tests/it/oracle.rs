@@ -15,8 +15,16 @@ fn generated_workload_matches_oracle_at_every_time() {
     let events = decode_lines(&d, &bytes);
     let final_tables = oracle::tables_at(d.catalog.tables.len(), &events, None);
     let expected = oracle::evaluate_all(&d.views, &final_tables);
-    assert_eq!(expected, outbound_reference(&d, &final_tables), "oracle disagrees with the hand-written dashboards");
-    assert!(expected.len() > 20, "too few documents to be a meaningful check: {}", expected.len());
+    assert_eq!(
+        expected,
+        outbound_reference(&d, &final_tables),
+        "oracle disagrees with the hand-written dashboards"
+    );
+    assert!(
+        expected.len() > 20,
+        "too few documents to be a meaningful check: {}",
+        expected.len()
+    );
     for workers in [1, 2, 4] {
         let out = replay(&d, bytes.clone(), workers, 0);
         assert_eq!(out.metrics.late, 0);
@@ -40,10 +48,16 @@ fn shuffled_and_duplicated_delivery_gives_the_same_change_log() {
     for workers in [1, 2, 4] {
         let out = replay(&d, shuffled.clone(), workers, stats.max_displacement_ms);
         assert_eq!(out.metrics.late, 0, "lateness covers the shuffle");
-        assert_eq!(out.metrics.duplicates, duplicate_events(&decode_lines(&d, &shuffled)));
+        assert_eq!(
+            out.metrics.duplicates,
+            duplicate_events(&decode_lines(&d, &shuffled))
+        );
         assert!(out.metrics.duplicates >= stats.lines - stats.events);
         assert_eq!(out.state, base.state);
-        assert_eq!(out.log, base.log, "identical change log with {workers} workers");
+        assert_eq!(
+            out.log, base.log,
+            "identical change log with {workers} workers"
+        );
     }
 }
 
@@ -54,10 +68,17 @@ fn late_events_are_counted_and_the_end_state_is_exact() {
     let d = outbound();
     let (shuffled, stats) = workload(80, 9, 200, 0.1, false, DecimalMode::Double);
     let events = decode_lines(&d, &shuffled);
-    let expected = oracle::evaluate_all(&d.views, &oracle::tables_at(d.catalog.tables.len(), &events, None));
+    let expected = oracle::evaluate_all(
+        &d.views,
+        &oracle::tables_at(d.catalog.tables.len(), &events, None),
+    );
     for workers in [1, 2] {
         let out = replay(&d, shuffled.clone(), workers, 0);
-        assert!(out.metrics.late > 0, "expected late events with lateness 0 and shuffle {}", stats.max_displacement_ms);
+        assert!(
+            out.metrics.late > 0,
+            "expected late events with lateness 0 and shuffle {}",
+            stats.max_displacement_ms
+        );
         assert_eq!(out.state, expected);
     }
 }
@@ -72,11 +93,21 @@ fn inputs_split_by_table_are_partitions_with_one_frontier() {
     let mut parts: Vec<Vec<u8>> = vec![Vec::new(); 3];
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let s = std::str::from_utf8(line).unwrap();
-        let p = if s.contains("\"db\":\"orders\"") { 0 } else if s.contains("\"db\":\"warehouse\"") { 1 } else { 2 };
+        let p = if s.contains("\"db\":\"orders\"") {
+            0
+        } else if s.contains("\"db\":\"warehouse\"") {
+            1
+        } else {
+            2
+        };
         parts[p].extend_from_slice(line);
         parts[p].push(b'\n');
     }
-    let inputs = parts.into_iter().enumerate().map(|(i, b)| cdcflow::source::Input::from_bytes(format!("part{i}"), b)).collect();
+    let inputs = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| cdcflow::source::Input::from_bytes(format!("part{i}"), b))
+        .collect();
     let out = replay_inputs(&d, inputs, 2, 0);
     assert_eq!(out.metrics.late, 0);
     assert_eq!(out.log, base.log);

@@ -22,8 +22,20 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0usize..5, 1i64..6, prop::bool::weighted(0.2), any::<u64>(), prop::bool::weighted(0.4))
-        .prop_map(|(table, key, delete, seed, new_tx)| Step { table, key, delete, seed, new_tx })
+    (
+        0usize..5,
+        1i64..6,
+        prop::bool::weighted(0.2),
+        any::<u64>(),
+        prop::bool::weighted(0.4),
+    )
+        .prop_map(|(table, key, delete, seed, new_tx)| Step {
+            table,
+            key,
+            delete,
+            seed,
+            new_tx,
+        })
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -52,9 +64,16 @@ fn row_for(d: &Dataflows, table: usize, key: i64, seed: u64) -> Row {
             Value::Int(1 + pick(5, 0)),
             Value::Int(1 + pick(2, 4)),
             Value::Text(["picking", "shipped", "shipped", "returned"][pick(4, 8) as usize].into()),
-            if pick(5, 12) == 0 { Value::Null } else { dt(16) },
+            if pick(5, 12) == 0 {
+                Value::Null
+            } else {
+                dt(16)
+            },
         ],
-        ("logistics", "couriers") => vec![Value::Int(key), Value::Text(["dhl", "ups", "gls"][pick(3, 0) as usize].into())],
+        ("logistics", "couriers") => vec![
+            Value::Int(key),
+            Value::Text(["dhl", "ups", "gls"][pick(3, 0) as usize].into()),
+        ],
         ("logistics", "deliveries") => vec![
             Value::Int(key),
             Value::Int(1 + pick(5, 0)),
@@ -88,17 +107,36 @@ fn changes(d: &Dataflows, steps: &[Step]) -> Vec<RowChange> {
             Some(a) => current.insert((s.table, s.key), a.clone()),
             None => current.remove(&(s.table, s.key)),
         };
-        out.push(RowChange { table: s.table, op, before, after, ts_ms: ts, file: 1 + pos / 5000, pos, row: 0 });
+        out.push(RowChange {
+            table: s.table,
+            op,
+            before,
+            after,
+            ts_ms: ts,
+            file: 1 + pos / 5000,
+            pos,
+            row: 0,
+        });
     }
     out
 }
 
 /// Encodes each change in a mode chosen per message, permutes, and duplicates some.
-fn deliver(d: &Dataflows, changes: &[RowChange], order: &[usize], dups: &[usize], modes: &[(bool, u8)]) -> Vec<u8> {
+fn deliver(
+    d: &Dataflows,
+    changes: &[RowChange],
+    order: &[usize],
+    dups: &[usize],
+    modes: &[(bool, u8)],
+) -> Vec<u8> {
     let mut lines: Vec<String> = Vec::new();
     for (i, c) in changes.iter().enumerate() {
         let (schemas, m) = modes[i % modes.len()];
-        let mode = [DecimalMode::String, DecimalMode::Precise, DecimalMode::Double][m as usize % 3];
+        let mode = [
+            DecimalMode::String,
+            DecimalMode::Precise,
+            DecimalMode::Double,
+        ][m as usize % 3];
         // A precise decimal needs its schema (refused without: see bad_input).
         let schemas = schemas || mode == DecimalMode::Precise;
         let mut s = String::new();

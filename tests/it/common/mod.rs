@@ -44,16 +44,32 @@ pub fn decode_lines(d: &Dataflows, bytes: &[u8]) -> Vec<ChangeEvent> {
 
 /// Replays in-memory lines with `workers` workers, keeping the change log.
 pub fn replay(d: &Dataflows, bytes: Vec<u8>, workers: usize, lateness: Time) -> RunOutcome {
-    replay_inputs(d, vec![Input::from_bytes("input", bytes)], workers, lateness)
+    replay_inputs(
+        d,
+        vec![Input::from_bytes("input", bytes)],
+        workers,
+        lateness,
+    )
 }
 
 /// Replays several in-memory inputs (partitions).
-pub fn replay_inputs(d: &Dataflows, inputs: Vec<Input>, workers: usize, lateness: Time) -> RunOutcome {
+pub fn replay_inputs(
+    d: &Dataflows,
+    inputs: Vec<Input>,
+    workers: usize,
+    lateness: Time,
+) -> RunOutcome {
     replay_chunked(d, inputs, workers, lateness, 64)
 }
 
 /// Replays with the watermark advancing every `chunk_lines` lines.
-pub fn replay_chunked(d: &Dataflows, inputs: Vec<Input>, workers: usize, lateness: Time, chunk_lines: usize) -> RunOutcome {
+pub fn replay_chunked(
+    d: &Dataflows,
+    inputs: Vec<Input>,
+    workers: usize,
+    lateness: Time,
+    chunk_lines: usize,
+) -> RunOutcome {
     let mut opts = RunOptions::new(workers);
     opts.chunk_lines = chunk_lines;
     opts.keep_log = true;
@@ -69,7 +85,11 @@ pub fn assert_consistent(d: &Dataflows, events: &[ChangeEvent], log: &[Change]) 
     let times: BTreeSet<Time> = events.iter().map(|e| e.time).collect();
     let mut by_time: BTreeMap<Time, Vec<&Change>> = BTreeMap::new();
     for c in log {
-        assert!(times.contains(&c.time), "change at {} which is no event time: {c:?}", c.time);
+        assert!(
+            times.contains(&c.time),
+            "change at {} which is no event time: {c:?}",
+            c.time
+        );
         by_time.entry(c.time).or_default().push(c);
     }
     let mut prev: ViewState = BTreeMap::new();
@@ -87,10 +107,19 @@ pub fn assert_consistent(d: &Dataflows, events: &[ChangeEvent], log: &[Change]) 
             }
         }
         expected.sort();
-        let mut got: Vec<(usize, String, Option<Row>)> =
-            by_time.get(&t).map(|v| v.iter().map(|c| (c.view, c.id.clone(), c.doc.clone())).collect()).unwrap_or_default();
+        let mut got: Vec<(usize, String, Option<Row>)> = by_time
+            .get(&t)
+            .map(|v| {
+                v.iter()
+                    .map(|c| (c.view, c.id.clone(), c.doc.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         got.sort();
-        assert_eq!(got, expected, "changes emitted at time {t} differ from the oracle's difference");
+        assert_eq!(
+            got, expected,
+            "changes emitted at time {t} differ from the oracle's difference"
+        );
         prev = now;
     }
 }
@@ -98,7 +127,10 @@ pub fn assert_consistent(d: &Dataflows, events: &[ChangeEvent], log: &[Change]) 
 /// Row changes that repeat an earlier `(table, key, version)`: what ingest counts as duplicates
 /// when nothing is stale.
 pub fn duplicate_events(events: &[ChangeEvent]) -> u64 {
-    let distinct: BTreeSet<_> = events.iter().map(|e| (e.table, &e.key, e.version)).collect();
+    let distinct: BTreeSet<_> = events
+        .iter()
+        .map(|e| (e.table, &e.key, e.version))
+        .collect();
     (events.len() - distinct.len()) as u64
 }
 
@@ -151,13 +183,19 @@ fn id_of(key: &[Value]) -> String {
 /// (courier_orders, units_shipped, warehouse_cost).
 pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
     let t = |db: &str, name: &str| &tables[d.catalog.lookup(db, name).unwrap()];
-    let (orders, items, ships, couriers, delivs) =
-        (t("orders", "orders"), t("orders", "order_items"), t("warehouse", "shipments"), t("logistics", "couriers"), t("logistics", "deliveries"));
+    let (orders, items, ships, couriers, delivs) = (
+        t("orders", "orders"),
+        t("orders", "order_items"),
+        t("warehouse", "shipments"),
+        t("logistics", "couriers"),
+        t("logistics", "deliveries"),
+    );
     let mut items_by_order: HashMap<i64, Vec<&Row>> = HashMap::new();
     for i in items {
         items_by_order.entry(int(&i[1])).or_default().push(i);
     }
-    let order_status: HashMap<i64, &str> = orders.iter().map(|o| (int(&o[0]), text(&o[2]))).collect();
+    let order_status: HashMap<i64, &str> =
+        orders.iter().map(|o| (int(&o[0]), text(&o[2]))).collect();
     let mut out = ViewState::new();
     // units_shipped
     let mut units: BTreeMap<Vec<Value>, i128> = BTreeMap::new();
@@ -166,8 +204,13 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
         for i in items_by_order.get(&int(&s[1])).into_iter().flatten() {
             let k = vec![day(&s[4]), s[2].clone(), i[2].clone()];
             *units.entry(k).or_default() += int(&i[3]) as i128;
-            if order_status.get(&int(&s[1])).is_some_and(|st| *st != "cancelled") {
-                let line = Decimal::new(int(&i[3]) as i128, 0).checked_mul(dec(&i[4])).unwrap();
+            if order_status
+                .get(&int(&s[1]))
+                .is_some_and(|st| *st != "cancelled")
+            {
+                let line = Decimal::new(int(&i[3]) as i128, 0)
+                    .checked_mul(dec(&i[4]))
+                    .unwrap();
                 let k = vec![day(&s[4]), s[2].clone()];
                 let e = cost.entry(k).or_insert(Decimal::new(0, 2));
                 *e = e.checked_add(line).unwrap();
@@ -175,35 +218,74 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
         }
     }
     for (k, n) in units {
-        out.insert((1, id_of(&k)), vec![k[0].clone(), k[1].clone(), k[2].clone(), Value::Dec(Decimal::new(n, 0))]);
+        out.insert(
+            (1, id_of(&k)),
+            vec![
+                k[0].clone(),
+                k[1].clone(),
+                k[2].clone(),
+                Value::Dec(Decimal::new(n, 0)),
+            ],
+        );
     }
     for (k, c) in cost {
-        out.insert((2, id_of(&k)), vec![k[0].clone(), k[1].clone(), Value::Dec(c)]);
+        out.insert(
+            (2, id_of(&k)),
+            vec![k[0].clone(), k[1].clone(), Value::Dec(c)],
+        );
     }
     // courier_orders
     let courier_name: HashMap<i64, &Value> = couriers.iter().map(|c| (int(&c[0]), &c[1])).collect();
     let ship_by_id: HashMap<i64, &Row> = ships.iter().map(|s| (int(&s[0]), s)).collect();
     let mut co: BTreeMap<Vec<Value>, (BTreeSet<i64>, Decimal)> = BTreeMap::new();
     for dl in delivs {
-        let (Some(name), Some(s)) = (courier_name.get(&int(&dl[2])), ship_by_id.get(&int(&dl[1]))) else { continue };
+        let (Some(name), Some(s)) = (courier_name.get(&int(&dl[2])), ship_by_id.get(&int(&dl[1])))
+        else {
+            continue;
+        };
         if text(&s[3]) != "shipped" {
             continue;
         }
-        let e = co.entry(vec![day(&dl[4]), (*name).clone()]).or_insert((BTreeSet::new(), Decimal::new(0, 2)));
+        let e = co
+            .entry(vec![day(&dl[4]), (*name).clone()])
+            .or_insert((BTreeSet::new(), Decimal::new(0, 2)));
         e.0.insert(int(&s[1]));
         e.1 = e.1.checked_add(dec(&dl[3])).unwrap();
     }
     for (k, (orders, c)) in co {
-        out.insert((0, id_of(&k)), vec![k[0].clone(), k[1].clone(), Value::Int(orders.len() as i64), Value::Dec(c)]);
+        out.insert(
+            (0, id_of(&k)),
+            vec![
+                k[0].clone(),
+                k[1].clone(),
+                Value::Int(orders.len() as i64),
+                Value::Dec(c),
+            ],
+        );
     }
     out
 }
 
 /// Generated outbound workload bytes.
-pub fn workload(orders: u64, seed: u64, shuffle: usize, duplicates: f64, schemas: bool, decimal: cdcflow::workload::DecimalMode) -> (Vec<u8>, cdcflow::workload::GenStats) {
+pub fn workload(
+    orders: u64,
+    seed: u64,
+    shuffle: usize,
+    duplicates: f64,
+    schemas: bool,
+    decimal: cdcflow::workload::DecimalMode,
+) -> (Vec<u8>, cdcflow::workload::GenStats) {
     let mut out = Vec::new();
     let stats = cdcflow::workload::generate(
-        &cdcflow::workload::GenOptions { orders, seed, shuffle, duplicates, schemas, decimal },
+        &cdcflow::workload::GenOptions {
+            orders,
+            seed,
+            shuffle,
+            duplicates,
+            schemas,
+            decimal,
+            span_secs: cdcflow::workload::DEFAULT_SPAN_SECS,
+        },
         &mut out,
     )
     .unwrap();
@@ -212,7 +294,8 @@ pub fn workload(orders: u64, seed: u64, shuffle: usize, duplicates: f64, schemas
 
 /// Reads a fixture file.
 pub fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(root().join("fixtures").join(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+    std::fs::read(root().join("fixtures").join(rel))
+        .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
 }
 
 /// An `Arc` of the catalog, for decoders.
