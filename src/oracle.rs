@@ -72,10 +72,9 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                 .iter()
                 .map(|e| e.eval(r))
                 .collect::<Result<Row, _>>()
+                && !k.iter().any(Value::is_null)
             {
-                if !k.iter().any(Value::is_null) {
-                    index.entry(k).or_default().push(r);
-                }
+                index.entry(k).or_default().push(r);
             }
         }
         let mut next = Vec::new();

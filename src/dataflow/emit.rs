@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 use crate::sink::{Change, Sink};
 use crate::time::{Diff, Time};
 
+/// Updates of one view held for one time, with the capability to emit them.
+type Pending = (Capability<Time>, Vec<((Row, Row), Diff)>);
+
 /// Turns a view's `(key, doc)` collection into the changes of each completed time.
 pub fn emit_changes<'s>(
     view: usize,
@@ -32,8 +35,7 @@ pub fn emit_changes<'s>(
             Pipeline,
             "EmitChanges",
             move |_cap, _info| {
-                let mut pending: BTreeMap<Time, (Capability<Time>, Vec<((Row, Row), Diff)>)> =
-                    BTreeMap::new();
+                let mut pending: BTreeMap<Time, Pending> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         for (record, time, diff) in data.drain(..) {
@@ -112,12 +114,12 @@ pub fn write_to_sink<'s>(
                     let ups = batch.iter().filter(|c| c.doc.is_some()).count() as u64;
                     Metrics::add(&metrics.upserts, ups);
                     Metrics::add(&metrics.deletes, batch.len() as u64 - ups);
-                    if let Some(s) = mine.as_mut() {
-                        if let Err(e) = s.write(time, &batch) {
-                            let mut f = failure.lock().expect("failure lock");
-                            if f.is_none() {
-                                *f = Some(format!("sink failed at time {time}: {e:#}"));
-                            }
+                    if let Some(s) = mine.as_mut()
+                        && let Err(e) = s.write(time, &batch)
+                    {
+                        let mut f = failure.lock().expect("failure lock");
+                        if f.is_none() {
+                            *f = Some(format!("sink failed at time {time}: {e:#}"));
                         }
                     }
                     // `_cap` drops here: the time is written.

@@ -42,10 +42,10 @@ pub fn ingest<'s>(
                     Default::default();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
-                        if let Some(t) = cap.least() {
-                            if held.as_ref().is_none_or(|h| t < h.time()) {
-                                held = cap.retain_least(0);
-                            }
+                        if let Some(t) = cap.least()
+                            && held.as_ref().is_none_or(|h| t < h.time())
+                        {
+                            held = cap.retain_least(0);
                         }
                         for ev in data.drain(..) {
                             pending.entry(ev.time).or_default().push(ev);

@@ -285,10 +285,13 @@ enum Part {
     Count(u16, i64),
 }
 
+/// An accumulable aggregate's first slot, argument, argument scale, and whether it has a sum slot.
+type Slot = (usize, Option<Expr>, u8, bool);
+
 /// Where each accumulable aggregate keeps its slots in an [`Accum`].
 struct AccumLayout {
     /// Per accumulable aggregate: (first slot, argument, argument scale, has a sum slot).
-    slots: Vec<Option<(usize, Option<Expr>, u8, bool)>>,
+    slots: Vec<Option<Slot>>,
     width: usize,
 }
 
@@ -331,13 +334,11 @@ impl AccumLayout {
                 continue;
             }
             acc[*first] = 1;
-            if *has_sum {
-                if let Some(d) = v.as_decimal() {
-                    let d = d
-                        .rescale(*scale)
-                        .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
-                    acc[*first + 1] = d.mantissa;
-                }
+            if *has_sum && let Some(d) = v.as_decimal() {
+                let d = d
+                    .rescale(*scale)
+                    .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
+                acc[*first + 1] = d.mantissa;
             }
         }
         Ok(Accum(acc))

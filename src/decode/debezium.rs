@@ -309,12 +309,12 @@ impl DebeziumDecoder {
                 };
                 let key = key_of(table_def, &after);
                 let mut events = Vec::with_capacity(2);
-                if op == "u" {
-                    if let Some(before) = row_of(msg.before, "before")? {
-                        let old_key = key_of(table_def, &before);
-                        if old_key != key {
-                            events.push(event(old_key, None));
-                        }
+                if op == "u"
+                    && let Some(before) = row_of(msg.before, "before")?
+                {
+                    let old_key = key_of(table_def, &before);
+                    if old_key != key {
+                        events.push(event(old_key, None));
                     }
                 }
                 events.push(event(key, Some(after)));
@@ -546,13 +546,14 @@ fn decode_value(
                 Some(s) => s,
                 None => return err(format!("expected a string, got {}", kind(raw))),
             };
-            if let Some(max) = max_chars {
-                if s.len() as u64 > *max && s.chars().count() as u64 > *max {
-                    return err(format!(
-                        "text of {} characters exceeds the declared {max}",
-                        s.chars().count()
-                    ));
-                }
+            if let Some(max) = max_chars
+                && s.len() as u64 > *max
+                && s.chars().count() as u64 > *max
+            {
+                return err(format!(
+                    "text of {} characters exceeds the declared {max}",
+                    s.chars().count()
+                ));
             }
             Ok(Value::Text(s.into_owned()))
         }

@@ -257,6 +257,9 @@ pub fn plan_view(
     p.plan_select(name, select)
 }
 
+/// Called for each aggregate function met while resolving an expression.
+type OnAggregate<'f> = dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlError> + 'f;
+
 struct Planner<'a> {
     catalog: &'a Catalog,
     file: &'a str,
@@ -782,12 +785,11 @@ impl<'a> Planner<'a> {
         &self,
         scopes: &[Scope],
         e: &ast::Expr,
-        on_agg: &mut dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlError>,
+        on_agg: &mut OnAggregate<'_>,
     ) -> Result<(Expr, Type), SqlError> {
         use ast::Expr as A;
-        let rec = |x: &ast::Expr, on_agg: &mut dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlError>| {
-            self.resolve_with(scopes, x, on_agg)
-        };
+        let rec =
+            |x: &ast::Expr, on_agg: &mut OnAggregate<'_>| self.resolve_with(scopes, x, on_agg);
         match e {
             A::Identifier(id) => self.column(scopes, None, &id.value, e.span()),
             A::CompoundIdentifier(parts) => match parts.as_slice() {
@@ -1086,10 +1088,8 @@ impl<'a> Planner<'a> {
     ) -> Result<(Expr, Type), SqlError> {
         let mut found = None;
         for s in scopes {
-            if let Some(q) = qualifier {
-                if !s.alias.eq_ignore_ascii_case(q) {
-                    continue;
-                }
+            if qualifier.is_some_and(|q| !s.alias.eq_ignore_ascii_case(q)) {
+                continue;
             }
             let table = &self.catalog.tables[s.table];
             if let Some(i) = table.column(name) {
@@ -1223,13 +1223,13 @@ fn rebuild(e: &Expr, f: &mut dyn FnMut(&Expr) -> Expr) -> Expr {
         Expr::IsNull(a, n) => Expr::IsNull(Box::new(f(a)), *n),
         Expr::InList(a, l, n) => {
             let a = f(a);
-            Expr::InList(Box::new(a), l.iter().map(|x| f(x)).collect(), *n)
+            Expr::InList(Box::new(a), l.iter().map(&mut *f).collect(), *n)
         }
         Expr::Case(w, o) => {
             let w = w.iter().map(|(c, r)| (f(c), f(r))).collect();
             Expr::Case(w, o.as_ref().map(|o| Box::new(f(o))))
         }
-        Expr::Coalesce(a) => Expr::Coalesce(a.iter().map(|x| f(x)).collect()),
+        Expr::Coalesce(a) => Expr::Coalesce(a.iter().map(&mut *f).collect()),
         Expr::Date(a) => Expr::Date(Box::new(f(a))),
         Expr::Cast(a, t) => Expr::Cast(Box::new(f(a)), *t),
     }

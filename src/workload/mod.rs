@@ -464,10 +464,10 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
         }
     });
     while let Some(std::cmp::Reverse((_, _, ts, l))) = heap.pop() {
-        if io_error.is_none() {
-            if let Err(e) = write(&l, ts, &mut stats, out) {
-                io_error = Some(e);
-            }
+        if io_error.is_none()
+            && let Err(e) = write(&l, ts, &mut stats, out)
+        {
+            io_error = Some(e);
         }
     }
     if let Some(e) = io_error {
