@@ -38,6 +38,7 @@ pub fn ingest<'s>(
             move |_cap, _info| {
                 let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
                 let mut held: Option<Capability<Time>> = None;
+                let mut ready: Vec<Out> = Vec::new();
                 let mut state: rustc_hash::FxHashMap<(TableId, Row), (Version, Option<Row>)> =
                     Default::default();
                 move |(input, frontier), output| {
@@ -56,11 +57,6 @@ pub fn ingest<'s>(
                             break;
                         }
                         let (time, mut events) = entry.remove_entry();
-                        let cap = held
-                            .as_ref()
-                            .expect("pending events hold a capability")
-                            .delayed(&time);
-                        let mut session = output.session(&cap);
                         // Per key, in version order.
                         events.sort_by(|a, b| {
                             (a.table, &a.key, a.version).cmp(&(b.table, &b.key, b.version))
@@ -89,10 +85,10 @@ pub fn ingest<'s>(
                             let (version, new_row) = current.expect("at least one event per key");
                             if old_row != new_row {
                                 if let Some(old) = old_row {
-                                    session.give(((slot_key.0, old), time, -1));
+                                    ready.push(((slot_key.0, old), time, -1));
                                 }
                                 if let Some(new) = new_row.clone() {
-                                    session.give(((slot_key.0, new), time, 1));
+                                    ready.push(((slot_key.0, new), time, 1));
                                 }
                             }
                             state.insert(slot_key, (version, new_row));
@@ -100,6 +96,12 @@ pub fn ingest<'s>(
                         }
                         Metrics::add(&metrics.duplicates, dups);
                         Metrics::add(&metrics.stale, stale);
+                    }
+                    // One message for all completed times: its capability (the held one) is at
+                    // or before every record's time, as differential collections require.
+                    if !ready.is_empty() {
+                        let cap = held.as_ref().expect("pending events hold a capability");
+                        output.session(cap).give_iterator(ready.drain(..));
                     }
                     match pending.keys().next() {
                         Some(t) => {
