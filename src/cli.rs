@@ -226,8 +226,10 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         inputs.push(Input::open(p)?);
     }
     let to_stdout = a.out.as_deref() == Some(Path::new("-"));
+    // In a cluster only process 0 (it hosts worker 0, the sink) writes the change log.
     let sink: Option<Box<dyn Sink>> = match &a.out {
         None => None,
+        Some(_) if a.workers.process != 0 => None,
         Some(_) if to_stdout => Some(Box::new(JsonlSink::new(
             BufWriter::new(std::io::stdout()),
             names.clone(),

@@ -146,3 +146,65 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--workers must be at least 1"));
 }
+
+/// timely's cluster mode: two processes on this machine, one worker each, give the same change
+/// log as one process (process 0 hosts worker 0 and writes it).
+#[test]
+fn two_process_cluster_matches_the_golden_log() {
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let hosts = format!("127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |p: usize| {
+        cdcflow()
+            .args([
+                "replay",
+                "--quiet",
+                "--processes",
+                "2",
+                "--process",
+                &p.to_string(),
+                "--hosts",
+                &hosts,
+            ])
+            .args(["--allowed-lateness-ms", "3600000", "--out"])
+            .arg(dir.path().join(format!("p{p}.jsonl")))
+            .arg("fixtures/outbound.jsonl")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let one = spawn(1);
+    let zero = spawn(0);
+    let (o0, o1) = (
+        zero.wait_with_output().unwrap(),
+        one.wait_with_output().unwrap(),
+    );
+    assert!(
+        o0.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o0.stderr)
+    );
+    assert!(
+        o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o1.stderr)
+    );
+    let got = std::fs::read_to_string(dir.path().join("p0.jsonl")).unwrap();
+    assert_eq!(
+        got,
+        std::fs::read_to_string(root().join("fixtures/outbound.changes.jsonl")).unwrap()
+    );
+    assert!(
+        !dir.path().join("p1.jsonl").exists(),
+        "only process 0 writes the change log"
+    );
+}
