@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs every test of cdcflow. Idempotent; safe on a fresh machine.
 #
-# Needs only a Rust toolchain (cargo, rustfmt, clippy). The tests start no external service:
-# the engine is tested from Debezium JSON bytes in memory and in files under fixtures/.
+# Needs a Rust toolchain (cargo, rustfmt, clippy) and installs MariaDB (Debian packages, as root)
+# when it is missing: a private MariaDB server on 127.0.0.1 runs the same view SQL as the
+# engine, as the oracle of tests/it/mariadb.rs. The script stops the server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,10 @@ if cargo clippy --version >/dev/null 2>&1; then
     echo "== clippy"
     cargo clippy --all-targets --quiet -- -D warnings
 fi
+echo "== MariaDB (oracle)"
+socket="$(scripts/mariadb.sh start)"
+trap 'scripts/mariadb.sh stop' EXIT
+export CDCFLOW_TEST_MARIADB_SOCKET="$socket"
 echo "== tests"
 cargo test --all-targets
 echo "== doc tests"

@@ -5,6 +5,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod decode;
+mod mariadb;
 mod oracle;
 mod properties;
 mod sql_semantics;

@@ -222,6 +222,22 @@ fn left_join_nulls_and_aggregates_match_hand_computed_results() {
     }
 }
 
+/// The scenario for the MariaDB oracle: dataflows, schema SQL, view SQL by name, input bytes.
+pub fn scenario_for_oracle() -> (
+    Dataflows,
+    String,
+    std::collections::BTreeMap<String, String>,
+    Vec<u8>,
+) {
+    let d = views(&[("left_join", LEFT_JOIN), ("having_case", HAVING_CASE)]).unwrap();
+    let bytes = scenario(&d);
+    let views = [("left_join", LEFT_JOIN), ("having_case", HAVING_CASE)]
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect();
+    (d, SCHEMA.to_string(), views, bytes)
+}
+
 fn refused(sql: &str) -> String {
     views(&[("v", sql)]).unwrap_err().to_string()
 }

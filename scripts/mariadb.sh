@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A private MariaDB for the tests: installs the Debian packages when missing, starts one server
+# bound to 127.0.0.1 with its data under target/, stops it by its PID. Idempotent.
+#
+#   scripts/mariadb.sh start   # prints the socket path on stdout
+#   scripts/mariadb.sh stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="$PWD/target/mariadb-test"
+PORT="${CDCFLOW_TEST_MARIADB_PORT:-34306}"
+MARIADBD=/usr/sbin/mariadbd
+
+install() {
+    if [ -x "$MARIADBD" ] && command -v mariadb >/dev/null 2>&1 && command -v mariadb-install-db >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: MariaDB is not installed and installing it needs root: apt-get install mariadb-server mariadb-client" >&2
+        exit 1
+    fi
+    echo "installing mariadb-server and mariadb-client (Debian packages)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+}
+
+running() {
+    [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
+}
+
+start() {
+    install
+    mkdir -p "$DIR"
+    if running; then
+        echo "$DIR/sock"
+        return
+    fi
+    if [ ! -d "$DIR/data/mysql" ]; then
+        rm -rf "$DIR/data"
+        mariadb-install-db --no-defaults --datadir="$DIR/data" --auth-root-authentication-method=normal \
+            --skip-test-db --user="$(id -un)" >"$DIR/install.log" 2>&1
+    fi
+    "$MARIADBD" --no-defaults --user="$(id -un)" --datadir="$DIR/data" --socket="$DIR/sock" \
+        --pid-file="$DIR/pid" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
+        --server-id=1 >"$DIR/server.log" 2>&1 &
+    for _ in $(seq 1 100); do
+        if mariadb --no-defaults --socket="$DIR/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+            echo "$DIR/sock"
+            return
+        fi
+        sleep 0.1
+    done
+    echo "error: MariaDB did not start; see $DIR/server.log" >&2
+    tail -20 "$DIR/server.log" >&2 || true
+    exit 1
+}
+
+stop() {
+    if running; then
+        local pid
+        pid="$(cat "$DIR/pid")"
+        kill "$pid"
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || return 0
+            sleep 0.1
+        done
+        echo "warning: MariaDB (pid $pid) did not stop in 10 s" >&2
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
