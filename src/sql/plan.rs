@@ -47,6 +47,8 @@ pub struct SourcePlan {
     pub table: TableId,
     /// The table's `db.table` name.
     pub table_name: String,
+    /// Names of the kept columns, in projected order.
+    pub column_names: Vec<String>,
     /// Table columns kept, in order: the projected row.
     pub columns: Vec<usize>,
     /// Filter over the projected row, pushed down from WHERE / ON.
@@ -161,48 +163,141 @@ impl ViewPlan {
 impl fmt::Display for ViewPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "view {}", self.name)?;
+        let mut joined: Vec<String> = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
-            let how = if i == 0 {
-                "scan".to_string()
+            let own: Vec<String> = s
+                .column_names
+                .iter()
+                .map(|c| format!("{}.{c}", s.alias))
+                .collect();
+            let filter = s
+                .filter
+                .as_ref()
+                .map(|e| format!(" where {}", show(e, &own)))
+                .unwrap_or_default();
+            if i == 0 {
+                writeln!(
+                    f,
+                    "  scan {} {} [{}]{filter}",
+                    s.table_name,
+                    s.alias,
+                    own.join(", ")
+                )?;
             } else {
                 let j = &self.joins[i - 1];
-                format!(
-                    "{} join on {:?} = {:?}",
-                    if j.kind == JoinKind::Left {
-                        "left"
-                    } else {
-                        "inner"
-                    },
-                    j.left_keys,
-                    j.right_keys
-                )
-            };
-            writeln!(
-                f,
-                "  {how}: {} as {} columns {:?}{}",
-                s.table_name,
-                s.alias,
-                s.columns,
-                s.filter
-                    .as_ref()
-                    .map(|e| format!(" filter {e:?}"))
-                    .unwrap_or_default()
-            )?;
+                let keys: Vec<String> = j
+                    .left_keys
+                    .iter()
+                    .zip(&j.right_keys)
+                    .map(|(l, r)| format!("{} = {}", show(l, &joined), show(r, &own)))
+                    .collect();
+                let kind = if j.kind == JoinKind::Left {
+                    "left join"
+                } else {
+                    "join"
+                };
+                writeln!(
+                    f,
+                    "  {kind} {} {} [{}]{filter} on {}",
+                    s.table_name,
+                    s.alias,
+                    own.join(", "),
+                    keys.join(" and ")
+                )?;
+            }
+            joined.extend(own);
         }
         if let Some(e) = &self.filter {
-            writeln!(f, "  filter {e:?}")?;
+            writeln!(f, "  filter {}", show(e, &joined))?;
         }
-        writeln!(f, "  group by {:?}", self.group_by)?;
+        let mut group: Vec<String> = self.group_by.iter().map(|e| show(e, &joined)).collect();
+        writeln!(f, "  group by {}", group.join(", "))?;
         for a in &self.aggregates {
-            writeln!(f, "  aggregate {:?}({:?}) -> {}", a.func, a.arg, a.ty)?;
+            let arg = a.arg.as_ref().map_or("*".to_string(), |e| show(e, &joined));
+            let how = if a.func.accumulable() {
+                "accumulated in the difference"
+            } else {
+                "reduced"
+            };
+            let name = match a.func {
+                AggFunc::CountStar => "COUNT(*)".to_string(),
+                AggFunc::Count => format!("COUNT({arg})"),
+                AggFunc::CountDistinct => format!("COUNT(DISTINCT {arg})"),
+                AggFunc::Sum => format!("SUM({arg})"),
+                AggFunc::Min => format!("MIN({arg})"),
+                AggFunc::Max => format!("MAX({arg})"),
+                AggFunc::Avg => format!("AVG({arg})"),
+            };
+            writeln!(f, "  aggregate {name} : {} ({how})", a.ty)?;
+            group.push(name);
         }
         if let Some(h) = &self.having {
-            writeln!(f, "  having {h:?}")?;
+            writeln!(f, "  having {}", show(h, &group))?;
         }
         for o in &self.output {
-            writeln!(f, "  output {} = {:?} : {}", o.name, o.expr, o.ty)?;
+            writeln!(
+                f,
+                "  output {} = {} : {}",
+                o.name,
+                show(&o.expr, &group),
+                o.ty
+            )?;
         }
         Ok(())
+    }
+}
+
+/// Renders an expression with column names.
+fn show(e: &Expr, names: &[String]) -> String {
+    use super::expr::BinOp as B;
+    let s = |x: &Expr| show(x, names);
+    match e {
+        Expr::Column(i) => names.get(*i).cloned().unwrap_or_else(|| format!("#{i}")),
+        Expr::Literal(Value::Text(t)) => format!("'{t}'"),
+        Expr::Literal(v) => v.to_string(),
+        Expr::Binary(op, l, r) => {
+            let o = match op {
+                B::Add => "+",
+                B::Sub => "-",
+                B::Mul => "*",
+                B::Div => "/",
+                B::Eq => "=",
+                B::Ne => "<>",
+                B::Lt => "<",
+                B::Le => "<=",
+                B::Gt => ">",
+                B::Ge => ">=",
+                B::And => "AND",
+                B::Or => "OR",
+            };
+            format!("({} {o} {})", s(l), s(r))
+        }
+        Expr::Not(a) => format!("NOT {}", s(a)),
+        Expr::Neg(a) => format!("-{}", s(a)),
+        Expr::IsNull(a, false) => format!("{} IS NULL", s(a)),
+        Expr::IsNull(a, true) => format!("{} IS NOT NULL", s(a)),
+        Expr::InList(a, l, n) => format!(
+            "{} {}IN ({})",
+            s(a),
+            if *n { "NOT " } else { "" },
+            l.iter().map(s).collect::<Vec<_>>().join(", ")
+        ),
+        Expr::Case(w, o) => {
+            let mut out = "CASE".to_string();
+            for (c, r) in w {
+                out.push_str(&format!(" WHEN {} THEN {}", s(c), s(r)));
+            }
+            if let Some(o) = o {
+                out.push_str(&format!(" ELSE {}", s(o)));
+            }
+            out + " END"
+        }
+        Expr::Coalesce(a) => format!(
+            "COALESCE({})",
+            a.iter().map(s).collect::<Vec<_>>().join(", ")
+        ),
+        Expr::Date(a) => format!("DATE({})", s(a)),
+        Expr::Cast(a, t) => format!("CAST({} AS {t})", s(a)),
     }
 }
 
@@ -574,6 +669,14 @@ impl<'a> Planner<'a> {
                 alias: s.alias.clone(),
                 table: s.table,
                 table_name: self.catalog.tables[s.table].qualified(),
+                column_names: mine
+                    .iter()
+                    .map(|c| {
+                        self.catalog.tables[s.table].columns[c - s.offset]
+                            .name
+                            .clone()
+                    })
+                    .collect(),
                 columns: mine.iter().map(|c| c - s.offset).collect(),
                 filter,
             });
