@@ -60,7 +60,7 @@ impl Decimal {
             }
             m = m.checked_mul(10)?.checked_add((b - b'0') as i128)?;
         }
-        let mut scale = frac_part.len() as i32 - exp;
+        let mut scale = (frac_part.len() as i32).checked_sub(exp)?;
         if scale < 0 {
             m = m.checked_mul(pow10(u8::try_from(-scale).ok()?)?)?;
             scale = 0;
@@ -376,13 +376,28 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Parses `YYYY-MM-DD` into a day number, checking the calendar.
 pub fn parse_date(s: &str) -> Option<i32> {
     let mut it = s.splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+    let y: i64 = digits(it.next()?)?;
+    let m = digits(it.next()?)? as u32;
+    let d = digits(it.next()?)? as u32;
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return None;
     }
     i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+/// Days of 0000-01-01 and 9999-12-31: MySQL's DATE range.
+pub const DAY_RANGE: std::ops::RangeInclusive<i64> = -719_528..=2_932_896;
+
+/// Microseconds of 0000-01-01 00:00:00 and the end of 9999-12-31: MySQL's DATETIME range.
+pub const MICROS_RANGE: std::ops::RangeInclusive<i64> =
+    -719_528 * MICROS_PER_DAY..=2_932_897 * MICROS_PER_DAY - 1;
+
+/// A non-negative decimal number made of ASCII digits only (no sign), at most 18 digits.
+fn digits(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {
@@ -398,11 +413,8 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// epoch; an offset is applied, giving UTC.
 pub fn parse_datetime(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s.len() < 10 {
-        return None;
-    }
-    let days = parse_date(&s[..10])? as i64;
-    let rest = &s[10..];
+    let days = parse_date(s.get(..10)?)? as i64;
+    let rest = s.get(10..)?;
     if rest.is_empty() {
         return Some(days * MICROS_PER_DAY);
     }
@@ -414,8 +426,11 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         let (c, z) = rest.split_at(i);
         let sign = if z.starts_with('-') { -1 } else { 1 };
         let mut hm = z[1..].split(':');
-        let h: i64 = hm.next()?.parse().ok()?;
-        let m: i64 = hm.next().unwrap_or("0").parse().ok()?;
+        let h = digits(hm.next()?)?;
+        let m = digits(hm.next().unwrap_or("0"))?;
+        if h > 14 || m > 59 {
+            return None;
+        }
         (c, sign * (h * 3600 + m * 60) * 1_000_000)
     } else {
         (rest, 0)
@@ -425,9 +440,9 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         None => (clock, ""),
     };
     let mut p = hms.split(':');
-    let h: i64 = p.next()?.parse().ok()?;
-    let mi: i64 = p.next()?.parse().ok()?;
-    let se: i64 = p.next().unwrap_or("0").parse().ok()?;
+    let h = digits(p.next()?)?;
+    let mi = digits(p.next()?)?;
+    let se = digits(p.next().unwrap_or("0"))?;
     if h > 23 || mi > 59 || se > 59 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -442,7 +457,8 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     for _ in frac.len().min(6)..6 {
         micros *= 10;
     }
-    Some(days * MICROS_PER_DAY + (h * 3600 + mi * 60 + se) * 1_000_000 + micros - offset_us)
+    let us = days * MICROS_PER_DAY + (h * 3600 + mi * 60 + se) * 1_000_000 + micros - offset_us;
+    MICROS_RANGE.contains(&us).then_some(us)
 }
 
 #[cfg(test)]
@@ -499,6 +515,27 @@ mod tests {
                 .unwrap()
                 .to_string(),
             "1.3"
+        );
+    }
+
+    #[test]
+    fn regression_datetime_with_non_ascii_text_does_not_panic() {
+        assert_eq!(parse_datetime("2023-01-0é"), None);
+        assert_eq!(parse_datetime("2023-01-01é10:00:00"), None);
+        assert_eq!(parse_date("2023-0é-01"), None);
+    }
+
+    #[test]
+    fn out_of_range_dates_and_signed_fields_are_refused() {
+        assert_eq!(parse_datetime("999999-1-1"), None);
+        assert_eq!(parse_date("99999999999999999-01-01"), None);
+        assert_eq!(parse_datetime("2023-01-01 10:-5:00"), None);
+        assert_eq!(parse_datetime("2023-01-01 +5:00:00"), None);
+        assert_eq!(parse_datetime("2023-01-01T10:00:00+99:00"), None);
+        assert!(Decimal::parse("1e-2147483648").is_none());
+        assert_eq!(
+            parse_datetime("9999-12-31 23:59:59.999999"),
+            Some(*MICROS_RANGE.end())
         );
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Contract: accumulation is exact integer addition (`i128` slots), hence associative and
 //! commutative, so differential dataflow may consolidate updates in any order and grouping.
-//! Slot 0 counts the rows of the group; each aggregate owns one or two further slots
-//! (non-NULL count, and the sum as the mantissa at the argument's static scale).
+//! Slot 0 counts the rows of the group; each aggregate owns further slots: its non-NULL count,
+//! and for SUM/AVG the sum of the mantissas at the argument's static scale, split in two limbs
+//! (`high * 10^18 + low`) so that no slot comes near overflow; the total is rebuilt with checked
+//! arithmetic.
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use serde::{Deserialize, Serialize};

@@ -285,6 +285,9 @@ enum Part {
     Count(u16, i64),
 }
 
+/// The base of the two limbs a sum is accumulated in.
+const LIMB: i128 = 1_000_000_000_000_000_000;
+
 /// An accumulable aggregate's first slot, argument, argument scale, and whether it has a sum slot.
 type Slot = (usize, Option<Expr>, u8, bool);
 
@@ -313,7 +316,7 @@ impl AccumLayout {
                         Some((first, a.arg.clone(), scale, false))
                     }
                     AggFunc::Sum | AggFunc::Avg => {
-                        next += 2;
+                        next += 3;
                         Some((first, a.arg.clone(), scale, true))
                     }
                     _ => None,
@@ -338,7 +341,11 @@ impl AccumLayout {
                 let d = d
                     .rescale(*scale)
                     .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
-                acc[*first + 1] = d.mantissa;
+                // Two limbs (value = high * 10^18 + low), summed separately: each slot stays far
+                // from i128's range for any realistic row count, and the total is rebuilt with
+                // checked arithmetic in `finish`, so a sum never wraps silently.
+                acc[*first + 1] = d.mantissa / LIMB;
+                acc[*first + 2] = d.mantissa % LIMB;
             }
         }
         Ok(Accum(acc))
@@ -364,7 +371,14 @@ fn finish(
                 if n == 0 {
                     Value::Null
                 } else {
-                    let sum = Decimal::new(acc.get(first + 1), *scale);
+                    let total = acc
+                        .get(first + 1)
+                        .checked_mul(LIMB)
+                        .and_then(|h| h.checked_add(acc.get(first + 2)))
+                        .ok_or_else(|| {
+                            EvalError("SUM out of range (more than 38 digits)".into())
+                        })?;
+                    let sum = Decimal::new(total, *scale);
                     if a.func == AggFunc::Sum {
                         Value::Dec(sum)
                     } else {

@@ -27,7 +27,9 @@ use serde_json::value::RawValue;
 use super::{ChangeEvent, Decoded, Row};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
-use crate::value::{Decimal, MICROS_PER_DAY, Value, parse_date, parse_datetime};
+use crate::value::{
+    DAY_RANGE, Decimal, MICROS_PER_DAY, MICROS_RANGE, Value, parse_date, parse_datetime,
+};
 
 /// Why a message could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -289,9 +291,11 @@ impl DebeziumDecoder {
             match raw {
                 None => Ok(None),
                 Some(r) if r.get() == "null" => Ok(None),
-                Some(r) => decode_row(table_def, r, schema).map(Some).map_err(|e| {
-                    DecodeError(format!("`{which}` of {}: {}", table_def.qualified(), e.0))
-                }),
+                Some(r) => decode_row(table_def, r, schema, which == "before")
+                    .map(Some)
+                    .map_err(|e| {
+                        DecodeError(format!("`{which}` of {}: {}", table_def.qualified(), e.0))
+                    }),
             }
         };
         let event = |key: Row, row: Option<Row>| ChangeEvent {
@@ -363,10 +367,14 @@ fn binlog_sequence(file: &str) -> Result<u64, DecodeError> {
         })
 }
 
+/// Decodes a row object. With `key_only`, only the primary-key columns are decoded and
+/// required (other columns become NULL): a `before` image serves only to find the key, so a
+/// value that no longer matches schema.sql there must not block a delete.
 fn decode_row(
     table: &Table,
     raw: &RawValue,
     schema: Option<&RowSchema>,
+    key_only: bool,
 ) -> Result<Row, DecodeError> {
     let fields: RawFields =
         serde_json::from_str(raw.get()).map_err(|e| DecodeError(format!("not an object: {e}")))?;
@@ -379,7 +387,9 @@ fn decode_row(
         } else {
             table.column(&name)
         } {
+            Some(i) if key_only && !table.primary_key.contains(&i) => continue,
             Some(i) => i,
+            None if key_only => continue,
             None => {
                 return err(format!(
                     "column `{name}` is not declared in schema.sql for {}",
@@ -404,8 +414,10 @@ fn decode_row(
     }
     row.into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            v.ok_or_else(|| DecodeError(format!("column `{}` is missing", table.columns[i].name)))
+        .map(|(i, v)| match v {
+            Some(v) => Ok(v),
+            None if key_only && !table.primary_key.contains(&i) => Ok(Value::Null),
+            None => err(format!("column `{}` is missing", table.columns[i].name)),
         })
         .collect()
 }
@@ -534,7 +546,7 @@ fn decode_value(
                 ))
             })?;
             let limit = 10i128.pow(*precision as u32);
-            if exact.mantissa.abs() >= limit {
+            if exact.mantissa.unsigned_abs() >= limit as u128 {
                 return err(format!(
                     "{d} is out of range for DECIMAL({precision},{scale})"
                 ));
@@ -574,9 +586,10 @@ fn decode_value(
                     .ok_or_else(|| DecodeError(format!("`{}` is not a date", clip(&s))));
             }
             let days = json_int(raw)?;
-            i32::try_from(days)
-                .map(Value::Date)
-                .map_err(|_| DecodeError(format!("{days} days is out of range")))
+            if !DAY_RANGE.contains(&days) {
+                return err(format!("{days} days is outside 0000-01-01..9999-12-31"));
+            }
+            Ok(Value::Date(days as i32))
         }
         ColumnType::DateTime { precision } | ColumnType::Timestamp { precision } => {
             if let Some(s) = json_str(raw)? {
@@ -603,16 +616,14 @@ fn decode_value(
                 _ => Some(n),
             };
             micros
+                .filter(|us| MICROS_RANGE.contains(us))
                 .map(Value::DateTime)
-                .ok_or_else(|| DecodeError(format!("{n} is out of range")))
+                .ok_or_else(|| DecodeError(format!("{n} is outside 0000-01-01..9999-12-31")))
         }
         ColumnType::Bytes => match json_str(raw)? {
             Some(s) => base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())
-                .map(|b| match String::from_utf8(b) {
-                    Ok(t) => Value::Text(t),
-                    Err(e) => Value::Bytes(e.into_bytes()),
-                })
+                .map(Value::Bytes)
                 .map_err(|e| DecodeError(format!("bad base64: {e}"))),
             None => err(format!("expected base64 bytes, got {}", kind(raw))),
         },

@@ -474,7 +474,19 @@ impl<'a> Planner<'a> {
                     return Err(self.err(conj.span(), "an ON condition must be a comparison"));
                 }
                 let sides = sources_of(&scopes, &e);
-                if let Expr::Binary(BinOp::Eq, l, r) = &e {
+                // The static types of the two sides, as resolved (not guessed from the result).
+                let side_types = match strip_nested(conj) {
+                    ast::Expr::BinaryOp {
+                        left,
+                        op: BinaryOperator::Eq,
+                        right,
+                    } => Some((
+                        self.resolve(visible, left, false)?.1,
+                        self.resolve(visible, right, false)?.1,
+                    )),
+                    _ => None,
+                };
+                if let (Expr::Binary(BinOp::Eq, l, r), Some((lt, rt))) = (&e, side_types) {
                     let ls = sources_of(&scopes, l);
                     let rs = sources_of(&scopes, r);
                     let left_only =
@@ -482,15 +494,13 @@ impl<'a> Planner<'a> {
                     let right_only =
                         |s: &BTreeSet<usize>| !s.is_empty() && s.iter().all(|x| *x == right);
                     let pair = if left_only(&ls) && right_only(&rs) {
-                        Some((l, r))
+                        Some((l, lt, r, rt))
                     } else if right_only(&ls) && left_only(&rs) {
-                        Some((r, l))
+                        Some((r, rt, l, lt))
                     } else {
                         None
                     };
-                    if let Some((a, b)) = pair {
-                        let ta = self.type_of(&scopes, a);
-                        let tb = self.type_of(&scopes, b);
+                    if let Some((a, ta, b, tb)) = pair {
                         let common = unify(&[ta, tb])
                             .map_err(|m| self.err(conj.span(), &format!("join keys: {m}")))?;
                         lk.push(coerce((**a).clone(), ta, common));
@@ -712,20 +722,6 @@ impl<'a> Planner<'a> {
         scopes
             .iter()
             .any(|s| self.catalog.tables[s.table].column(name).is_some())
-    }
-
-    fn type_of(&self, scopes: &[Scope], e: &Expr) -> Type {
-        // Only used for join-key sides, which were type-checked when resolved.
-        match e {
-            Expr::Column(c) => {
-                let s = &scopes[source_of(scopes, *c)];
-                column_type(&self.catalog.tables[s.table].columns[c - s.offset].ty)
-            }
-            Expr::Cast(_, t) => *t,
-            Expr::Date(_) => Type::Date,
-            Expr::Literal(v) => literal_type(v),
-            _ => Type::Int,
-        }
     }
 
     /// Resolves an expression over the full row; aggregates are refused here.
@@ -1272,6 +1268,13 @@ pub fn column_type(t: &ColumnType) -> Type {
         ColumnType::Bytes => Type::Bytes,
         ColumnType::Date => Type::Date,
         ColumnType::DateTime { .. } | ColumnType::Timestamp { .. } => Type::DateTime,
+    }
+}
+
+fn strip_nested(e: &ast::Expr) -> &ast::Expr {
+    match e {
+        ast::Expr::Nested(x) => strip_nested(x),
+        other => other,
     }
 }
 

@@ -8,4 +8,5 @@ mod decode;
 mod mariadb;
 mod oracle;
 mod properties;
+mod regressions;
 mod sql_semantics;

@@ -1,0 +1,233 @@
+//! Regression tests, named after the bug they pin (found in review of the first version).
+
+use std::sync::Arc;
+
+use cdcflow::decode::debezium::DebeziumDecoder;
+use cdcflow::decode::{Decoded, Row};
+use cdcflow::schema::Catalog;
+use cdcflow::sql::Dataflows;
+use cdcflow::value::{Decimal, Value};
+use cdcflow::workload::{DecimalMode, Encoder, Op, RowChange};
+
+use crate::common::*;
+
+fn lines(d: &Dataflows, changes: &[(usize, Op, Option<Row>, Option<Row>)]) -> Vec<u8> {
+    let mut out = String::new();
+    let mut enc = Encoder::new(&d.catalog, false, DecimalMode::String);
+    for (i, (table, op, before, after)) in changes.iter().enumerate() {
+        let c = RowChange {
+            table: *table,
+            op: *op,
+            before: before.clone(),
+            after: after.clone(),
+            ts_ms: 1000 + i as u64,
+            file: 1,
+            pos: 10 + i as u64,
+            row: 0,
+        };
+        enc.encode(&c, &mut out);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn dataflows(schema: &str, views: &[(&str, &str)]) -> Dataflows {
+    let v: Vec<(String, String, String)> = views
+        .iter()
+        .map(|(n, s)| (format!("{n}.sql"), n.to_string(), s.to_string()))
+        .collect();
+    Dataflows::from_sources(Catalog::parse("schema.sql", schema).unwrap(), &v).unwrap()
+}
+
+#[test]
+fn regression_join_key_types_come_from_the_resolved_sides() {
+    // `a.price * 1` is a DECIMAL; the key on the other side an INT. Both must be compared as
+    // decimals (MySQL matches 3.00 = 3), not silently never match.
+    let d = dataflows(
+        "CREATE DATABASE s; CREATE TABLE s.a (id INT PRIMARY KEY, price DECIMAL(8,2) NOT NULL); CREATE TABLE s.b (id INT PRIMARY KEY, name VARCHAR(10) NOT NULL);",
+        &[(
+            "v",
+            "SELECT b.name, COUNT(*) AS n FROM s.a a JOIN s.b b ON a.price * 1 = b.id GROUP BY b.name",
+        )],
+    );
+    let bytes = lines(
+        &d,
+        &[
+            (
+                0,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(1), Value::Dec(Decimal::new(300, 2))]),
+            ),
+            (
+                1,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(3), Value::Text("three".into())]),
+            ),
+        ],
+    );
+    let out = replay(&d, bytes, 1, 0);
+    assert_eq!(
+        out.state.into_iter().collect::<Vec<_>>(),
+        vec![(
+            (0, "three".to_string()),
+            vec![Value::Text("three".into()), Value::Int(1)]
+        )]
+    );
+}
+
+#[test]
+fn regression_sum_beyond_38_digits_is_refused_not_wrapped() {
+    let d = dataflows(
+        "CREATE DATABASE s; CREATE TABLE s.a (id INT PRIMARY KEY, g INT NOT NULL, x DECIMAL(38,0) NOT NULL);",
+        &[("v", "SELECT a.g, SUM(a.x) AS total FROM s.a a GROUP BY a.g")],
+    );
+    let big = |m: i128| Value::Dec(Decimal::new(m, 0));
+    let e37 = 10i128.pow(37);
+    let bytes = lines(
+        &d,
+        &[
+            // group 1: 4e37 + 4e37 = 8e37 fits exactly
+            (
+                0,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(1), Value::Int(1), big(4 * e37)]),
+            ),
+            (
+                0,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(2), Value::Int(1), big(4 * e37)]),
+            ),
+            // group 2: 9e37 + 9e37 = 1.8e38 exceeds i128: refused and counted
+            (
+                0,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(3), Value::Int(2), big(9 * e37)]),
+            ),
+            (
+                0,
+                Op::Create,
+                None,
+                Some(vec![Value::Int(4), Value::Int(2), big(9 * e37)]),
+            ),
+        ],
+    );
+    let out = replay(&d, bytes, 1, 0);
+    assert_eq!(
+        out.state.get(&(0, "1".to_string())),
+        Some(&vec![Value::Int(1), big(8 * e37)])
+    );
+    assert_eq!(out.state.get(&(0, "2".to_string())), None);
+    assert!(out.metrics.eval_errors > 0, "the overflow is reported");
+}
+
+#[test]
+fn regression_delete_with_a_stale_before_image_still_deletes() {
+    // The before image of a delete holds an ENUM value schema.sql no longer declares: only the
+    // primary key of a before image matters, so the delete must apply.
+    let d = outbound();
+    let catalog = d.catalog.clone();
+    let couriers = catalog.lookup("logistics", "couriers").unwrap();
+    let mut bytes = lines(
+        &d,
+        &[(
+            couriers,
+            Op::Create,
+            None,
+            Some(vec![Value::Int(1), Value::Text("dhl".into())]),
+        )],
+    );
+    let ship = catalog.lookup("warehouse", "shipments").unwrap();
+    let mut more = lines(
+        &d,
+        &[
+            (
+                ship,
+                Op::Create,
+                None,
+                Some(vec![
+                    Value::Int(9),
+                    Value::Int(9),
+                    Value::Int(1),
+                    Value::Text("shipped".into()),
+                    Value::DateTime(0),
+                ]),
+            ),
+            (
+                ship,
+                Op::Delete,
+                Some(vec![
+                    Value::Int(9),
+                    Value::Int(9),
+                    Value::Int(1),
+                    Value::Text("lost".into()),
+                    Value::DateTime(0),
+                ]),
+                None,
+            ),
+        ],
+    );
+    // Keep positions increasing across the two batches.
+    let text = String::from_utf8(more.clone())
+        .unwrap()
+        .replace("\"pos\":10,", "\"pos\":20,")
+        .replace("\"pos\":11,", "\"pos\":21,");
+    more = text.into_bytes();
+    bytes.extend(more);
+    let events = decode_lines(&d, &bytes);
+    assert_eq!(events.last().unwrap().row, None, "decoded as a delete");
+    assert_eq!(events.last().unwrap().key, vec![Value::Int(9)]);
+}
+
+#[test]
+fn regression_precise_decimal_of_i128_min_is_refused_without_panic() {
+    let d = outbound();
+    let mut dec = DebeziumDecoder::new(d.catalog.clone());
+    let mut line = String::new();
+    let items = d.catalog.lookup("orders", "order_items").unwrap();
+    Encoder::new(&d.catalog, true, DecimalMode::Precise).encode(
+        &RowChange {
+            table: items,
+            op: Op::Create,
+            before: None,
+            after: Some(vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Text("x".into()),
+                Value::Int(1),
+                Value::Dec(Decimal::new(5, 2)),
+            ]),
+            ts_ms: 1,
+            file: 1,
+            pos: 4,
+            row: 0,
+        },
+        &mut line,
+    );
+    let bad = line.replacen(
+        "\"unit_price\":\"BQ==\"",
+        "\"unit_price\":\"gAAAAAAAAAAAAAAAAAAAAA==\"",
+        1,
+    );
+    assert_ne!(bad, line, "the fixture line was rewritten");
+    let e = dec.decode(bad.as_bytes()).unwrap_err();
+    assert!(e.0.contains("unit_price"), "{e}");
+}
+
+#[test]
+fn regression_datetime_text_with_multibyte_characters_is_rejected_not_a_panic() {
+    let catalog = Catalog::parse(
+        "t.sql",
+        "CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, ts TIMESTAMP(3));",
+    )
+    .unwrap();
+    let mut dec = DebeziumDecoder::new(Arc::new(catalog));
+    let msg = r#"{"before":null,"after":{"id":1,"ts":"2023-01-0é"},"source":{"db":"a","table":"t","file":"b.000001","pos":4,"row":0,"ts_ms":1},"op":"c"}"#;
+    let e = dec.decode(msg.as_bytes()).unwrap_err();
+    assert!(e.0.contains("not an ISO-8601 date-time"), "{e}");
+    assert!(matches!(dec.decode(br#"null"#), Ok(Decoded::Ignored(_))));
+}
