@@ -4,7 +4,7 @@
 //! per group key a surviving `+` is an upsert of the new document, a key with only `-` is a
 //! delete. A key whose `-old +new` cancel (the same document) emits nothing. The sink operator
 //! runs on worker 0, writes each completed time in `(view, id)` order and holds a capability
-//! until it has written it, so a probe after it passes `t` only when `t` is durable in the sink.
+//! until it has written it, so a probe after it passes `t` only when `t` has been handed to the sink.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

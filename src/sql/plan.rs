@@ -27,7 +27,7 @@ use crate::value::{Decimal, Value, parse_date, parse_datetime};
 pub const SUPPORTED: &str = "supported: SELECT <expressions> FROM db.table [alias] \
 [[INNER] JOIN | LEFT [OUTER] JOIN db.table [alias] ON <equalities>]... [WHERE ..] GROUP BY .. [HAVING ..]; \
 expressions: columns, literals, + - * /, = <> < <= > >=, AND OR NOT, IN (..), IS [NOT] NULL, \
-BETWEEN, CASE WHEN, COALESCE, DATE(x); aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG";
+BETWEEN, CASE [x] WHEN, COALESCE, IFNULL, DATE(x); aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG";
 
 /// Join kinds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
