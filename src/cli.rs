@@ -115,8 +115,12 @@ struct ReplayArgs {
     #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
     allowed_lateness_ms: u64,
     /// No progress output on stderr.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "progress")]
     quiet: bool,
+    /// Progress on stderr about once a second even when stderr is not a terminal (by default only
+    /// on a terminal).
+    #[arg(long)]
+    progress: bool,
     /// Debezium JSON-lines files; each is one source partition.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -246,7 +250,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         workers,
         lateness_ms: a.allowed_lateness_ms,
-        progress: !a.quiet && std::io::stderr().is_terminal(),
+        progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
         keep_log: false,
         dead_letter: Some(dead_letter.clone()),
         chunk_lines: dataflow::CHUNK_LINES,

@@ -270,12 +270,12 @@ pub fn run(
                 let s = metrics.snapshot();
                 let secs = started.elapsed().as_secs_f64();
                 eprintln!(
-                    "progress: {:.1}% of input, {} records, {} events, {:.0} events/s, frontier {}",
+                    "progress: {:.1}% of input, {} records, {} events, {:.0} events/s, complete before {} UTC",
                     100.0 * done as f64 / total_bytes.max(1) as f64,
                     s.records,
                     s.events,
                     s.events as f64 / secs.max(1e-9),
-                    wait_for
+                    crate::value::Value::DateTime(wait_for as i64 * 1000)
                 );
             }
             if reject_error.is_some() {
