@@ -9,6 +9,7 @@
 //! (time below the sender's frontier) arrive already moved to that frontier by the source.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
@@ -71,27 +72,47 @@ pub fn ingest<'s>(
                             {
                                 j += 1;
                             }
-                            let slot_key = (events[i].table, std::mem::take(&mut events[i].key));
-                            let slot = state.get(&slot_key);
-                            let old_row = slot.and_then(|(_, r)| r.clone());
-                            let mut current: Option<(Version, Option<Row>)> = slot.cloned();
+                            let table = events[i].table;
+                            let key = std::mem::take(&mut events[i].key);
+                            let entry = state.entry((table, key));
+                            let applied = match &entry {
+                                Entry::Occupied(o) => Some(o.get().0),
+                                Entry::Vacant(_) => None,
+                            };
+                            // The newest of this time's events for the key, if newer than the
+                            // applied version.
+                            let mut newest: Option<(Version, Option<Row>)> = None;
                             for ev in &mut events[i..j] {
-                                match &current {
-                                    Some((v, _)) if *v == ev.version => dups += 1,
-                                    Some((v, _)) if *v > ev.version => stale += 1,
-                                    _ => current = Some((ev.version, ev.row.take())),
+                                match newest.as_ref().map(|n| n.0).or(applied) {
+                                    Some(v) if v == ev.version => dups += 1,
+                                    Some(v) if v > ev.version => stale += 1,
+                                    _ => newest = Some((ev.version, ev.row.take())),
                                 }
                             }
-                            let (version, new_row) = current.expect("at least one event per key");
-                            if old_row != new_row {
-                                if let Some(old) = old_row {
-                                    ready.push(((slot_key.0, old), time, -1));
-                                }
-                                if let Some(new) = new_row.clone() {
-                                    ready.push(((slot_key.0, new), time, 1));
+                            if let Some((version, new_row)) = newest {
+                                match entry {
+                                    Entry::Occupied(mut o) => {
+                                        let slot = o.get_mut();
+                                        slot.0 = version;
+                                        if slot.1 != new_row {
+                                            if let Some(old) =
+                                                std::mem::replace(&mut slot.1, new_row)
+                                            {
+                                                ready.push(((table, old), time, -1));
+                                            }
+                                            if let Some(new) = &slot.1 {
+                                                ready.push(((table, new.clone()), time, 1));
+                                            }
+                                        }
+                                    }
+                                    Entry::Vacant(v) => {
+                                        if let Some(new) = &new_row {
+                                            ready.push(((table, new.clone()), time, 1));
+                                        }
+                                        v.insert((version, new_row));
+                                    }
                                 }
                             }
-                            state.insert(slot_key, (version, new_row));
                             i = j;
                         }
                         Metrics::add(&metrics.duplicates, dups);
