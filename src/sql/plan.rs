@@ -469,7 +469,7 @@ impl<'a> Planner<'a> {
             let mut lk = Vec::new();
             let mut rk = Vec::new();
             for conj in conjuncts(on) {
-                let (e, t) = self.resolve(visible, conj, false)?;
+                let (e, t) = self.resolve(visible, conj)?;
                 if t != Type::Int && t != Type::Null {
                     return Err(self.err(conj.span(), "an ON condition must be a comparison"));
                 }
@@ -481,8 +481,8 @@ impl<'a> Planner<'a> {
                         op: BinaryOperator::Eq,
                         right,
                     } => Some((
-                        self.resolve(visible, left, false)?.1,
-                        self.resolve(visible, right, false)?.1,
+                        self.resolve(visible, left)?.1,
+                        self.resolve(visible, right)?.1,
                     )),
                     _ => None,
                 };
@@ -538,7 +538,7 @@ impl<'a> Planner<'a> {
         // 3. WHERE.
         if let Some(w) = &select.selection {
             for conj in conjuncts(w) {
-                let (e, _) = self.resolve(&scopes, conj, false)?;
+                let (e, _) = self.resolve(&scopes, conj)?;
                 let sides = sources_of(&scopes, &e);
                 match sides.iter().next() {
                     Some(&s) if sides.len() == 1 && !nullable[s] => source_filters[s].push(e),
@@ -588,7 +588,6 @@ impl<'a> Planner<'a> {
             ));
         }
         let mut group_by = Vec::new();
-        let mut group_types = Vec::new();
         for g in &group_exprs {
             // MySQL also allows GROUP BY <output alias> and GROUP BY <position>.
             let target: &ast::Expr = match g {
@@ -613,15 +612,12 @@ impl<'a> Planner<'a> {
                 },
                 _ => g,
             };
-            let (e, t) = self.resolve(&scopes, target, false)?;
-            group_by.push(e);
-            group_types.push(t);
+            group_by.push(self.resolve(&scopes, target)?.0);
         }
         let mut aggregates: Vec<Aggregate> = Vec::new();
         let mut output = Vec::new();
         for (name, e) in &items {
-            let (expr, ty) =
-                self.resolve_grouped(&scopes, e, &group_by, &group_types, &mut aggregates)?;
+            let (expr, ty) = self.resolve_grouped(&scopes, e, &group_by, &mut aggregates)?;
             output.push(OutputColumn {
                 name: name.clone(),
                 expr,
@@ -630,7 +626,7 @@ impl<'a> Planner<'a> {
         }
         let having = match &select.having {
             Some(h) => Some(
-                self.resolve_grouped(&scopes, h, &group_by, &group_types, &mut aggregates)?
+                self.resolve_grouped(&scopes, h, &group_by, &mut aggregates)?
                     .0,
             ),
             None => None,
@@ -725,12 +721,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Resolves an expression over the full row; aggregates are refused here.
-    fn resolve(
-        &self,
-        scopes: &[Scope],
-        e: &ast::Expr,
-        _grouped: bool,
-    ) -> Result<(Expr, Type), SqlError> {
+    fn resolve(&self, scopes: &[Scope], e: &ast::Expr) -> Result<(Expr, Type), SqlError> {
         self.resolve_with(scopes, e, &mut |_, e| {
             Err(self.err(
                 e.span(),
@@ -745,7 +736,6 @@ impl<'a> Planner<'a> {
         scopes: &[Scope],
         e: &ast::Expr,
         group_by: &[Expr],
-        group_types: &[Type],
         aggregates: &mut Vec<Aggregate>,
     ) -> Result<(Expr, Type), SqlError> {
         let k = group_by.len();
@@ -774,8 +764,6 @@ impl<'a> Planner<'a> {
                 Expr::Column(c) => Err(*c),
                 Expr::Literal(_) => Ok(e.clone()),
                 _ => {
-                    let mut cols = Vec::new();
-                    e.columns(&mut cols);
                     // Rebuild children one level down.
                     let mut bad = None;
                     let out = rebuild(e, &mut |child| match rewrite(child, group_by, k) {
@@ -792,7 +780,6 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let _ = group_types;
         match rewrite(&expr, group_by, k) {
             Ok(x) => Ok((x, ty)),
             Err(c) => {
@@ -837,7 +824,7 @@ impl<'a> Planner<'a> {
         };
         let (arg, arg_type) = match arg {
             Some(a) => {
-                let (x, t) = self.resolve(scopes, a, false)?;
+                let (x, t) = self.resolve(scopes, a)?;
                 (Some(x), t)
             }
             None => (None, Type::Int),

@@ -2,8 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use cdcflow::dataflow::{RunOptions, RunOutcome, run};
 use cdcflow::decode::debezium::DebeziumDecoder;
@@ -296,14 +295,4 @@ pub fn workload(
 pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(root().join("fixtures").join(rel))
         .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
-}
-
-/// An `Arc` of the catalog, for decoders.
-pub fn catalog_arc(d: &Dataflows) -> Arc<cdcflow::schema::Catalog> {
-    d.catalog.clone()
-}
-
-/// A path in a temp dir.
-pub fn tmp_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
