@@ -84,18 +84,6 @@ impl Decimal {
         }
     }
 
-    /// The same number rounded half away from zero to `scale` digits (as MySQL rounds).
-    pub fn round_to(self, scale: u8) -> Option<Decimal> {
-        if scale >= self.scale {
-            return self.rescale(scale);
-        }
-        let f = pow10(self.scale - scale)?;
-        let q = self.mantissa / f;
-        let r = self.mantissa % f;
-        let q = if r.abs() * 2 >= f { q + r.signum() } else { q };
-        Some(Decimal::new(q, scale))
-    }
-
     /// Exact sum; the scale is the larger of the two.
     pub fn checked_add(self, o: Decimal) -> Option<Decimal> {
         let s = self.scale.max(o.scale);
@@ -508,14 +496,6 @@ mod tests {
             Ordering::Equal
         );
         assert!(Decimal::parse("1.25").unwrap().rescale(1).is_none());
-        assert_eq!(
-            Decimal::parse("1.25")
-                .unwrap()
-                .round_to(1)
-                .unwrap()
-                .to_string(),
-            "1.3"
-        );
     }
 
     #[test]

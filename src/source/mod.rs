@@ -158,11 +158,6 @@ impl DeadLetters {
         }
     }
 
-    /// The file path, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     /// Keeps a rejected record.
     pub fn reject(
         &mut self,

@@ -140,26 +140,6 @@ pub struct ViewPlan {
     pub output: Vec<OutputColumn>,
 }
 
-impl ViewPlan {
-    /// Width of the joined row.
-    pub fn joined_width(&self) -> usize {
-        self.sources.iter().map(|s| s.columns.len()).sum()
-    }
-
-    /// Offsets of each source in the joined row.
-    pub fn offsets(&self) -> Vec<usize> {
-        let mut off = 0;
-        self.sources
-            .iter()
-            .map(|s| {
-                let o = off;
-                off += s.columns.len();
-                o
-            })
-            .collect()
-    }
-}
-
 impl fmt::Display for ViewPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "view {}", self.name)?;
