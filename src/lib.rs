@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod dataflow;
 pub mod decode;
+pub mod event;
 pub mod metrics;
 pub mod oracle;
 pub mod schema;

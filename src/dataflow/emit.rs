@@ -115,7 +115,7 @@ pub fn write_to_sink<'s>(
                     Metrics::add(&metrics.upserts, ups);
                     Metrics::add(&metrics.deletes, batch.len() as u64 - ups);
                     if let Some(s) = mine.as_mut()
-                        && let Err(e) = s.write(time, &batch)
+                        && let Err(e) = s.submit(time, &batch)
                     {
                         let mut f = failure.lock().expect("failure lock");
                         if f.is_none() {

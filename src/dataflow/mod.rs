@@ -225,7 +225,7 @@ pub fn run(
                                 batch.push(ev);
                             }
                         }
-                        Ok(Decoded::Ignored(_)) => ignored += 1,
+                        Ok(Decoded::Ignored(_) | Decoded::TxEnd(_)) => ignored += 1,
                         Err(e) => {
                             metrics
                                 .dead_lettered

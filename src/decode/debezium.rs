@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ChangeEvent, Decoded, Row};
+use super::{ChangeEvent, Decoded, Row, TxMarker, TxTag};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
 use crate::value::{
@@ -56,6 +56,30 @@ struct Message<'a> {
     op: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    transaction: Option<&'a RawValue>,
+    // Transaction markers (BEGIN/END) carry these at the top level.
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ts_ms: Option<u64>,
+    #[serde(default)]
+    data_collections: Option<Vec<DataCollection<'a>>>,
+}
+
+/// The `transaction` block of a change event.
+#[derive(Deserialize)]
+struct TxBlock<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+/// One entry of an END marker's `data_collections`.
+#[derive(Deserialize)]
+struct DataCollection<'a> {
+    #[serde(borrow)]
+    data_collection: Cow<'a, str>,
+    event_count: u64,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +196,10 @@ impl DebeziumDecoder {
                 _ => None,
             };
             if row_schema.as_ref().is_some_and(|s| s.is_empty()) {
-                return Ok(Decoded::Ignored(ignored_kind(payload.get())));
+                let kind = ignored_kind(payload.get());
+                if kind != "transaction marker" {
+                    return Ok(Decoded::Ignored(kind));
+                }
             }
             let inner: Message = serde_json::from_str(payload.get())
                 .map_err(|e| DecodeError(format!("malformed payload: {e}")))?;
@@ -244,7 +271,7 @@ impl DebeziumDecoder {
     fn envelope(&self, msg: Message, schema: Option<&RowSchema>) -> Result<Decoded, DecodeError> {
         let op = match msg.op.as_deref() {
             Some(op) => op,
-            None if msg.status.is_some() => return Ok(Decoded::Ignored("transaction marker")),
+            None if msg.status.is_some() => return marker(&msg),
             None => return err("not a Debezium change event: no `op` field"),
         };
         let source = match msg.source {
@@ -286,6 +313,17 @@ impl DebeziumDecoder {
             (None, Some(s)) => s.saturating_mul(1000),
             _ => return err("`source.ts_ms` is required (the commit time)"),
         };
+        let tx = match msg.transaction {
+            Some(raw) if raw.get() != "null" => {
+                let block: TxBlock = serde_json::from_str(raw.get())
+                    .map_err(|e| DecodeError(format!("malformed `transaction` block: {e}")))?;
+                Some(Box::new(TxTag {
+                    id: block.id.into_owned(),
+                    collection: format!("{db}.{table}"),
+                }))
+            }
+            _ => None,
+        };
         let table_def = &self.catalog.tables[table_id];
         let row_of = |raw: Option<&RawValue>, which: &str| -> Result<Option<Row>, DecodeError> {
             match raw {
@@ -304,6 +342,7 @@ impl DebeziumDecoder {
             row,
             version,
             time,
+            tx: tx.clone(),
         };
         match op {
             "c" | "r" | "u" => {
@@ -340,6 +379,38 @@ impl DebeziumDecoder {
             )),
             other => err(format!("unsupported op `{other}` (supported: c, r, u, d)")),
         }
+    }
+}
+
+/// A transaction marker: BEGIN is ignored (it carries nothing the engine needs), END becomes
+/// [`Decoded::TxEnd`] with its per-collection event counts.
+fn marker(msg: &Message) -> Result<Decoded, DecodeError> {
+    let status = msg.status.as_deref().unwrap_or_default();
+    let id = match msg.id.as_deref() {
+        Some(id) => id.to_string(),
+        None => return err(format!("transaction {status} marker without `id`")),
+    };
+    let time = match msg.ts_ms {
+        Some(t) => t,
+        None => return err(format!("transaction {status} marker without `ts_ms`")),
+    };
+    match status {
+        "BEGIN" => Ok(Decoded::Ignored("transaction BEGIN")),
+        "END" => {
+            let counts = match &msg.data_collections {
+                Some(c) => c
+                    .iter()
+                    .map(|d| (d.data_collection.to_string(), d.event_count))
+                    .collect(),
+                None => return err("transaction END marker without `data_collections`"),
+            };
+            Ok(Decoded::TxEnd(TxMarker {
+                id,
+                time,
+                end: Some(counts),
+            }))
+        }
+        other => err(format!("unknown transaction marker status `{other}`")),
     }
 }
 

@@ -6,35 +6,15 @@
 
 pub mod debezium;
 
-use serde::{Deserialize, Serialize};
-
-use crate::schema::TableId;
-use crate::time::{Time, Version};
-use crate::value::Value;
-
-/// A table row: one value per declared column, in declaration order.
-pub type Row = Vec<Value>;
-
-/// One row change of one source table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeEvent {
-    /// The table.
-    pub table: TableId,
-    /// Primary-key values, in primary-key order.
-    pub key: Row,
-    /// The row after the change; `None` for a delete.
-    pub row: Option<Row>,
-    /// Source position: the newest version of a key wins.
-    pub version: Version,
-    /// Source commit time in milliseconds.
-    pub time: Time,
-}
+pub use crate::event::{ChangeEvent, Row, TxMarker, TxTag};
 
 /// What one message meant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// Row changes (two for an update that changes the primary key).
     Events(Vec<ChangeEvent>),
+    /// The END marker of a source transaction.
+    TxEnd(TxMarker),
     /// A message that carries no row change, and why (counted, not an error).
     Ignored(&'static str),
 }

@@ -9,33 +9,71 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use crate::decode::Row;
 use crate::sql::ViewPlan;
 use crate::time::Time;
 use crate::value::write_json_str;
 
-/// One document change of one view at one time.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Change {
-    /// Index of the view (views are sorted by name).
-    pub view: usize,
-    /// The time at which the change happened.
-    pub time: Time,
-    /// Document id (the GROUP BY values).
-    pub id: String,
-    /// The new document, or `None` when the group is gone.
-    pub doc: Option<Row>,
+pub use crate::event::Change;
+
+/// A destination for the changes of completed times: asynchronous and acknowledging.
+///
+/// Contract: the engine calls [`Sink::submit`] once per completed time, in increasing time
+/// order, with the changes of that time sorted by `(view, id)`; `submit` returns once the
+/// changes are accepted (buffered or queued), not when they are durable. The engine learns
+/// durability from [`Sink::acknowledged`] and holds its progress (capabilities, offset commits,
+/// checkpoints) at the first unacknowledged time. A sink retries what can be retried; an `Err`
+/// from any method means it gave up, and the engine stops with that error. Nothing a sink was
+/// handed may be dropped silently: what it cannot write (e.g. a document the server rejects)
+/// goes to the dead-letter output and is counted.
+pub trait Sink: Send {
+    /// Accepts the changes of one completed time.
+    fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()>;
+    /// The greatest time `T` such that every change submitted at a time `<= T` is durable;
+    /// `None` while nothing is acknowledged. Never blocks for long.
+    fn acknowledged(&mut self) -> anyhow::Result<Option<Time>>;
+    /// Blocks until everything submitted is durable (shutdown, checkpoint).
+    fn flush(&mut self) -> anyhow::Result<()>;
 }
 
-/// A destination for changes. `write` is called once per completed time, in time order, with
-/// the changes of that time sorted by view and id.
-pub trait Sink: Send {
-    /// Writes the changes of one completed time.
-    fn write(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()>;
-    /// Flushes buffered output (called at the end of a run).
-    fn flush(&mut self) -> anyhow::Result<()>;
+/// Several sinks as one: a time is acknowledged once every sink acknowledged it.
+pub struct Fanout {
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Fanout {
+    /// All of `sinks`.
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Fanout {
+        Fanout { sinks }
+    }
+}
+
+impl Sink for Fanout {
+    fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
+        for s in &mut self.sinks {
+            s.submit(time, changes)?;
+        }
+        Ok(())
+    }
+
+    fn acknowledged(&mut self) -> anyhow::Result<Option<Time>> {
+        let mut min: Option<Option<Time>> = None;
+        for s in &mut self.sinks {
+            let a = s.acknowledged()?;
+            min = Some(match min {
+                None => a,
+                Some(m) => m.min(a),
+            });
+        }
+        Ok(min.unwrap_or(Some(Time::MAX)))
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        for s in &mut self.sinks {
+            s.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// View and column names, for rendering documents.
@@ -101,6 +139,7 @@ pub struct JsonlSink<W: Write + Send> {
     out: W,
     names: Names,
     line: String,
+    submitted: Option<Time>,
 }
 
 impl<W: Write + Send> JsonlSink<W> {
@@ -110,19 +149,29 @@ impl<W: Write + Send> JsonlSink<W> {
             out,
             names,
             line: String::new(),
+            submitted: None,
         }
     }
 }
 
+/// A JSON-lines sink acknowledges a time once its lines are flushed to the writer (for a
+/// file: handed to the operating system; `fsync` happens at checkpoints, see
+/// [`crate::pipeline`]).
 impl<W: Write + Send> Sink for JsonlSink<W> {
-    fn write(&mut self, _time: Time, changes: &[Change]) -> anyhow::Result<()> {
+    fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
         for c in changes {
             self.line.clear();
             self.names.change_json(c, &mut self.line);
             self.line.push('\n');
             self.out.write_all(self.line.as_bytes())?;
         }
+        self.submitted = Some(time);
         Ok(())
+    }
+
+    fn acknowledged(&mut self) -> anyhow::Result<Option<Time>> {
+        self.out.flush()?;
+        Ok(self.submitted)
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
@@ -167,8 +216,26 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Records changes without forwarding them (the documents restored from a checkpoint,
+    /// which the inner sinks already hold).
+    pub fn record(&mut self, changes: &[Change]) {
+        let mut r = self.shared.lock().expect("recorder lock");
+        for c in changes {
+            match &c.doc {
+                Some(d) => {
+                    r.state.insert((c.view, c.id.clone()), d.clone());
+                }
+                None => {
+                    r.state.remove(&(c.view, c.id.clone()));
+                }
+            }
+        }
+    }
+}
+
 impl Sink for Recorder {
-    fn write(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
+    fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
         {
             let mut r = self.shared.lock().expect("recorder lock");
             for c in changes {
@@ -186,8 +253,15 @@ impl Sink for Recorder {
             }
         }
         match self.inner.as_mut() {
-            Some(s) => s.write(time, changes),
+            Some(s) => s.submit(time, changes),
             None => Ok(()),
+        }
+    }
+
+    fn acknowledged(&mut self) -> anyhow::Result<Option<Time>> {
+        match self.inner.as_mut() {
+            Some(s) => s.acknowledged(),
+            None => Ok(Some(Time::MAX)),
         }
     }
 

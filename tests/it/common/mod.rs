@@ -34,7 +34,7 @@ pub fn decode_lines(d: &Dataflows, bytes: &[u8]) -> Vec<ChangeEvent> {
         }
         match dec.decode(line) {
             Ok(Decoded::Events(e)) => out.extend(e),
-            Ok(Decoded::Ignored(_)) => {}
+            Ok(Decoded::Ignored(_) | Decoded::TxEnd(_)) => {}
             Err(e) => panic!("line {}: {e}", i + 1),
         }
     }
