@@ -18,6 +18,7 @@ fn lines(schemas: bool, decimal: DecimalMode) -> Vec<Vec<u8>> {
             schemas,
             decimal,
             span_secs: 3600,
+            tx_metadata: Default::default(),
         },
         &mut out,
     )

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use cdcflow::dataflow::{RunOptions, run};
+use cdcflow::pipeline::{RunOptions, replay as run};
 use cdcflow::source::Input;
 use cdcflow::sql::Dataflows;
 use cdcflow::workload::{DecimalMode, GenOptions, generate};
@@ -58,6 +58,7 @@ fn child(workers: usize) {
             schemas,
             decimal,
             span_secs,
+            tx_metadata: Default::default(),
         },
         &mut bytes,
     )

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::dataflow::{self, RunOptions, Workers};
+use crate::pipeline::{self, RunOptions, Workers};
 use crate::sink::{JsonlSink, Names, Sink, ViewState};
 use crate::source::Input;
 use crate::sql::Dataflows;
@@ -22,7 +22,7 @@ pub const EXIT_REJECTED: u8 = 3;
 /// cdcflow: exact incremental SQL views over MySQL change events (Debezium JSON), on timely and
 /// differential dataflow.
 #[derive(Debug, Parser)]
-#[command(name = "cdcflow", version, about, long_about = None)]
+#[command(name = "cdcflow", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +30,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the pipeline as a service: read Debezium topics from Kafka, maintain the views, and
+    /// write the changed documents to the sinks until SIGTERM/SIGINT (which finishes the
+    /// current time, flushes, checkpoints and exits 0).
+    Run(Box<RunArgs>),
     /// Replay Debezium JSON-lines files (one message value per line) to the end through the
     /// views; write the change log and print each view's final state.
     Replay(ReplayArgs),
@@ -114,6 +118,10 @@ struct ReplayArgs {
     /// this much. Events older than the frontier are applied at the frontier and counted as late.
     #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
     allowed_lateness_ms: u64,
+    /// An event committed more than this many milliseconds after its partition's newest commit
+    /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
+    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
+    max_time_skew_ms: u64,
     /// No progress output on stderr.
     #[arg(short, long, conflicts_with = "progress")]
     quiet: bool,
@@ -124,6 +132,139 @@ struct ReplayArgs {
     /// Debezium JSON-lines files; each is one source partition.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    workers: WorkerArgs,
+    /// Settings from a TOML file: keys are the long option names (`kafka = "host:9092"`,
+    /// `workers = 2`, `kafka-option = ["security.protocol=SSL"]`); command-line options win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Kafka brokers, `host:port[,host:port..]`.
+    #[arg(long, env = "CDCFLOW_KAFKA", value_name = "BROKERS")]
+    kafka: String,
+    /// Topics to read: a regex that must match the whole topic name (Debezium names them
+    /// `<prefix>.<db>.<table>`, and its transaction markers `<prefix>.transaction`).
+    #[arg(long, env = "CDCFLOW_TOPICS", value_name = "REGEX")]
+    topics: String,
+    /// Consumer group the safe offsets are committed to.
+    #[arg(long, default_value = "cdcflow", env = "CDCFLOW_GROUP")]
+    group: String,
+    /// Extra librdkafka setting `KEY=VALUE` (TLS: `security.protocol=SSL`,
+    /// `ssl.ca.location=..`; SASL: `sasl.mechanism=SCRAM-SHA-512`, `sasl.username=..`,
+    /// `sasl.password=..`); repeatable. Values are never logged.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
+    /// Directory with schema.sql and one NAME.sql per view.
+    #[arg(long, default_value = "dataflows", env = "CDCFLOW_VIEWS")]
+    views: PathBuf,
+    /// Durable state: the current row of every source key, positions and pending
+    /// transactions, checkpointed atomically. Without it a restart reads the topics from the
+    /// beginning.
+    #[arg(long, env = "CDCFLOW_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds between checkpoints (with --state-dir); one is also taken at shutdown.
+    #[arg(long, default_value_t = 10.0, env = "CDCFLOW_CHECKPOINT_INTERVAL_SECS")]
+    checkpoint_interval_secs: f64,
+    /// Write the JSON-lines change log here (`-` for stdout); appended to when it exists.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where rejected records go (default: `dead-letter.jsonl` in the state dir, or in the
+    /// current directory).
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Allowed lateness in milliseconds.
+    #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
+    allowed_lateness_ms: u64,
+    /// An event committed more than this many milliseconds after its partition's newest commit
+    /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
+    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
+    max_time_skew_ms: u64,
+    /// A caught-up partition quiet for this long no longer holds the frontier.
+    #[arg(long, default_value_t = 2000, env = "CDCFLOW_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: u64,
+    /// A transaction still incomplete after this long is released as it is (with a warning).
+    #[arg(long, default_value_t = 60_000, env = "CDCFLOW_TRANSACTION_TIMEOUT_MS")]
+    transaction_timeout_ms: u64,
+    /// Stop gracefully (as on SIGTERM) once no record has been read for this long.
+    #[arg(long, value_name = "MS")]
+    exit_when_idle_ms: Option<u64>,
+    /// Progress on stderr about once a second.
+    #[arg(long)]
+    progress: bool,
+    #[command(flatten)]
+    es: EsArgs,
+    /// Serve Prometheus metrics at `ADDR/metrics` (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "CDCFLOW_METRICS", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+/// Elasticsearch sink flags.
+#[derive(Debug, Args)]
+struct EsArgs {
+    /// Write each view to Elasticsearch (8.x API) at this URL; repeatable for several nodes.
+    #[arg(long = "elasticsearch", env = "CDCFLOW_ELASTICSEARCH", value_name = "URL")]
+    elasticsearch: Vec<String>,
+    /// Prefix of every index (alias) name: the alias of view V is PREFIX + V.
+    #[arg(long, default_value = "", env = "CDCFLOW_INDEX_PREFIX")]
+    index_prefix: String,
+    /// Basic-auth user (the password from CDCFLOW_ES_PASSWORD or --es-password).
+    #[arg(long, env = "CDCFLOW_ES_USER")]
+    es_user: Option<String>,
+    /// Basic-auth password.
+    #[arg(long, env = "CDCFLOW_ES_PASSWORD", hide_env_values = true)]
+    es_password: Option<String>,
+    /// API key (base64 `id:key`, as Elasticsearch prints it).
+    #[arg(long, env = "CDCFLOW_ES_API_KEY", hide_env_values = true)]
+    es_api_key: Option<String>,
+    /// PEM file of the CA that signed the server's certificate.
+    #[arg(long)]
+    es_ca_cert: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate (tests only).
+    #[arg(long)]
+    es_insecure: bool,
+    /// Documents per `_bulk` request at most.
+    #[arg(long, default_value_t = 1000)]
+    es_bulk_docs: usize,
+    /// Bytes per `_bulk` request at most.
+    #[arg(long, default_value_t = 5 << 20)]
+    es_bulk_bytes: usize,
+    /// Longest wait before a partial `_bulk` request is sent, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    es_bulk_delay_ms: u64,
+    /// Delete physical indices of older view definitions once the alias has moved.
+    #[arg(long)]
+    es_drop_old_indices: bool,
+}
+
+impl EsArgs {
+    fn config(&self) -> anyhow::Result<Option<crate::sink::elasticsearch::EsConfig>> {
+        use crate::sink::elasticsearch::{EsAuth, EsConfig};
+        let Some(first) = self.elasticsearch.first() else {
+            return Ok(None);
+        };
+        let mut c = EsConfig::new(first.clone());
+        c.urls = self.elasticsearch.clone();
+        c.index_prefix = self.index_prefix.clone();
+        c.auth = match (&self.es_user, &self.es_password, &self.es_api_key) {
+            (_, _, Some(key)) => EsAuth::EncodedApiKey(key.clone()),
+            (Some(u), Some(p), None) => EsAuth::Basic {
+                user: u.clone(),
+                password: p.clone(),
+            },
+            (Some(_), None, None) => bail!("--es-user needs --es-password (or CDCFLOW_ES_PASSWORD)"),
+            _ => EsAuth::None,
+        };
+        c.ca_cert = self.es_ca_cert.clone();
+        c.tls_skip_verify = self.es_insecure;
+        c.bulk_max_docs = self.es_bulk_docs.max(1);
+        c.bulk_max_bytes = self.es_bulk_bytes.max(1024);
+        c.bulk_max_delay = std::time::Duration::from_millis(self.es_bulk_delay_ms);
+        c.drop_old_indices = self.es_drop_old_indices;
+        Ok(Some(c))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -157,9 +298,24 @@ struct GenArgs {
     /// the MySQL binlog): a shorter span packs more transactions into each second.
     #[arg(long, default_value_t = crate::workload::DEFAULT_SPAN_SECS)]
     span_secs: u64,
+    /// Debezium transaction metadata: rows carry `transaction` blocks and their statement's
+    /// time (a second apart within a transaction), and BEGIN/END markers are written inline or,
+    /// with `separate`, to --tx-markers-out (Debezium's `<prefix>.transaction` topic).
+    #[arg(long, value_enum, default_value_t = TxMetaArg::Off)]
+    tx_metadata: TxMetaArg,
+    /// Where transaction markers go with `--tx-metadata separate`.
+    #[arg(long, required_if_eq("tx_metadata", "separate"))]
+    tx_markers_out: Option<PathBuf>,
     /// Output file (`-` for stdout).
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TxMetaArg {
+    Off,
+    Inline,
+    Separate,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -170,6 +326,13 @@ enum OnOff {
 
 /// Parses arguments, runs the command and returns the process exit status.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let args = match with_config_file(args.into_iter().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -184,6 +347,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         )
         .try_init();
     let result = match cli.command {
+        Command::Run(a) => run(*a),
         Command::Replay(a) => replay(a),
         Command::Check(a) => check(a),
         Command::Gen(a) => gen_cmd(a),
@@ -201,6 +365,69 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
             ExitCode::FAILURE
         }
     }
+}
+
+/// Inserts the settings of `run --config FILE` (TOML) as options before the command line's own,
+/// so the command line wins.
+fn with_config_file(
+    args: Vec<std::ffi::OsString>,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let Some(run_at) = args.iter().position(|a| a == "run") else {
+        return Ok(args);
+    };
+    let mut file = None;
+    for (i, a) in args.iter().enumerate().skip(run_at + 1) {
+        let s = a.to_string_lossy();
+        if s == "--config" {
+            file = args.get(i + 1).map(PathBuf::from);
+        } else if let Some(v) = s.strip_prefix("--config=") {
+            file = Some(PathBuf::from(v));
+        }
+    }
+    let Some(file) = file else { return Ok(args) };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read config file {}", file.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("invalid config file {}", file.display()))?;
+    let mut inserted: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in table {
+        if key == "config" {
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        let scalar = |v: &toml::Value| -> anyhow::Result<Option<String>> {
+            Ok(match v {
+                toml::Value::String(s) => Some(s.clone()),
+                toml::Value::Integer(i) => Some(i.to_string()),
+                toml::Value::Float(f) => Some(f.to_string()),
+                toml::Value::Boolean(_) => None,
+                other => bail!("{}: `{key}` has an unsupported value {other}", file.display()),
+            })
+        };
+        match &value {
+            toml::Value::Boolean(true) => inserted.push(flag.into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for item in items {
+                    if let Some(v) = scalar(item)? {
+                        inserted.push(flag.clone().into());
+                        inserted.push(v.into());
+                    }
+                }
+            }
+            v => {
+                if let Some(v) = scalar(v)? {
+                    inserted.push(flag.into());
+                    inserted.push(v.into());
+                }
+            }
+        }
+    }
+    let mut out = args[..=run_at].to_vec();
+    out.extend(inserted);
+    out.extend_from_slice(&args[run_at + 1..]);
+    Ok(out)
 }
 
 fn load(views: &Path) -> anyhow::Result<Dataflows> {
@@ -250,12 +477,12 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         workers,
         lateness_ms: a.allowed_lateness_ms,
+        max_time_skew_ms: a.max_time_skew_ms,
         progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
-        keep_log: false,
         dead_letter: Some(dead_letter.clone()),
-        chunk_lines: dataflow::CHUNK_LINES,
+        ..RunOptions::new(1)
     };
-    let outcome = dataflow::run(&dataflows, inputs, &options, sink)?;
+    let outcome = pipeline::replay(&dataflows, inputs, &options, sink)?;
     if !to_stdout && a.workers.process == 0 {
         let mut out = std::io::stdout().lock();
         print_state(&mut out, &names, &outcome.state)?;
@@ -284,6 +511,136 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             );
         }
         return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let workers = a.workers.validate()?;
+    let dataflows = load(&a.views)?;
+    let names = Names::of(&dataflows.views);
+    let mut kafka = crate::source::kafka::KafkaConfig::new(&a.kafka, &a.topics);
+    kafka.group = a.group.clone();
+    kafka.idle_timeout = Duration::from_millis(a.idle_timeout_ms);
+    for o in &a.kafka_options {
+        match o.split_once('=') {
+            Some((k, v)) => kafka.options.push((k.trim().to_string(), v.to_string())),
+            None => bail!("--kafka-option `{}` is not KEY=VALUE", o.split('=').next().unwrap_or("")),
+        }
+    }
+    if a.state_dir.is_none() {
+        tracing::warn!("no --state-dir: reading the topics from their earliest offsets");
+        eprintln!("note: no --state-dir: reading the topics from their earliest offsets");
+    }
+    let dead_letter = a.dead_letter.clone().unwrap_or_else(|| match &a.state_dir {
+        Some(d) => d.join("dead-letter.jsonl"),
+        None => PathBuf::from("dead-letter.jsonl"),
+    });
+    if let Some(d) = &a.state_dir {
+        std::fs::create_dir_all(d)
+            .with_context(|| format!("cannot create state dir {}", d.display()))?;
+    }
+    let dead = Arc::new(Mutex::new(crate::source::DeadLetters::new(Some(
+        dead_letter.with_extension("sink.jsonl"),
+    ))));
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let source = Arc::new(crate::source::kafka::KafkaSource::connect(kafka)?);
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let es_metrics = Arc::new(crate::sink::elasticsearch::EsMetrics::default());
+    if let Some(es) = a.es.config()? {
+        sinks.push(Box::new(crate::sink::elasticsearch::ElasticsearchSink::connect(
+            es,
+            &dataflows.views,
+            dead.clone(),
+            es_metrics.clone(),
+        )?));
+    }
+    match &a.out {
+        None => {}
+        Some(_) if a.workers.process != 0 => {}
+        Some(p) if p.as_os_str() == "-" => sinks.push(Box::new(JsonlSink::new(
+            BufWriter::new(std::io::stdout()),
+            names.clone(),
+        ))),
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?;
+            sinks.push(Box::new(JsonlSink::new(BufWriter::new(f), names.clone())));
+        }
+    }
+    if sinks.is_empty() {
+        bail!("no sink: give --elasticsearch URL and/or --out PATH|-");
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, shutdown.clone())
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, shutdown.clone())
+            .context("cannot install signal handlers")?;
+    }
+    let _metrics_server = match a.metrics {
+        Some(addr) => Some(crate::http::serve(addr, metrics.clone(), es_metrics.clone())?),
+        None => None,
+    };
+    if let Some(ms) = a.exit_when_idle_ms {
+        let (m, s) = (metrics.clone(), shutdown.clone());
+        std::thread::spawn(move || {
+            let mut last = (u64::MAX, std::time::Instant::now());
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                let n = m.records.load(Ordering::Relaxed);
+                if n != last.0 {
+                    last = (n, std::time::Instant::now());
+                } else if last.1.elapsed() >= Duration::from_millis(ms) {
+                    s.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        });
+    }
+    let options = RunOptions {
+        workers,
+        lateness_ms: a.allowed_lateness_ms,
+        max_time_skew_ms: a.max_time_skew_ms,
+        progress: a.progress,
+        dead_letter: Some(dead_letter.clone()),
+        idle_timeout: Duration::from_millis(a.idle_timeout_ms),
+        tx_timeout: Some(Duration::from_millis(a.transaction_timeout_ms)),
+        state: a.state_dir.clone().map(|dir| pipeline::StateOptions {
+            dir,
+            interval: Duration::from_secs_f64(a.checkpoint_interval_secs.max(0.05)),
+        }),
+        shutdown: Some(shutdown.clone()),
+        ..RunOptions::new(1)
+    };
+    let outcome = pipeline::run(
+        &dataflows,
+        source,
+        pipeline::debezium(),
+        &options,
+        Some(Box::new(crate::sink::Fanout::new(sinks))),
+        metrics.clone(),
+    )?;
+    let m = &outcome.metrics;
+    eprintln!(
+        "summary: {m}; {:.2}s; elasticsearch: {}",
+        outcome.elapsed.as_secs_f64(),
+        es_metrics.snapshot()
+    );
+    if m.dead_lettered > 0 {
+        eprintln!(
+            "rejected: {} record(s) kept in {}",
+            m.dead_lettered,
+            dead_letter.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -342,18 +699,40 @@ fn gen_cmd(a: GenArgs) -> anyhow::Result<ExitCode> {
         schemas: a.schemas == OnOff::On,
         decimal: a.decimal,
         span_secs: a.span_secs,
+        tx_metadata: match a.tx_metadata {
+            TxMetaArg::Off => crate::workload::TxMetadata::Off,
+            TxMetaArg::Inline => crate::workload::TxMetadata::Inline,
+            TxMetaArg::Separate => crate::workload::TxMetadata::Separate,
+        },
+    };
+    let mut markers = match &a.tx_markers_out {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
     };
     let started = std::time::Instant::now();
     let stats = if a.out.as_os_str() == "-" {
-        crate::workload::generate(&opts, &mut BufWriter::new(std::io::stdout().lock()))?
+        crate::workload::generate_with_markers(
+            &opts,
+            &mut BufWriter::new(std::io::stdout().lock()),
+            markers.as_mut().map(|m| m as &mut dyn Write),
+        )?
     } else {
         let f =
             File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let s = crate::workload::generate(&opts, &mut w)?;
+        let s = crate::workload::generate_with_markers(
+            &opts,
+            &mut w,
+            markers.as_mut().map(|m| m as &mut dyn Write),
+        )?;
         w.flush()?;
         s
     };
+    if let Some(m) = markers.as_mut() {
+        m.flush()?;
+    }
     eprintln!(
         "generated {} events in {} transactions as {} lines in {:.2}s; replay with --allowed-lateness-ms {} for no late events",
         stats.events,

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod event;
 pub mod metrics;
 pub mod oracle;
+pub mod pipeline;
 pub mod schema;
 pub mod sink;
 pub mod source;

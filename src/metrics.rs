@@ -29,6 +29,10 @@ pub struct Metrics {
     pub upserts: AtomicU64,
     /// Documents deleted.
     pub deletes: AtomicU64,
+    /// Source transactions made whole (released at one commit time).
+    pub transactions: AtomicU64,
+    /// Transactions released incomplete (input ended or transaction timeout).
+    pub incomplete_transactions: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -54,6 +58,10 @@ pub struct MetricsSnapshot {
     pub upserts: u64,
     /// See [`Metrics::deletes`].
     pub deletes: u64,
+    /// See [`Metrics::transactions`].
+    pub transactions: u64,
+    /// See [`Metrics::incomplete_transactions`].
+    pub incomplete_transactions: u64,
 }
 
 impl Metrics {
@@ -77,6 +85,8 @@ impl Metrics {
             eval_errors: self.eval_errors.load(Relaxed),
             upserts: self.upserts.load(Relaxed),
             deletes: self.deletes.load(Relaxed),
+            transactions: self.transactions.load(Relaxed),
+            incomplete_transactions: self.incomplete_transactions.load(Relaxed),
         }
     }
 }
@@ -97,6 +107,14 @@ impl fmt::Display for MetricsSnapshot {
             self.eval_errors,
             self.upserts,
             self.deletes
-        )
+        )?;
+        if self.transactions > 0 || self.incomplete_transactions > 0 {
+            write!(
+                f,
+                ", transactions {} ({} incomplete)",
+                self.transactions, self.incomplete_transactions
+            )?;
+        }
+        Ok(())
     }
 }

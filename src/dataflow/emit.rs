@@ -2,24 +2,20 @@
 //!
 //! Contract: once the frontier has passed `t`, the updates of a view at `t` are consolidated;
 //! per group key a surviving `+` is an upsert of the new document, a key with only `-` is a
-//! delete. A key whose `-old +new` cancel (the same document) emits nothing. The sink operator
-//! runs on worker 0, writes each completed time in `(view, id)` order and holds a capability
-//! until it has written it, so a probe after it passes `t` only when `t` has been handed to the sink.
+//! delete. A key whose `-old +new` cancel (the same document) emits nothing. Where the changes
+//! go is not this module's concern (see `pipeline::sink_op`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::consolidation::consolidate;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::decode::Row;
-use crate::metrics::Metrics;
-use crate::sink::{Change, Sink};
+use crate::event::{Change, Row};
 use crate::time::{Diff, Time};
 
 /// Updates of one view held for one time, with the capability to emit them.
@@ -72,70 +68,6 @@ pub fn emit_changes<'s>(
                 }
             },
         )
-}
-
-/// Collects all changes on worker 0 and writes them to the sink once each time completes.
-/// The sink is taken from `sink` by worker 0; other workers only forward.
-pub fn write_to_sink<'s>(
-    changes: StreamVec<'s, Time, Change>,
-    worker_index: usize,
-    sink: Arc<Mutex<Option<Box<dyn Sink>>>>,
-    metrics: Arc<Metrics>,
-    failure: Arc<Mutex<Option<String>>>,
-) -> StreamVec<'s, Time, ()> {
-    changes.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-        Exchange::new(|_: &Change| 0),
-        "Sink",
-        move |_cap, info| {
-            let _ = info;
-            let mut mine: Option<Box<dyn Sink>> = None;
-            let mut flushed = false;
-            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<Change>)> = BTreeMap::new();
-            move |(input, frontier), _output| {
-                if mine.is_none() && worker_index == 0 {
-                    mine = sink.lock().expect("sink lock").take();
-                }
-                input.for_each(|cap, data| {
-                    for change in data.drain(..) {
-                        let t = change.time;
-                        pending
-                            .entry(t)
-                            .or_insert_with(|| (cap.delayed(&t, 0), Vec::new()))
-                            .1
-                            .push(change);
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (time, (_cap, mut batch)) = entry.remove_entry();
-                    batch.sort_by(|a, b| (a.view, &a.id).cmp(&(b.view, &b.id)));
-                    let ups = batch.iter().filter(|c| c.doc.is_some()).count() as u64;
-                    Metrics::add(&metrics.upserts, ups);
-                    Metrics::add(&metrics.deletes, batch.len() as u64 - ups);
-                    if let Some(s) = mine.as_mut()
-                        && let Err(e) = s.submit(time, &batch)
-                    {
-                        let mut f = failure.lock().expect("failure lock");
-                        if f.is_none() {
-                            *f = Some(format!("sink failed at time {time}: {e:#}"));
-                        }
-                    }
-                    // `_cap` drops here: the time is written.
-                }
-                if frontier.frontier().is_empty() && !flushed {
-                    flushed = true;
-                    if let Some(Err(e)) = mine.as_mut().map(|s| s.flush()) {
-                        let mut f = failure.lock().expect("failure lock");
-                        if f.is_none() {
-                            *f = Some(format!("sink failed to flush: {e:#}"));
-                        }
-                    }
-                }
-            }
-        },
-    )
 }
 
 /// The document id of a group: its GROUP BY values, `|`-separated; `\` escapes `|` and `\`,

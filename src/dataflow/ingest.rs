@@ -8,8 +8,10 @@
 //! tombstone, so a stale insert that arrives after it cannot resurrect the row. Late events
 //! (time below the sender's frontier) arrive already moved to that frontier by the source.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
@@ -26,13 +28,23 @@ use crate::time::{Diff, Time, Version};
 
 type Out = ((TableId, Row), Time, Diff);
 
-/// Applies change events with newest-version-wins and returns the table rows as a collection.
+/// The applied state of one worker's keys: `(table, key) -> (newest version, row or tombstone)`.
+pub type IngestState = rustc_hash::FxHashMap<(TableId, Row), (Version, Option<Row>)>;
+
+/// Shared with the worker's driver (same thread), which reads it for checkpoints.
+pub type IngestHandle = Rc<RefCell<IngestState>>;
+
+/// Applies change events with newest-version-wins and returns the table rows as a collection,
+/// and a handle on the applied state. At a moment when the frontier is `F`, the state holds
+/// exactly the changes at times `< F` (events at later times wait in the operator).
 pub fn ingest<'s>(
     events: StreamVec<'s, Time, ChangeEvent>,
     metrics: Arc<Metrics>,
-) -> VecCollection<'s, Time, (TableId, Row)> {
+) -> (VecCollection<'s, Time, (TableId, Row)>, IngestHandle) {
+    let handle: IngestHandle = Default::default();
+    let shared = handle.clone();
     let pact = Exchange::new(|e: &ChangeEvent| (e.table, &e.key).hashed());
-    events
+    let rows = events
         .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
             pact,
             "Ingest",
@@ -40,9 +52,8 @@ pub fn ingest<'s>(
                 let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
                 let mut held: Option<Capability<Time>> = None;
                 let mut ready: Vec<Out> = Vec::new();
-                let mut state: rustc_hash::FxHashMap<(TableId, Row), (Version, Option<Row>)> =
-                    Default::default();
                 move |(input, frontier), output| {
+                    let mut state = shared.borrow_mut();
                     input.for_each(|cap, data| {
                         if let Some(t) = cap.least()
                             && held.as_ref().is_none_or(|h| t < h.time())
@@ -134,6 +145,6 @@ pub fn ingest<'s>(
                     }
                 }
             },
-        )
-        .as_collection()
+        );
+    (rows.as_collection(), handle)
 }

@@ -24,17 +24,14 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ChangeEvent, Decoded, Row, TxMarker, TxTag};
+use super::{ChangeEvent, Decoded, Decoder, Row, TxMarker, TxTag};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
 use crate::value::{
     DAY_RANGE, Decimal, MICROS_PER_DAY, MICROS_RANGE, Value, parse_date, parse_datetime,
 };
 
-/// Why a message could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DecodeError(pub String);
+pub use super::DecodeError;
 
 fn err<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(msg.into()))
@@ -166,7 +163,7 @@ impl DebeziumDecoder {
         }
     }
 
-    /// Decodes one message value.
+    /// Decodes one message value (see [`Decoder`]).
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
@@ -411,6 +408,12 @@ fn marker(msg: &Message) -> Result<Decoded, DecodeError> {
             }))
         }
         other => err(format!("unknown transaction marker status `{other}`")),
+    }
+}
+
+impl Decoder for DebeziumDecoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        DebeziumDecoder::decode(self, bytes)
     }
 }
 

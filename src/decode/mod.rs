@@ -1,4 +1,5 @@
-//! Formats: bytes of one message -> [`ChangeEvent`]s checked against the declared schema.
+//! Formats ([`Decoder`]): bytes of one message -> [`ChangeEvent`]s checked against the declared
+//! schema, transaction boundaries, or a reason the message carries nothing.
 //!
 //! Contract: a decoder never panics on input; it returns the events of a message, a reason the
 //! message carries no row change (tombstone, transaction marker, key record), or an error that
@@ -7,6 +8,17 @@
 pub mod debezium;
 
 pub use crate::event::{ChangeEvent, Row, TxMarker, TxTag};
+
+/// Why a message could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+/// A format: the bytes of one message -> what they mean. Never panics on input.
+pub trait Decoder: Send {
+    /// Decodes one message value.
+    fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError>;
+}
 
 /// What one message meant.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,213 +1,112 @@
-//! Transport: where the bytes of messages come from, and where rejected records go.
+//! Sources: where the bytes of messages come from, and what the engine learns about progress.
 //!
-//! Contract: a replay input is a sequence of records, one message value per line (Debezium
-//! JSON lines). Each input is one source partition with its own watermark. Line `n` (1-based) of
-//! an input is read by worker `n % workers`, so every worker ingests its share, and each
-//! worker's partitions advance through time together. Blank lines are skipped.
+//! Contract ([`Source`], [`SourceReader`]):
+//! - A source is a set of **partitions**. Each partition is owned by exactly one timely worker
+//!   of the whole cluster (threads and processes): [`Source::reader`] gives worker `w` of `n`
+//!   a reader over the partitions it owns, and only those. Ownership is a pure function of the
+//!   partition's name and `n`, so every process agrees on it without talking.
+//! - A reader yields [`Record`]s `(partition, position, payload)` in bounded batches
+//!   ([`SourceReader::poll`]); positions increase within a partition, and re-reading from a
+//!   record's position yields that record again.
+//! - A reader reports each partition's [`PartitionStatus`]: active, idle (caught up and quiet:
+//!   it must not hold back the frontier), or finished (no more records, ever).
+//! - The engine tells a reader which positions are safe to resume from
+//!   ([`SourceReader::commit`]): only positions whose records' changes the sinks have
+//!   acknowledged (see [`crate::pipeline`]).
+//! - Every partition has a stable [`SourceReader::partition_name`]: checkpoints key positions by
+//!   it, error messages cite it.
+//!
+//! Bytes become events in a separate [`crate::decode::Decoder`]; the watermark that turns
+//! per-partition progress into the engine's input frontier is [`watermark`].
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+pub mod dead_letter;
+pub mod files;
+pub mod kafka;
+pub mod watermark;
 
-use anyhow::Context;
+use std::collections::BTreeMap;
 
-use crate::value::write_json_str;
+pub use dead_letter::{DeadLetters, Rejected};
+pub use files::{FileSource, Input};
 
-/// The bytes of one replay input.
-#[derive(Clone)]
-pub struct Input {
-    /// Name used in error positions (usually the file path).
-    pub name: String,
-    data: Arc<dyn AsRef<[u8]> + Send + Sync>,
-}
-
-impl Input {
-    /// An in-memory input.
-    pub fn from_bytes(
-        name: impl Into<String>,
-        bytes: impl AsRef<[u8]> + Send + Sync + 'static,
-    ) -> Input {
-        Input {
-            name: name.into(),
-            data: Arc::new(bytes),
-        }
-    }
-
-    /// A file, memory-mapped.
-    pub fn open(path: &Path) -> anyhow::Result<Input> {
-        let file =
-            File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let name = path.display().to_string();
-        if len == 0 {
-            return Ok(Input::from_bytes(name, Vec::new()));
-        }
-        // SAFETY: the file is only read; a concurrent writer truncating it is outside the contract
-        // of a replay input (files are fixtures, not live logs).
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map input {}", path.display()))?;
-        Ok(Input {
-            name,
-            data: Arc::new(map),
-        })
-    }
-
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        (*self.data).as_ref()
-    }
-}
-
-/// A worker's reading position in one input.
-pub struct LineCursor {
-    input: Input,
-    pos: usize,
-    line: u64,
-    /// True once the whole input has been read.
-    pub done: bool,
-}
-
-impl LineCursor {
-    /// A cursor at the start of `input`.
-    pub fn new(input: Input) -> Self {
-        let done = input.bytes().is_empty();
-        LineCursor {
-            input,
-            pos: 0,
-            line: 0,
-            done,
-        }
-    }
-
-    /// The input.
-    pub fn input(&self) -> &Input {
-        &self.input
-    }
-
-    /// Bytes consumed so far.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    /// Reads up to `max_lines` lines; calls `f(line_number, bytes)` for those of worker `index`.
-    pub fn read_chunk(
-        &mut self,
-        max_lines: usize,
-        index: usize,
-        peers: usize,
-        mut f: impl FnMut(u64, &[u8]),
-    ) {
-        let data = self.input.bytes();
-        for _ in 0..max_lines {
-            if self.pos >= data.len() {
-                self.done = true;
-                return;
-            }
-            let end = memchr::memchr(b'\n', &data[self.pos..]).map_or(data.len(), |i| self.pos + i);
-            let mut line = &data[self.pos..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            self.line += 1;
-            self.pos = end + 1;
-            if (self.line as usize) % peers == index && !line.iter().all(u8::is_ascii_whitespace) {
-                f(self.line, line);
-            }
-        }
-        if self.pos >= data.len() {
-            self.done = true;
-        }
-    }
-}
-
-/// One rejected record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejected {
-    /// Input name.
-    pub source: String,
-    /// 1-based line.
+/// One record read from a partition.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    /// Index of the partition among the reader's partitions ([`SourceReader::partition_name`]).
+    pub partition: usize,
+    /// Where to resume to read this record again.
+    pub position: u64,
+    /// The position to cite in errors: a file's 1-based line, a Kafka message's offset.
     pub line: u64,
-    /// What was wrong.
-    pub error: String,
-    /// The raw record (lossily decoded if it was not UTF-8).
-    pub record: String,
+    /// The message value.
+    pub payload: &'a [u8],
 }
 
-/// Where rejected records are kept: a JSON-lines file `{"source","line","error","record"}`,
-/// created on the first rejection, and in memory. The first errors are also printed to stderr.
-pub struct DeadLetters {
-    path: Option<PathBuf>,
-    file: Option<BufWriter<File>>,
-    /// Every rejection, in arrival order.
-    pub rejected: Vec<Rejected>,
-    printed: usize,
+/// What a partition says about its progress.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PartitionStatus {
+    /// More records may come at any time; it holds the frontier at its newest commit time.
+    Active,
+    /// Caught up with the end of the partition and quiet for the idle timeout: it does not hold
+    /// the frontier (a record that comes later is applied at the frontier if it is older).
+    Idle,
+    /// No more records, ever.
+    Finished,
 }
 
-/// How many rejections are printed to stderr before only counting.
-const PRINT_LIMIT: usize = 20;
+/// Resume positions by partition name.
+pub type Positions = BTreeMap<String, u64>;
 
-impl DeadLetters {
-    /// Dead letters kept in `path` (if given) and in memory.
-    pub fn new(path: Option<PathBuf>) -> Self {
-        DeadLetters {
-            path,
-            file: None,
-            rejected: Vec::new(),
-            printed: 0,
-        }
+/// A worker's view of a source: the partitions it owns.
+pub trait SourceReader {
+    /// Number of partitions this reader owns now (Kafka readers may gain partitions).
+    fn partitions(&self) -> usize;
+    /// The stable name of partition `p` (`file#stripe`, `topic[partition]`).
+    fn partition_name(&self, p: usize) -> String;
+    /// What [`Record::line`] counts, for messages: `"line"` or `"offset"`.
+    fn position_unit(&self) -> &'static str;
+    /// Reads at most `max_records` records, calling `f` for each. Never blocks for long.
+    fn poll(&mut self, max_records: usize, f: &mut dyn FnMut(Record<'_>)) -> anyhow::Result<()>;
+    /// The position of the next record partition `p` will yield (resuming there skips
+    /// nothing that was not read).
+    fn next_position(&self, p: usize) -> u64;
+    /// The status of partition `p`.
+    fn status(&self, p: usize) -> PartitionStatus;
+    /// Records that every record before `position` in partition `p` is safe (its changes are
+    /// durable in the sinks, or in a checkpoint).
+    fn commit(&mut self, positions: &[(usize, u64)]) -> anyhow::Result<()>;
+    /// Consumer lag of partition `p` in records, when the source knows it.
+    fn lag(&self, _p: usize) -> Option<u64> {
+        None
     }
+    /// Bytes read so far, when the source knows its size (progress output).
+    fn consumed_bytes(&self) -> Option<u64> {
+        None
+    }
+}
 
-    /// Keeps a rejected record.
-    pub fn reject(
-        &mut self,
-        source: &str,
-        line: u64,
-        error: &str,
-        raw: &[u8],
-    ) -> anyhow::Result<()> {
-        if self.printed < PRINT_LIMIT {
-            eprintln!("error: {source}:{line}: {error}");
-            self.printed += 1;
-            if self.printed == PRINT_LIMIT {
-                eprintln!(
-                    "error: further rejected records are only counted and kept in the dead-letter file"
-                );
-            }
-        }
-        let record = String::from_utf8_lossy(raw).into_owned();
-        if let Some(path) = &self.path {
-            if self.file.is_none() {
-                let f = File::create(path).with_context(|| {
-                    format!("cannot create dead-letter file {}", path.display())
-                })?;
-                self.file = Some(BufWriter::new(f));
-            }
-            let mut line_json = String::with_capacity(record.len() + 128);
-            line_json.push_str("{\"source\":");
-            write_json_str(source, &mut line_json);
-            line_json.push_str(&format!(",\"line\":{line},\"error\":"));
-            write_json_str(error, &mut line_json);
-            line_json.push_str(",\"record\":");
-            write_json_str(&record, &mut line_json);
-            line_json.push_str("}\n");
-            let file = self.file.as_mut().expect("opened above");
-            file.write_all(line_json.as_bytes())?;
-        }
-        self.rejected.push(Rejected {
-            source: source.into(),
-            line,
-            error: error.into(),
-            record,
-        });
-        Ok(())
+/// A source: hands each worker a reader over the partitions it owns.
+pub trait Source: Send + Sync {
+    /// A reader for worker `worker` of `workers` (cluster-wide indices), resuming from `resume`
+    /// where a partition has a position there (from the start otherwise).
+    fn reader(
+        &self,
+        worker: usize,
+        workers: usize,
+        resume: &Positions,
+    ) -> anyhow::Result<Box<dyn SourceReader>>;
+    /// Total bytes, when known (progress output).
+    fn total_bytes(&self) -> Option<u64> {
+        None
     }
+}
 
-    /// Flushes the file.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        if let Some(f) = self.file.as_mut() {
-            f.flush()?;
-        }
-        Ok(())
+/// A stable 64-bit FNV-1a hash (the same in every process and build), for partition ownership.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
 }

@@ -88,6 +88,12 @@ impl<'a> Encoder<'a> {
 
     /// Appends one message (no newline) to `out`.
     pub fn encode(&mut self, c: &RowChange, out: &mut String) {
+        self.encode_in(c, None, out)
+    }
+
+    /// Encodes one change that belongs to transaction `tx` = `(id, total_order)`: Debezium's
+    /// `transaction` block is filled in.
+    pub fn encode_in(&mut self, c: &RowChange, tx: Option<(&str, u64)>, out: &mut String) {
         let table = &self.catalog.tables[c.table];
         if self.schemas {
             if self.schema_json[c.table].is_none() {
@@ -114,10 +120,23 @@ impl<'a> Encoder<'a> {
         let _ = write!(
             out,
             ",\"server_id\":1,\"gtid\":null,\"file\":\"mysql-bin.{:06}\",\"pos\":{},\"row\":{},\"thread\":7,\"query\":null}},\
-             \"transaction\":null,\"op\":\"{}\",\"ts_ms\":{}}}",
-            c.file,
-            c.pos,
-            c.row,
+             \"transaction\":",
+            c.file, c.pos, c.row,
+        );
+        match tx {
+            None => out.push_str("null"),
+            Some((id, order)) => {
+                out.push_str("{\"id\":");
+                write_json_str(id, out);
+                let _ = write!(
+                    out,
+                    ",\"total_order\":{order},\"data_collection_order\":{order}}}"
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            ",\"op\":\"{}\",\"ts_ms\":{}}}",
             c.op.code(),
             c.ts_ms + 250
         );
@@ -284,3 +303,43 @@ const OP_FIELDS: &str = "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\
 {\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},{\"type\":\"int64\",\"optional\":false,\"field\":\"data_collection_order\"}],\
 \"optional\":true,\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"},\
 {\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"}";
+
+/// Encodes a Debezium transaction marker: BEGIN (`counts` empty) or END with the number of
+/// events per data collection (`db.table`).
+pub fn encode_marker(id: &str, ts_ms: u64, counts: &[(String, u64)], schemas: bool, out: &mut String) {
+    if schemas {
+        out.push_str(
+            "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},\
+             {\"type\":\"string\",\"optional\":false,\"field\":\"id\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"},\
+             {\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"},\
+             {\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}],\"optional\":false},\"optional\":true,\"field\":\"data_collections\"},\
+             {\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}],\"optional\":false,\
+             \"name\":\"io.debezium.connector.common.TransactionMetadataValue\",\"version\":1},\"payload\":",
+        );
+    }
+    out.push_str(if counts.is_empty() {
+        "{\"status\":\"BEGIN\",\"id\":"
+    } else {
+        "{\"status\":\"END\",\"id\":"
+    });
+    write_json_str(id, out);
+    if counts.is_empty() {
+        out.push_str(",\"event_count\":null,\"data_collections\":null");
+    } else {
+        let total: u64 = counts.iter().map(|c| c.1).sum();
+        let _ = write!(out, ",\"event_count\":{total},\"data_collections\":[");
+        for (i, (c, n)) in counts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"data_collection\":");
+            write_json_str(c, out);
+            let _ = write!(out, ",\"event_count\":{n}}}");
+        }
+        out.push(']');
+    }
+    let _ = write!(out, ",\"ts_ms\":{ts_ms}}}");
+    if schemas {
+        out.push('}');
+    }
+}

@@ -15,7 +15,7 @@ use std::io::Write;
 use crate::decode::Row;
 use crate::schema::{Catalog, TableId};
 use crate::value::{Decimal, MICROS_PER_DAY, Value, days_from_civil};
-pub use encode::{DecimalMode, Encoder, Op, RowChange};
+pub use encode::{DecimalMode, Encoder, Op, RowChange, encode_marker};
 
 /// The outbound scenario's schema, as shipped in `dataflows/schema.sql`.
 pub const OUTBOUND_SCHEMA: &str = include_str!("../../dataflows/schema.sql");
@@ -42,6 +42,21 @@ pub struct GenOptions {
     pub decimal: DecimalMode,
     /// Commit-time span in seconds: the workload's transactions are spread over it.
     pub span_secs: u64,
+    /// Debezium transaction metadata (`provide.transaction.metadata`).
+    pub tx_metadata: TxMetadata,
+}
+
+/// Whether and where transaction metadata is written.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum TxMetadata {
+    /// None: every row carries its transaction's commit time.
+    #[default]
+    Off,
+    /// Rows carry `transaction` blocks and their statement's time (a second apart within a
+    /// transaction); BEGIN/END markers go to the same output.
+    Inline,
+    /// As `Inline`, but the markers go to their own output (Debezium's `<prefix>.transaction`).
+    Separate,
 }
 
 /// What was generated.
@@ -348,7 +363,7 @@ pub fn simulate(
     orders: u64,
     seed: u64,
     span_secs: u64,
-    mut emit: impl FnMut(&RowChange),
+    mut emit: impl FnMut(&[RowChange]),
 ) -> (u64, u64) {
     let id = |db: &str, t: &str| {
         catalog
@@ -380,9 +395,8 @@ pub fn simulate(
         if !sim.tx.is_empty() {
             txs += 1;
             events += sim.tx.len() as u64;
-            for c in sim.tx.drain(..) {
-                emit(&c);
-            }
+            emit(&sim.tx);
+            sim.tx.clear();
         }
     };
     // Snapshot of the couriers.
@@ -416,6 +430,16 @@ pub fn simulate(
 
 /// Writes the workload as Debezium JSON lines.
 pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenStats> {
+    generate_with_markers(opts, out, None)
+}
+
+/// Writes the workload as Debezium JSON lines; with [`TxMetadata::Separate`] the transaction
+/// markers go to `markers` (in commit order).
+pub fn generate_with_markers(
+    opts: &GenOptions,
+    out: &mut impl Write,
+    mut markers: Option<&mut dyn Write>,
+) -> std::io::Result<GenStats> {
     let catalog = outbound_catalog();
     let mut encoder = Encoder::new(&catalog, opts.schemas, opts.decimal);
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
@@ -436,30 +460,75 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             .and_then(|_| out.write_all(b"\n"))
     };
     let w = opts.shuffle as u64;
-    let (events, txs) = simulate(&catalog, opts.orders, opts.seed, opts.span_secs, |c| {
+    let (events, txs) = simulate(&catalog, opts.orders, opts.seed, opts.span_secs, |tx| {
         if io_error.is_some() {
             return;
         }
-        let mut line = String::with_capacity(512);
-        encoder.encode(c, &mut line);
-        let copies = if opts.duplicates > 0.0 && rng.chance(opts.duplicates) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let key = index + if w > 0 { rng.below(w + 1) } else { 0 };
-            heap.push(std::cmp::Reverse((key, index, c.ts_ms, line.clone())));
-            index += 1;
+        let meta = opts.tx_metadata != TxMetadata::Off;
+        let mut lines: Vec<(String, u64, bool)> = Vec::with_capacity(tx.len() + 2);
+        let commit = tx.last().map_or(0, |c| c.ts_ms);
+        let id = tx.first().map_or(String::new(), |c| {
+            format!("file=mysql-bin.{:06},pos={}", c.file, c.pos)
+        });
+        if meta {
+            let mut l = String::new();
+            let first = commit.saturating_sub(1000 * (tx.len() as u64 - 1));
+            encode::encode_marker(&id, first, &[], opts.schemas, &mut l);
+            lines.push((l, first, true));
         }
-        while let Some(std::cmp::Reverse((key, ..))) = heap.peek() {
-            if *key >= index {
-                break; // a later line may still get a smaller key
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for (i, c) in tx.iter().enumerate() {
+            let mut line = String::with_capacity(512);
+            if meta {
+                // Statements a second apart; the last one at the commit.
+                let mut c = c.clone();
+                c.ts_ms = commit.saturating_sub(1000 * (tx.len() - 1 - i) as u64);
+                encoder.encode_in(&c, Some((&id, i as u64 + 1)), &mut line);
+                let coll = catalog.tables[c.table].qualified();
+                match counts.iter_mut().find(|(n, _)| *n == coll) {
+                    Some(e) => e.1 += 1,
+                    None => counts.push((coll, 1)),
+                }
+                lines.push((line, c.ts_ms, false));
+            } else {
+                encoder.encode(c, &mut line);
+                lines.push((line, c.ts_ms, false));
             }
-            let std::cmp::Reverse((_, _, ts, l)) = heap.pop().expect("peeked");
-            if let Err(e) = write(&l, ts, &mut stats, out) {
-                io_error = Some(e);
-                return;
+        }
+        if meta {
+            let mut l = String::new();
+            encode::encode_marker(&id, commit, &counts, opts.schemas, &mut l);
+            lines.push((l, commit, true));
+        }
+        for (line, ts, marker) in lines {
+            if marker && opts.tx_metadata == TxMetadata::Separate {
+                if let Some(m) = markers.as_mut()
+                    && let Err(e) = m.write_all(line.as_bytes()).and_then(|_| m.write_all(b"\n"))
+                {
+                    io_error = Some(e);
+                    return;
+                }
+                continue;
+            }
+            let copies = if opts.duplicates > 0.0 && rng.chance(opts.duplicates) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let key = index + if w > 0 { rng.below(w + 1) } else { 0 };
+                heap.push(std::cmp::Reverse((key, index, ts, line.clone())));
+                index += 1;
+            }
+            while let Some(std::cmp::Reverse((key, ..))) = heap.peek() {
+                if *key >= index {
+                    break; // a later line may still get a smaller key
+                }
+                let std::cmp::Reverse((_, _, ts, l)) = heap.pop().expect("peeked");
+                if let Err(e) = write(&l, ts, &mut stats, out) {
+                    io_error = Some(e);
+                    return;
+                }
             }
         }
     });

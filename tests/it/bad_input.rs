@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use cdcflow::dataflow::{RunOptions, run};
+use cdcflow::pipeline::{RunOptions, replay as run};
 use cdcflow::source::Input;
 use cdcflow::sql::Dataflows;
 

@@ -91,8 +91,28 @@ fn tombstones_and_transaction_markers_are_ignored() {
     let begin = br#"{"status":"BEGIN","id":"file=binlog.000003,pos=236","event_count":null,"data_collections":null,"ts_ms":1733763172000}"#;
     assert_eq!(
         dec.decode(begin).unwrap(),
-        Decoded::Ignored("transaction marker")
+        Decoded::Ignored("transaction BEGIN")
     );
+}
+
+#[test]
+fn transaction_end_markers_carry_their_counts() {
+    let mut dec = DebeziumDecoder::new(inventory());
+    // The shape of Debezium's documented END marker (schemas off and on).
+    let end = br#"{"status":"END","id":"0e4d5dcd-a33b-11ea-80f1-02010a22a99e:10","ts_ms":1486500577691,"event_count":2,"data_collections":[{"data_collection":"s1.a","event_count":1},{"data_collection":"s2.a","event_count":1}]}"#;
+    let want = Decoded::TxEnd(cdcflow::event::TxMarker {
+        id: "0e4d5dcd-a33b-11ea-80f1-02010a22a99e:10".into(),
+        time: 1486500577691,
+        end: Some(vec![("s1.a".into(), 1), ("s2.a".into(), 1)]),
+    });
+    assert_eq!(dec.decode(end).unwrap(), want);
+    let with_schema = format!(
+        r#"{{"schema":{{"type":"struct","fields":[{{"type":"string","field":"status"}},{{"type":"string","field":"id"}}],"name":"io.debezium.connector.common.TransactionMetadataValue"}},"payload":{}}}"#,
+        std::str::from_utf8(end).unwrap()
+    );
+    assert_eq!(dec.decode(with_schema.as_bytes()).unwrap(), want);
+    let bad = br#"{"status":"END","id":"x","ts_ms":1}"#;
+    assert!(dec.decode(bad).unwrap_err().0.contains("data_collections"));
 }
 
 /// Edge values of every outbound column type.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use cdcflow::dataflow::{RunOptions, RunOutcome, run};
+use cdcflow::pipeline::{RunOptions, RunOutcome, replay as run};
 use cdcflow::decode::debezium::DebeziumDecoder;
 use cdcflow::decode::{ChangeEvent, Decoded, Row};
 use cdcflow::oracle;
@@ -284,6 +284,7 @@ pub fn workload(
             schemas,
             decimal,
             span_secs: cdcflow::workload::DEFAULT_SPAN_SECS,
+            tx_metadata: Default::default(),
         },
         &mut out,
     )
