@@ -14,6 +14,8 @@ use crate::sql::ViewPlan;
 use crate::time::Time;
 use crate::value::write_json_str;
 
+pub mod elasticsearch;
+
 pub use crate::event::Change;
 
 /// A destination for the changes of completed times: asynchronous and acknowledging.

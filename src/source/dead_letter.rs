@@ -110,6 +110,12 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Keeps an output a sink could not write (`source` names the sink and its target, e.g.
+    /// `elasticsearch:INDEX`; `record` is what was sent). Sink rejections have no line.
+    pub fn reject_sink(&mut self, source: &str, error: &str, record: &str) -> anyhow::Result<()> {
+        self.reject(source, 0, error, record.as_bytes())
+    }
+
     /// Flushes the file.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         if let Some(f) = self.file.as_mut() {

@@ -5,6 +5,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod decode;
+mod elasticsearch;
 mod mariadb;
 mod oracle;
 mod properties;
