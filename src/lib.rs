@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dataflow;
 pub mod decode;
 pub mod event;
+pub mod http;
 pub mod metrics;
 pub mod oracle;
 pub mod pipeline;
