@@ -586,8 +586,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, shutdown.clone())
             .context("cannot install signal handlers")?;
     }
+    let registry = crate::http::registry(metrics.clone(), es_metrics.clone());
+    let pipeline_metrics = crate::http::PipelineMetrics::new(&registry);
     let _metrics_server = match a.metrics {
-        Some(addr) => Some(crate::http::serve(addr, metrics.clone(), es_metrics.clone())?),
+        Some(addr) => {
+            let server = crate::http::serve_metrics(addr, registry.clone())?;
+            eprintln!("metrics: http://{}/metrics", server.local_addr());
+            Some(server)
+        }
         None => None,
     };
     if let Some(ms) = a.exit_when_idle_ms {
@@ -619,6 +625,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             interval: Duration::from_secs_f64(a.checkpoint_interval_secs.max(0.05)),
         }),
         shutdown: Some(shutdown.clone()),
+        pipeline_metrics: Some(pipeline_metrics),
         ..RunOptions::new(1)
     };
     let outcome = pipeline::run(
@@ -631,7 +638,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     )?;
     let m = &outcome.metrics;
     eprintln!(
-        "summary: {m}; {:.2}s; elasticsearch: {}",
+        "summary: {m}; {:.2}s; elasticsearch: {:?}",
         outcome.elapsed.as_secs_f64(),
         es_metrics.snapshot()
     );

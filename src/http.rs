@@ -722,3 +722,43 @@ mod tests {
         assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
     }
 }
+
+/// Exposes the Elasticsearch sink's atomics as `cdcflow_es_<field>` (latency and bytes as
+/// gauges and counters as they are), read at scrape time.
+#[derive(Debug)]
+struct EsCounters(Arc<crate::sink::elasticsearch::EsMetrics>);
+
+impl Collector for EsCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let snapshot = serde_json::to_value(self.0.snapshot()).map_err(|_| fmt::Error)?;
+        let fields = snapshot.as_object().ok_or(fmt::Error)?;
+        for (field, value) in fields {
+            let Some(value) = value.as_u64() else {
+                continue;
+            };
+            let name = format!("es_{field}");
+            let help = "Elasticsearch sink (see cdcflow::sink::elasticsearch::EsMetrics).";
+            if field == "last_batch_latency_us" {
+                let gauge = ConstGauge::new(gauge_value(value));
+                let metric = encoder.encode_descriptor(&name, help, None, gauge.metric_type())?;
+                gauge.encode(metric)?;
+            } else {
+                let counter = ConstCounter::new(value);
+                let metric = encoder.encode_descriptor(&name, help, None, counter.metric_type())?;
+                counter.encode(metric)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The registry of a `run`: the engine's counters, the Elasticsearch sink's, and the
+/// pipeline-wide families.
+pub fn registry(
+    metrics: Arc<Metrics>,
+    es: Arc<crate::sink::elasticsearch::EsMetrics>,
+) -> Arc<MetricsRegistry> {
+    let registry = Arc::new(MetricsRegistry::new(metrics));
+    registry.register_collector(Box::new(EsCounters(es)));
+    registry
+}

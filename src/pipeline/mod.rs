@@ -141,6 +141,8 @@ pub struct RunOptions {
     pub shutdown: Option<Arc<AtomicBool>>,
     /// How often positions are committed to the source.
     pub commit_interval: Duration,
+    /// Pipeline-wide metric families (frontier, consumer lag, checkpoints, state rows).
+    pub pipeline_metrics: Option<crate::http::PipelineMetrics>,
 }
 
 impl RunOptions {
@@ -159,6 +161,7 @@ impl RunOptions {
             state: None,
             shutdown: None,
             commit_interval: Duration::from_secs(1),
+            pipeline_metrics: None,
         }
     }
 }
@@ -332,6 +335,7 @@ pub fn run(
         started,
         schema_print,
         view_prints,
+        pipeline_metrics: options.pipeline_metrics.clone(),
         table_names: dataflows
             .catalog
             .tables
@@ -464,6 +468,7 @@ struct Settings {
     started: Instant,
     schema_print: String,
     view_prints: Vec<(String, String)>,
+    pipeline_metrics: Option<crate::http::PipelineMetrics>,
     /// `db.table` of each table id, and back.
     table_names: Vec<String>,
     table_ids: std::collections::HashMap<String, usize>,
@@ -620,6 +625,16 @@ impl Driver<'_> {
                 let positions = self.resume_positions(frontier);
                 self.reader.commit(&positions)?;
             }
+            if let Some(pm) = &self.settings.pipeline_metrics {
+                if self.index == 0 {
+                    pm.set_frontier(self.probe_frontier().unwrap_or(Time::MAX));
+                }
+                for p in 0..self.reader.partitions() {
+                    if let Some(lag) = self.reader.lag(p) {
+                        pm.set_consumer_lag(&self.reader.partition_name(p), lag);
+                    }
+                }
+            }
             if self.settings.progress
                 && self.index == 0
                 && last_report.elapsed() >= Duration::from_secs(1)
@@ -677,6 +692,8 @@ impl Driver<'_> {
         let now = now_ms();
         let (mut records, mut ignored, mut late, mut events) = (0u64, 0u64, 0u64, 0u64);
         let mut reject_error: Option<anyhow::Error> = None;
+        let count_tables = settings.pipeline_metrics.is_some();
+        let mut per_table: std::collections::HashMap<(usize, usize), u64> = Default::default();
         let names: Vec<String> = (0..self.reader.partitions())
             .map(|p| self.reader.partition_name(p))
             .collect();
@@ -753,8 +770,11 @@ impl Driver<'_> {
                             late += 1;
                         }
                     }
-                    if matches!(i, EngineInput::Event(_)) {
+                    if let EngineInput::Event(e) = i {
                         events += 1;
+                        if count_tables {
+                            *per_table.entry((e.table, rec.partition)).or_default() += 1;
+                        }
                     }
                 }
                 if track {
@@ -773,6 +793,11 @@ impl Driver<'_> {
         }
         for p in 0..self.reader.partitions() {
             self.watermark.set_status(p, self.reader.status(p));
+        }
+        if let Some(pm) = &settings.pipeline_metrics {
+            for ((table, p), n) in per_table {
+                pm.events_in(&settings.table_names[table], &self.reader.partition_name(p), n);
+            }
         }
         let m = self.metrics;
         Metrics::add(&m.records, records);
@@ -901,13 +926,29 @@ impl Driver<'_> {
             let mut r = self.coordinator.round.lock().expect("round");
             match result {
                 Ok(None) => {}
-                Ok(Some(bytes)) => tracing::info!(
+                Ok(Some(bytes)) => {
+                    if let Some(pm) = &self.settings.pipeline_metrics {
+                        pm.set_checkpoint(started.elapsed().as_millis() as u64, bytes);
+                        let mut rows: BTreeMap<&str, u64> = BTreeMap::new();
+                        for part in &c.parts {
+                            for k in &part.keys {
+                                if k.3.is_some() {
+                                    *rows.entry(k.0.as_str()).or_default() += 1;
+                                }
+                            }
+                        }
+                        for (t, n) in rows {
+                            pm.set_state_rows(t, n);
+                        }
+                    }
+                    tracing::info!(
                     frontier,
                     keys = c.keys(),
                     bytes,
                     ms = started.elapsed().as_millis() as u64,
                     "checkpoint written"
-                ),
+                    );
+                }
                 Err(e) => r.error = Some(format!("{e:#}")),
             }
             r.active = false;

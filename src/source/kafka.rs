@@ -12,7 +12,7 @@
 //!   are safe (after the sinks acknowledged what they produced): with a state dir those commits
 //!   are for monitoring, the state dir is what a restart resumes from.
 //! - A partition is idle once its consumer position has reached the high watermark (from
-//!   librdkafka's cached watermarks, refreshed by fetches) and nothing arrived for the idle
+//!   broker's watermarks, asked for partitions that were quiet lately) and nothing arrived for the idle
 //!   timeout; a recreated topic (offsets going backwards) is reported loudly.
 //! - A broker that cannot be reached at start is a clear error, not a hang. Later outages are
 //!   retried by librdkafka; the engine holds its frontier meanwhile.
@@ -248,41 +248,38 @@ impl KafkaReader {
         Ok(())
     }
 
-    /// Updates the high watermark of each partition from librdkafka's cache (or, rarely, by
-    /// asking the broker).
+    /// Updates the high watermark of partitions that were quiet lately by asking the broker
+    /// (at most twice a second per partition; a busy partition is not caught up anyway).
     fn update_watermarks(&mut self) {
         for p in &mut self.parts {
-            let cached = self
-                .consumer
-                .get_watermark_offsets(&p.topic, p.partition)
-                .ok()
-                .filter(|(_, hi)| *hi >= 0);
-            let hw = match cached {
-                Some(w) => Some(w),
-                None if p.last_fetch.is_none_or(|f| f.elapsed() >= Duration::from_secs(1)) => {
-                    p.last_fetch = Some(Instant::now());
-                    self.consumer
-                        .fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
-                        .ok()
-                }
-                None => None,
-            };
-            if let Some((low, high)) = hw {
-                if p.next >= 0 && high < p.next {
-                    tracing::error!(
-                        partition = %p.name(),
-                        high,
-                        next = p.next,
-                        "Kafka offsets went backwards: was the topic recreated? Remove the \
-                         state dir to rebuild from it"
-                    );
-                }
-                if p.next < 0 {
-                    // Nothing read yet: the earliest offset is where we are.
-                    p.next = low;
-                }
-                p.high = Some(high);
+            let quiet = p.last_message.elapsed() >= Duration::from_millis(200);
+            let due = p
+                .last_fetch
+                .is_none_or(|f| f.elapsed() >= Duration::from_millis(500));
+            if !(quiet && due) {
+                continue;
             }
+            p.last_fetch = Some(Instant::now());
+            let Ok((low, high)) =
+                self.consumer
+                    .fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
+            else {
+                continue;
+            };
+            if p.next >= 0 && high < p.next {
+                tracing::error!(
+                    partition = %p.name(),
+                    high,
+                    next = p.next,
+                    "Kafka offsets went backwards: was the topic recreated? Remove the state dir \
+                     to rebuild from it"
+                );
+            }
+            if p.next < 0 {
+                // Nothing read yet: the earliest offset is where the consumer starts.
+                p.next = low;
+            }
+            p.high = Some(high);
         }
     }
 }

@@ -71,13 +71,13 @@ fn prefix(tag: &str) -> String {
 }
 
 /// A plain client for checking what the server holds.
-struct Http {
+pub struct Http {
     rt: tokio::runtime::Runtime,
     client: Elasticsearch,
 }
 
 impl Http {
-    fn new(url: &str) -> Http {
+    pub fn new(url: &str) -> Http {
         Http {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -116,7 +116,7 @@ impl Http {
     }
 
     /// Every document behind `index`: id -> `_source`.
-    fn documents(&self, index: &str) -> BTreeMap<String, Json> {
+    pub fn documents(&self, index: &str) -> BTreeMap<String, Json> {
         self.call(Method::Post, &format!("/{index}/_refresh"), None);
         let (s, j) = self.get(&format!("/{index}/_search?size=1000"));
         assert_eq!(s, 200, "search {index}: {j}");
@@ -150,7 +150,7 @@ impl Http {
         v
     }
 
-    fn cleanup(&self, prefix: &str) {
+    pub fn cleanup(&self, prefix: &str) {
         for i in self.indices(prefix) {
             self.call(Method::Delete, &format!("/{i}"), None);
         }

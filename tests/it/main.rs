@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod decode;
 mod elasticsearch;
+mod kafka;
 mod mariadb;
 mod oracle;
 mod properties;
