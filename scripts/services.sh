@@ -31,6 +31,10 @@
 # then `cd "$CDCFLOW_TEST_TANSU_DIR" && $CDCFLOW_TEST_TANSU_CMD` in the background; going through
 # the script keeps the PID file right, so that `stop` still stops the new broker. The same holds for
 # noida-db with restart-es, target/services/noida.pid and CDCFLOW_TEST_NOIDA_CMD.
+# cargo runs tests in parallel and these servers are shared: a restart also hits every other test
+# using them at that moment. A test that restarts a server had better start its own instance
+# (CDCFLOW_TEST_TANSU_BIN with its own port and directory, or CDCFLOW_TEST_NOIDA_CMD with its own
+# --data-dir and port) and stop it itself.
 #
 # Settings (environment):
 #   CDCFLOW_TEST_KAFKA_PORT (39092), CDCFLOW_TEST_ES_PORT (39200), CDCFLOW_TEST_OPENSEARCH_PORT (39201)

@@ -57,7 +57,8 @@ eval "$service_env"
 echo "== tests"
 log="$(mktemp)"
 status=0
-cargo test --all-targets 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: every test target runs, so that the counts below cover them all.
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 rm -f "$log"
