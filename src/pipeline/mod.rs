@@ -242,7 +242,14 @@ pub fn run(
     if options.state.is_some() && options.workers.is_cluster() {
         bail!("--state-dir is not supported in cluster mode yet (use one process with --workers N)");
     }
-    let schema_print = checkpoint::fingerprint(&format!("{:?}", dataflows.catalog.tables));
+    let schema_print = checkpoint::fingerprint(
+        &dataflows
+            .catalog
+            .tables
+            .iter()
+            .map(|t| format!("{} {:?} {:?}\n", t.qualified(), t.columns, t.primary_key))
+            .collect::<String>(),
+    );
     let view_prints: Vec<(String, String)> = dataflows
         .views
         .iter()

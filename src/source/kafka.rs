@@ -137,8 +137,16 @@ impl Source for KafkaSource {
             .client()
             .create()
             .context("cannot create a Kafka consumer")?;
+        // Metadata and watermark requests go over a client of their own: some brokers (tansu)
+        // stall a connection that has a long-polling fetch and another request in flight.
+        let meta: BaseConsumer = self
+            .config
+            .client()
+            .create()
+            .context("cannot create a Kafka client")?;
         let mut r = KafkaReader {
             consumer,
+            meta,
             config: self.config.clone(),
             regex: self.regex.clone(),
             worker,
@@ -172,6 +180,7 @@ impl Part {
 
 struct KafkaReader {
     consumer: BaseConsumer,
+    meta: BaseConsumer,
     config: KafkaConfig,
     regex: Regex,
     worker: usize,
@@ -188,7 +197,7 @@ impl KafkaReader {
     fn refresh(&mut self) -> anyhow::Result<()> {
         let first = self.last_metadata.is_none();
         self.last_metadata = Some(Instant::now());
-        let meta = match self.consumer.fetch_metadata(None, self.config.connect_timeout) {
+        let meta = match self.meta.fetch_metadata(None, self.config.connect_timeout) {
             Ok(m) => m,
             Err(e) if first => bail!("cannot reach Kafka at {}: {e}", self.config.brokers),
             Err(e) => {
@@ -261,7 +270,7 @@ impl KafkaReader {
             }
             p.last_fetch = Some(Instant::now());
             let Ok((low, high)) =
-                self.consumer
+                self.meta
                     .fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
             else {
                 continue;

@@ -303,6 +303,7 @@ fn kafka_to_elasticsearch_equals_replay_with_two_workers() {
     }
     let child = cdcflow(&args, &log);
     wait(child, Duration::from_secs(120), &log);
+    eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
     let want = as_json(&d, &expected(&d, &w));
     assert!(!want.is_empty());
     assert_same("change log", &read_log_json(&d, &out), &want);
