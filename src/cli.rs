@@ -205,7 +205,11 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct EsArgs {
     /// Write each view to Elasticsearch (8.x API) at this URL; repeatable for several nodes.
-    #[arg(long = "elasticsearch", env = "CDCFLOW_ELASTICSEARCH", value_name = "URL")]
+    #[arg(
+        long = "elasticsearch",
+        env = "CDCFLOW_ELASTICSEARCH",
+        value_name = "URL"
+    )]
     elasticsearch: Vec<String>,
     /// Prefix of every index (alias) name: the alias of view V is PREFIX + V.
     #[arg(long, default_value = "", env = "CDCFLOW_INDEX_PREFIX")]
@@ -254,7 +258,9 @@ impl EsArgs {
                 user: u.clone(),
                 password: p.clone(),
             },
-            (Some(_), None, None) => bail!("--es-user needs --es-password (or CDCFLOW_ES_PASSWORD)"),
+            (Some(_), None, None) => {
+                bail!("--es-user needs --es-password (or CDCFLOW_ES_PASSWORD)")
+            }
             _ => EsAuth::None,
         };
         c.ca_cert = self.es_ca_cert.clone();
@@ -369,9 +375,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
 
 /// Inserts the settings of `run --config FILE` (TOML) as options before the command line's own,
 /// so the command line wins.
-fn with_config_file(
-    args: Vec<std::ffi::OsString>,
-) -> anyhow::Result<Vec<std::ffi::OsString>> {
+fn with_config_file(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ffi::OsString>> {
     let Some(run_at) = args.iter().position(|a| a == "run") else {
         return Ok(args);
     };
@@ -402,7 +406,10 @@ fn with_config_file(
                 toml::Value::Integer(i) => Some(i.to_string()),
                 toml::Value::Float(f) => Some(f.to_string()),
                 toml::Value::Boolean(_) => None,
-                other => bail!("{}: `{key}` has an unsupported value {other}", file.display()),
+                other => bail!(
+                    "{}: `{key}` has an unsupported value {other}",
+                    file.display()
+                ),
             })
         };
         match &value {
@@ -529,7 +536,10 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     for o in &a.kafka_options {
         match o.split_once('=') {
             Some((k, v)) => kafka.options.push((k.trim().to_string(), v.to_string())),
-            None => bail!("--kafka-option `{}` is not KEY=VALUE", o.split('=').next().unwrap_or("")),
+            None => bail!(
+                "--kafka-option `{}` is not KEY=VALUE",
+                o.split('=').next().unwrap_or("")
+            ),
         }
     }
     if a.state_dir.is_none() {
@@ -552,12 +562,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let es_metrics = Arc::new(crate::sink::elasticsearch::EsMetrics::default());
     if let Some(es) = a.es.config()? {
-        sinks.push(Box::new(crate::sink::elasticsearch::ElasticsearchSink::connect(
-            es,
-            &dataflows.views,
-            dead.clone(),
-            es_metrics.clone(),
-        )?));
+        sinks.push(Box::new(
+            crate::sink::elasticsearch::ElasticsearchSink::connect(
+                es,
+                &dataflows.views,
+                dead.clone(),
+                es_metrics.clone(),
+            )?,
+        ));
     }
     match &a.out {
         None => {}

@@ -44,107 +44,104 @@ pub fn ingest<'s>(
     let handle: IngestHandle = Default::default();
     let shared = handle.clone();
     let pact = Exchange::new(|e: &ChangeEvent| (e.table, &e.key).hashed());
-    let rows = events
-        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
-            pact,
-            "Ingest",
-            move |_cap, _info| {
-                let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
-                let mut held: Option<Capability<Time>> = None;
-                let mut ready: Vec<Out> = Vec::new();
-                move |(input, frontier), output| {
-                    let mut state = shared.borrow_mut();
-                    input.for_each(|cap, data| {
-                        if let Some(t) = cap.least()
-                            && held.as_ref().is_none_or(|h| t < h.time())
-                        {
-                            held = cap.retain_least(0);
-                        }
-                        for ev in data.drain(..) {
-                            pending.entry(ev.time).or_default().push(ev);
-                        }
+    let rows = events.unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
+        pact,
+        "Ingest",
+        move |_cap, _info| {
+            let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
+            let mut held: Option<Capability<Time>> = None;
+            let mut ready: Vec<Out> = Vec::new();
+            move |(input, frontier), output| {
+                let mut state = shared.borrow_mut();
+                input.for_each(|cap, data| {
+                    if let Some(t) = cap.least()
+                        && held.as_ref().is_none_or(|h| t < h.time())
+                    {
+                        held = cap.retain_least(0);
+                    }
+                    for ev in data.drain(..) {
+                        pending.entry(ev.time).or_default().push(ev);
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (time, mut events) = entry.remove_entry();
+                    // Per key, in version order.
+                    events.sort_by(|a, b| {
+                        (a.table, &a.key, a.version).cmp(&(b.table, &b.key, b.version))
                     });
-                    while let Some(entry) = pending.first_entry() {
-                        if frontier.less_equal(entry.key()) {
-                            break;
+                    let (mut dups, mut stale) = (0, 0);
+                    let mut i = 0;
+                    while i < events.len() {
+                        let mut j = i;
+                        while j < events.len()
+                            && events[j].table == events[i].table
+                            && events[j].key == events[i].key
+                        {
+                            j += 1;
                         }
-                        let (time, mut events) = entry.remove_entry();
-                        // Per key, in version order.
-                        events.sort_by(|a, b| {
-                            (a.table, &a.key, a.version).cmp(&(b.table, &b.key, b.version))
-                        });
-                        let (mut dups, mut stale) = (0, 0);
-                        let mut i = 0;
-                        while i < events.len() {
-                            let mut j = i;
-                            while j < events.len()
-                                && events[j].table == events[i].table
-                                && events[j].key == events[i].key
-                            {
-                                j += 1;
+                        let table = events[i].table;
+                        let key = std::mem::take(&mut events[i].key);
+                        let entry = state.entry((table, key));
+                        let applied = match &entry {
+                            Entry::Occupied(o) => Some(o.get().0),
+                            Entry::Vacant(_) => None,
+                        };
+                        // The newest of this time's events for the key, if newer than the
+                        // applied version.
+                        let mut newest: Option<(Version, Option<Row>)> = None;
+                        for ev in &mut events[i..j] {
+                            match newest.as_ref().map(|n| n.0).or(applied) {
+                                Some(v) if v == ev.version => dups += 1,
+                                Some(v) if v > ev.version => stale += 1,
+                                _ => newest = Some((ev.version, ev.row.take())),
                             }
-                            let table = events[i].table;
-                            let key = std::mem::take(&mut events[i].key);
-                            let entry = state.entry((table, key));
-                            let applied = match &entry {
-                                Entry::Occupied(o) => Some(o.get().0),
-                                Entry::Vacant(_) => None,
-                            };
-                            // The newest of this time's events for the key, if newer than the
-                            // applied version.
-                            let mut newest: Option<(Version, Option<Row>)> = None;
-                            for ev in &mut events[i..j] {
-                                match newest.as_ref().map(|n| n.0).or(applied) {
-                                    Some(v) if v == ev.version => dups += 1,
-                                    Some(v) if v > ev.version => stale += 1,
-                                    _ => newest = Some((ev.version, ev.row.take())),
-                                }
-                            }
-                            if let Some((version, new_row)) = newest {
-                                match entry {
-                                    Entry::Occupied(mut o) => {
-                                        let slot = o.get_mut();
-                                        slot.0 = version;
-                                        if slot.1 != new_row {
-                                            if let Some(old) =
-                                                std::mem::replace(&mut slot.1, new_row)
-                                            {
-                                                ready.push(((table, old), time, -1));
-                                            }
-                                            if let Some(new) = &slot.1 {
-                                                ready.push(((table, new.clone()), time, 1));
-                                            }
+                        }
+                        if let Some((version, new_row)) = newest {
+                            match entry {
+                                Entry::Occupied(mut o) => {
+                                    let slot = o.get_mut();
+                                    slot.0 = version;
+                                    if slot.1 != new_row {
+                                        if let Some(old) = std::mem::replace(&mut slot.1, new_row) {
+                                            ready.push(((table, old), time, -1));
                                         }
-                                    }
-                                    Entry::Vacant(v) => {
-                                        if let Some(new) = &new_row {
+                                        if let Some(new) = &slot.1 {
                                             ready.push(((table, new.clone()), time, 1));
                                         }
-                                        v.insert((version, new_row));
                                     }
                                 }
-                            }
-                            i = j;
-                        }
-                        Metrics::add(&metrics.duplicates, dups);
-                        Metrics::add(&metrics.stale, stale);
-                    }
-                    // One message for all completed times: its capability (the held one) is at
-                    // or before every record's time, as differential collections require.
-                    if !ready.is_empty() {
-                        let cap = held.as_ref().expect("pending events hold a capability");
-                        output.session(cap).give_iterator(ready.drain(..));
-                    }
-                    match pending.keys().next() {
-                        Some(t) => {
-                            if let Some(h) = held.as_mut() {
-                                h.downgrade(t);
+                                Entry::Vacant(v) => {
+                                    if let Some(new) = &new_row {
+                                        ready.push(((table, new.clone()), time, 1));
+                                    }
+                                    v.insert((version, new_row));
+                                }
                             }
                         }
-                        None => held = None,
+                        i = j;
                     }
+                    Metrics::add(&metrics.duplicates, dups);
+                    Metrics::add(&metrics.stale, stale);
                 }
-            },
-        );
+                // One message for all completed times: its capability (the held one) is at
+                // or before every record's time, as differential collections require.
+                if !ready.is_empty() {
+                    let cap = held.as_ref().expect("pending events hold a capability");
+                    output.session(cap).give_iterator(ready.drain(..));
+                }
+                match pending.keys().next() {
+                    Some(t) => {
+                        if let Some(h) = held.as_mut() {
+                            h.downgrade(t);
+                        }
+                    }
+                    None => held = None,
+                }
+            }
+        },
+    );
     (rows.as_collection(), handle)
 }

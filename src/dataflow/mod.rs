@@ -51,11 +51,10 @@ pub fn build<'s>(
         .flat_map(|v| v.sources.iter().map(|s| s.table))
         .collect();
     // Route each row to its table's collection (moved, not cloned per table).
-    let parts = rows
-        .inner
-        .partition(dataflows.catalog.tables.len() as u64, |((t, row), time, diff)| {
-            (t as u64, (row, time, diff))
-        });
+    let parts = rows.inner.partition(
+        dataflows.catalog.tables.len() as u64,
+        |((t, row), time, diff)| (t as u64, (row, time, diff)),
+    );
     let tables: Vec<Option<VecCollection<'_, Time, Row>>> = parts
         .into_iter()
         .enumerate()

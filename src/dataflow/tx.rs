@@ -183,8 +183,7 @@ pub fn assemble<'s>(
                 let mut state = shared.lock().expect("tx lock");
                 // Release complete transactions in END order; an incomplete one blocks those
                 // behind it until it completes or times out.
-                loop {
-                    let Some(id) = ends.front() else { break };
+                while let Some(id) = ends.front() {
                     let p = pending.get(id).expect("ends are pending");
                     let timed_out = options
                         .timeout
@@ -276,7 +275,9 @@ fn release(
         .max(state.last_commit)
         .max(*cap.time());
     state.last_commit = commit;
-    metrics.transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .transactions
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let floor = p.min_time.unwrap_or(commit);
     let entry = state.in_flight.entry(commit).or_insert(floor);
     *entry = (*entry).min(floor);

@@ -84,8 +84,8 @@ pub fn write(dir: &Path, checkpoint: &Checkpoint) -> anyhow::Result<u64> {
     let body = bincode::serialize(checkpoint).context("cannot encode checkpoint")?;
     let tmp = dir.join(format!("{FILE}.tmp"));
     {
-        let mut f = File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(MAGIC)?;
         f.write_all(&(body.len() as u64).to_le_bytes())?;
         f.write_all(&crc32fast::hash(&body).to_le_bytes())?;
@@ -94,8 +94,7 @@ pub fn write(dir: &Path, checkpoint: &Checkpoint) -> anyhow::Result<u64> {
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
     }
     let dest = path(dir);
-    std::fs::rename(&tmp, &dest)
-        .with_context(|| format!("cannot replace {}", dest.display()))?;
+    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot replace {}", dest.display()))?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -118,11 +117,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
         bail!("{} is not a cdcflow checkpoint", p.display());
     }
     let len = u64::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 8].try_into().expect("8"));
-    let crc = u32::from_le_bytes(
-        bytes[MAGIC.len() + 8..header]
-            .try_into()
-            .expect("4 bytes"),
-    );
+    let crc = u32::from_le_bytes(bytes[MAGIC.len() + 8..header].try_into().expect("4 bytes"));
     let body = &bytes[header..];
     if body.len() as u64 != len || crc32fast::hash(body) != crc {
         bail!(
@@ -157,7 +152,11 @@ mod tests {
             keys: vec![(
                 "shop.orders".into(),
                 vec![Value::Int(1)],
-                Version { file: 1, pos: 2, row: 0 },
+                Version {
+                    file: 1,
+                    pos: 2,
+                    row: 0,
+                },
                 None,
             )],
             positions: [("t[0]".to_string(), 7u64)].into_iter().collect(),
@@ -172,6 +171,11 @@ mod tests {
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
         std::fs::write(&p, bytes).unwrap();
-        assert!(read(dir.path()).unwrap_err().to_string().contains("damaged"));
+        assert!(
+            read(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
     }
 }

@@ -38,9 +38,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::schema::Catalog;
 use crate::sink::{Change, Recorded, Recorder, Sink, ViewState};
 use crate::source::watermark::Watermark;
-use crate::source::{
-    DeadLetters, FileSource, Input, Positions, Rejected, Source, SourceReader,
-};
+use crate::source::{DeadLetters, FileSource, Input, Positions, Rejected, Source, SourceReader};
 use crate::sql::Dataflows;
 use crate::time::{Time, now_ms};
 
@@ -240,7 +238,9 @@ pub fn run(
 ) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
     if options.state.is_some() && options.workers.is_cluster() {
-        bail!("--state-dir is not supported in cluster mode yet (use one process with --workers N)");
+        bail!(
+            "--state-dir is not supported in cluster mode yet (use one process with --workers N)"
+        );
     }
     let schema_print = checkpoint::fingerprint(
         &dataflows
@@ -488,10 +488,8 @@ struct Tracked {
     by_time: BTreeMap<Time, u64>,
 }
 
-type InputHandle = timely::dataflow::operators::vec::unordered_input::UnorderedHandle<
-    Time,
-    EngineInput,
->;
+type InputHandle =
+    timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, EngineInput>;
 
 /// One worker's driver loop.
 struct Driver<'a> {
@@ -788,8 +786,15 @@ impl Driver<'_> {
                     if rec.partition >= tracked.len() {
                         tracked.resize_with(rec.partition + 1, Tracked::default);
                     }
-                    let t = inputs.iter().map(EngineInput::time).min().unwrap_or(cap_time);
-                    let slot = tracked[rec.partition].by_time.entry(t).or_insert(rec.position);
+                    let t = inputs
+                        .iter()
+                        .map(EngineInput::time)
+                        .min()
+                        .unwrap_or(cap_time);
+                    let slot = tracked[rec.partition]
+                        .by_time
+                        .entry(t)
+                        .or_insert(rec.position);
                     *slot = (*slot).min(rec.position);
                 }
                 batch.extend(inputs);
@@ -803,7 +808,11 @@ impl Driver<'_> {
         }
         if let Some(pm) = &settings.pipeline_metrics {
             for ((table, p), n) in per_table {
-                pm.events_in(&settings.table_names[table], &self.reader.partition_name(p), n);
+                pm.events_in(
+                    &settings.table_names[table],
+                    &self.reader.partition_name(p),
+                    n,
+                );
             }
         }
         let m = self.metrics;
@@ -876,12 +885,12 @@ impl Driver<'_> {
             Vec::new()
         } else {
             self.ingest
-            .borrow()
-            .iter()
-            .map(|((table, key), (version, row))| {
-                (names[*table].clone(), key.clone(), *version, row.clone())
-            })
-            .collect()
+                .borrow()
+                .iter()
+                .map(|((table, key), (version, row))| {
+                    (names[*table].clone(), key.clone(), *version, row.clone())
+                })
+                .collect()
         };
         let positions: Positions = self
             .resume_positions(frontier)
@@ -910,7 +919,10 @@ impl Driver<'_> {
             }
             let parts: Vec<checkpoint::Part> = {
                 let mut r = self.coordinator.round.lock().expect("round");
-                r.parts.iter_mut().map(|p| p.take().expect("ready")).collect()
+                r.parts
+                    .iter_mut()
+                    .map(|p| p.take().expect("ready"))
+                    .collect()
             };
             let tx = {
                 let t = self.tx_state.lock().expect("tx lock");
@@ -949,11 +961,11 @@ impl Driver<'_> {
                         }
                     }
                     tracing::info!(
-                    frontier,
-                    keys = c.keys(),
-                    bytes,
-                    ms = started.elapsed().as_millis() as u64,
-                    "checkpoint written"
+                        frontier,
+                        keys = c.keys(),
+                        bytes,
+                        ms = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
                     );
                 }
                 Err(e) => r.error = Some(format!("{e:#}")),
@@ -975,7 +987,11 @@ impl Driver<'_> {
             bail!("cannot write checkpoint: {e}");
         }
         let committed: Vec<(usize, u64)> = (0..self.reader.partitions())
-            .filter_map(|p| positions.get(&self.reader.partition_name(p)).map(|pos| (p, *pos)))
+            .filter_map(|p| {
+                positions
+                    .get(&self.reader.partition_name(p))
+                    .map(|pos| (p, *pos))
+            })
             .collect();
         self.reader.commit(&committed)?;
         Ok(true)

@@ -145,10 +145,18 @@ mod tests {
     #[test]
     fn idle_partitions_do_not_hold_the_frontier() {
         let mut w = Watermark::open(10, 1000);
-        assert_eq!(w.frontier_at(5_000), Some(3_990), "no partition yet: the clock");
+        assert_eq!(
+            w.frontier_at(5_000),
+            Some(3_990),
+            "no partition yet: the clock"
+        );
         w.observe(0, 100);
         w.set_status(1, PartitionStatus::Active);
-        assert_eq!(w.frontier_at(5_000), Some(0), "partition 1 has seen nothing");
+        assert_eq!(
+            w.frontier_at(5_000),
+            Some(0),
+            "partition 1 has seen nothing"
+        );
         w.set_status(1, PartitionStatus::Idle);
         assert_eq!(w.frontier_at(5_000), Some(90));
         w.set_status(0, PartitionStatus::Idle);

@@ -306,7 +306,13 @@ const OP_FIELDS: &str = "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\
 
 /// Encodes a Debezium transaction marker: BEGIN (`counts` empty) or END with the number of
 /// events per data collection (`db.table`).
-pub fn encode_marker(id: &str, ts_ms: u64, counts: &[(String, u64)], schemas: bool, out: &mut String) {
+pub fn encode_marker(
+    id: &str,
+    ts_ms: u64,
+    counts: &[(String, u64)],
+    schemas: bool,
+    out: &mut String,
+) {
     if schemas {
         out.push_str(
             "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},\

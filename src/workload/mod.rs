@@ -503,7 +503,9 @@ pub fn generate_with_markers(
         for (line, ts, marker) in lines {
             if marker && opts.tx_metadata == TxMetadata::Separate {
                 if let Some(m) = markers.as_mut()
-                    && let Err(e) = m.write_all(line.as_bytes()).and_then(|_| m.write_all(b"\n"))
+                    && let Err(e) = m
+                        .write_all(line.as_bytes())
+                        .and_then(|_| m.write_all(b"\n"))
                 {
                     io_error = Some(e);
                     return;

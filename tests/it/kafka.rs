@@ -49,7 +49,12 @@ fn prefix(tag: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    format!("{tag}{}x{}x{}", std::process::id(), now % 100_000_000, N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{tag}{}x{}x{}",
+        std::process::id(),
+        now % 100_000_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A generated workload: row messages and, separately, transaction markers.
@@ -237,8 +242,16 @@ fn read_log_json(d: &Dataflows, path: &Path) -> JsonState {
 
 fn assert_same(what: &str, got: &JsonState, want: &JsonState) {
     if got != want {
-        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-        let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+        let missing: Vec<_> = want
+            .keys()
+            .filter(|k| !got.contains_key(*k))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .take(5)
+            .collect();
         let differ: Vec<_> = want
             .iter()
             .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
@@ -328,7 +341,13 @@ fn kafka_sigkill_twice_restarts_from_the_state_dir() {
     let markers: Vec<&[u8]> = lines(&w.markers).collect();
     let half = rows.len() / 2;
     // Markers may run ahead of their rows: the transaction waits for them.
-    produce(&brokers, &d, &p, &rows[..half], &markers[..markers.len() / 2]);
+    produce(
+        &brokers,
+        &d,
+        &p,
+        &rows[..half],
+        &markers[..markers.len() / 2],
+    );
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let out = dir.path().join("changes.jsonl");
@@ -368,7 +387,10 @@ fn kafka_sigkill_twice_restarts_from_the_state_dir() {
         a
     };
     let log = dir.path().join("stderr.log");
-    for (round, more) in [(0, &rows[half..rows.len() * 3 / 4]), (1, &rows[rows.len() * 3 / 4..])] {
+    for (round, more) in [
+        (0, &rows[half..rows.len() * 3 / 4]),
+        (1, &rows[rows.len() * 3 / 4..]),
+    ] {
         let a = args(false);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let mut child = cdcflow(&a, &log);
@@ -384,7 +406,9 @@ fn kafka_sigkill_twice_restarts_from_the_state_dir() {
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
         assert!(
-            cdcflow::pipeline::checkpoint::read(&state).unwrap().is_some(),
+            cdcflow::pipeline::checkpoint::read(&state)
+                .unwrap()
+                .is_some(),
             "a checkpoint was written before the crash:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
@@ -396,7 +420,11 @@ fn kafka_sigkill_twice_restarts_from_the_state_dir() {
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
     let want = as_json(&d, &expected(&d, &w));
-    assert_same("change log after two crashes", &read_log_json(&d, &out), &want);
+    assert_same(
+        "change log after two crashes",
+        &read_log_json(&d, &out),
+        &want,
+    );
     if let Some(url) = &es {
         assert_same(
             "indices after two crashes",

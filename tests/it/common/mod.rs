@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use cdcflow::pipeline::{RunOptions, RunOutcome, replay as run};
 use cdcflow::decode::debezium::DebeziumDecoder;
 use cdcflow::decode::{ChangeEvent, Decoded, Row};
 use cdcflow::oracle;
+use cdcflow::pipeline::{RunOptions, RunOutcome, replay as run};
 use cdcflow::sink::{Change, ViewState};
 use cdcflow::source::Input;
 use cdcflow::sql::Dataflows;
