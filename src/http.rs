@@ -271,6 +271,10 @@ fn core_help(field: &str) -> &'static str {
         }
         "upserts" => "Documents upserted.",
         "deletes" => "Documents deleted.",
+        "transactions" => "Source transactions made whole (released at one commit time).",
+        "incomplete_transactions" => {
+            "Transactions released incomplete (input ended or transaction timeout)."
+        }
         _ => "A counter of cdcflow's metrics (see cdcflow::metrics::Metrics).",
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Partitions: each input is split into as many **stripes** as there are workers; stripe `s`
 //! of an input holds its lines `n` with `n % workers == s` (1-based `n`) and is owned by worker
-//! `s`. So each worker decodes its share of every file, each partition is owned by exactly one
-//! worker, and each file's stripes advance through time together. A stripe is finished at the
-//! end of its file.
+//! `s`, except transaction markers (BEGIN/END lines), which all belong to stripe 0 so that they
+//! reach the transaction assembler in file order (their order is the commit order). So each
+//! worker decodes its share of every file, each partition is owned by exactly one worker, and
+//! each file's stripes advance through time together. A stripe is finished at the end of its
+//! file.
 
 use std::fs::File;
 use std::path::Path;
@@ -70,6 +72,13 @@ impl Input {
     pub fn bytes(&self) -> &[u8] {
         (*self.data).as_ref()
     }
+}
+
+/// Whether a line looks like a Debezium transaction marker (BEGIN/END). A false positive only
+/// moves a line to stripe 0.
+fn is_marker(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"\"status\"").is_some()
+        && memchr::memmem::find(line, b"\"op\"").is_none()
 }
 
 /// Replay inputs as a [`Source`].
@@ -176,9 +185,16 @@ impl SourceReader for FileReader {
                 }
                 s.line += 1;
                 s.pos = end + 1;
-                if (s.line as usize) % s.stripes == s.stripe
-                    && !line.iter().all(u8::is_ascii_whitespace)
-                {
+                // Transaction markers all go to stripe 0, in file order: the order of END markers
+                // is the commit order the transaction assembler follows.
+                let mine = if s.stripes == 1 {
+                    true
+                } else if is_marker(line) {
+                    s.stripe == 0
+                } else {
+                    (s.line as usize) % s.stripes == s.stripe
+                };
+                if mine && !line.iter().all(u8::is_ascii_whitespace) {
                     f(Record {
                         partition: p,
                         position: start as u64,

@@ -12,3 +12,4 @@ mod oracle;
 mod properties;
 mod regressions;
 mod sql_semantics;
+mod transactions;
