@@ -23,7 +23,7 @@ fn generate(orders: u64, seed: u64, meta: TxMetadata) -> (Vec<u8>, Vec<u8>) {
             seed,
             shuffle: 0,
             duplicates: 0.0,
-            schemas: seed % 2 == 0,
+            schemas: seed.is_multiple_of(2),
             decimal: cdcflow::workload::DecimalMode::String,
             span_secs: 1800,
             tx_metadata: meta,
