@@ -83,7 +83,7 @@ fn main() {
         .unwrap();
     let mut dec = DebeziumDecoder::new(d.catalog.clone());
     let started = Instant::now();
-    let mut send = |topic: &str, key: &str, line: &[u8]| loop {
+    let send = |topic: &str, key: &str, line: &[u8]| loop {
         match producer.send(BaseRecord::to(topic).key(key).payload(line)) {
             Ok(()) => break,
             Err(_) => {
