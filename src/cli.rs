@@ -188,7 +188,8 @@ struct RunArgs {
     /// A transaction still incomplete after this long is released as it is (with a warning).
     #[arg(long, default_value_t = 60_000, env = "CDCFLOW_TRANSACTION_TIMEOUT_MS")]
     transaction_timeout_ms: u64,
-    /// Stop gracefully (as on SIGTERM) once no record has been read for this long.
+    /// Stop gracefully (as on SIGTERM) once no record has been read for this long after the
+    /// first one (or for ten times as long when none came at all). For tests and batch jobs.
     #[arg(long, value_name = "MS")]
     exit_when_idle_ms: Option<u64>,
     /// Progress on stderr about once a second.
@@ -611,13 +612,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(ms) = a.exit_when_idle_ms {
         let (m, s) = (metrics.clone(), shutdown.clone());
         std::thread::spawn(move || {
-            let mut last = (u64::MAX, std::time::Instant::now());
+            let mut last = (0, std::time::Instant::now());
             loop {
                 std::thread::sleep(Duration::from_millis(50));
                 let n = m.records.load(Ordering::Relaxed);
+                let quiet = if n == 0 { ms.saturating_mul(10) } else { ms };
                 if n != last.0 {
                     last = (n, std::time::Instant::now());
-                } else if last.1.elapsed() >= Duration::from_millis(ms) {
+                } else if last.1.elapsed() >= Duration::from_millis(quiet) {
                     s.store(true, Ordering::SeqCst);
                     return;
                 }

@@ -75,6 +75,9 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("queued.max.messages.kbytes", "65536")
+            // No pipelined requests: tansu stalls a connection that has a long-polling fetch
+            // and another request in flight (it costs a real broker nothing for a consumer).
+            .set("max.in.flight.requests.per.connection", "1")
             .set("log_level", "4");
         for (k, v) in &self.options {
             c.set(k, v);
@@ -228,6 +231,13 @@ impl KafkaReader {
                 };
                 if let Some(&pos) = self.resume.get(&part.name()) {
                     part.next = pos as i64;
+                } else if let Ok((low, _)) =
+                    self.meta
+                        .fetch_watermarks(name, id, self.config.connect_timeout)
+                {
+                    // The earliest offset, asked on the metadata client: assigning a concrete
+                    // offset spares the consumer's connection an offset lookup.
+                    part.next = low;
                 }
                 self.index.insert((name.to_string(), id), self.parts.len());
                 self.parts.push(part);
