@@ -588,7 +588,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             sinks.push(Box::new(JsonlSink::new(BufWriter::new(f), names.clone())));
         }
     }
-    if sinks.is_empty() {
+    if sinks.is_empty() && a.out.is_none() {
         bail!("no sink: give --elasticsearch URL and/or --out PATH|-");
     }
     let shutdown = Arc::new(AtomicBool::new(false));

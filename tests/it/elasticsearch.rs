@@ -449,9 +449,9 @@ fn es_mapping_is_strict_and_typed() {
 
 /// What the proxy does.
 #[derive(Default)]
-struct Faults {
+pub(crate) struct Faults {
     /// Close every connection at once.
-    down: bool,
+    pub(crate) down: bool,
     /// Statuses to answer the next bulk requests with, instead of forwarding them.
     bulk_statuses: VecDeque<u16>,
     /// Answer 413 to a bulk request of more actions than this.
@@ -463,15 +463,15 @@ struct Faults {
 }
 
 /// An HTTP/1.1 proxy to `upstream`, one request per connection, that injects [`Faults`].
-struct Proxy {
-    url: String,
-    faults: Arc<Mutex<Faults>>,
+pub(crate) struct Proxy {
+    pub(crate) url: String,
+    pub(crate) faults: Arc<Mutex<Faults>>,
     stop: Arc<AtomicBool>,
     port: u16,
 }
 
 impl Proxy {
-    fn start(upstream: &str, faults: Faults) -> Proxy {
+    pub(crate) fn start(upstream: &str, faults: Faults) -> Proxy {
         let up = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -501,7 +501,7 @@ impl Proxy {
         }
     }
 
-    fn set(&self, f: impl FnOnce(&mut Faults)) {
+    pub(crate) fn set(&self, f: impl FnOnce(&mut Faults)) {
         f(&mut self.faults.lock().unwrap());
     }
 }

@@ -26,7 +26,7 @@ use serde_json::Value as Json;
 
 use crate::common::{outbound, replay_inputs};
 
-fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     match std::env::var("CDCFLOW_TEST_KAFKA") {
         Ok(b) if !b.is_empty() => Some(b),
         _ => {
@@ -36,14 +36,14 @@ fn broker() -> Option<String> {
     }
 }
 
-fn es_url() -> Option<String> {
+pub(crate) fn es_url() -> Option<String> {
     std::env::var("CDCFLOW_TEST_ES_URL")
         .ok()
         .filter(|u| !u.is_empty())
 }
 
 /// A topic prefix no other test (or earlier run) uses: tansu cannot delete one topic alone.
-fn prefix(tag: &str) -> String {
+pub(crate) fn prefix(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -58,12 +58,12 @@ fn prefix(tag: &str) -> String {
 }
 
 /// A generated workload: row messages and, separately, transaction markers.
-struct Workload {
-    rows: Vec<u8>,
-    markers: Vec<u8>,
+pub(crate) struct Workload {
+    pub(crate) rows: Vec<u8>,
+    pub(crate) markers: Vec<u8>,
 }
 
-fn workload(orders: u64, seed: u64, meta: TxMetadata) -> Workload {
+pub(crate) fn workload(orders: u64, seed: u64, meta: TxMetadata) -> Workload {
     let mut rows = Vec::new();
     let mut markers = Vec::new();
     cdcflow::workload::generate_with_markers(
@@ -84,12 +84,12 @@ fn workload(orders: u64, seed: u64, meta: TxMetadata) -> Workload {
     Workload { rows, markers }
 }
 
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty())
 }
 
 /// Creates the topics of `prefix` (3 partitions per table, 1 for the transaction markers).
-fn create_topics(brokers: &str, d: &Dataflows, prefix: &str) {
+pub(crate) fn create_topics(brokers: &str, d: &Dataflows, prefix: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -119,7 +119,13 @@ fn create_topics(brokers: &str, d: &Dataflows, prefix: &str) {
 
 /// Produces row messages to `<prefix>.<db>.<table>`, keyed by the row's primary key (as
 /// Debezium keys them), and markers to `<prefix>.transaction`.
-fn produce(brokers: &str, d: &Dataflows, prefix: &str, rows: &[&[u8]], markers: &[&[u8]]) {
+pub(crate) fn produce(
+    brokers: &str,
+    d: &Dataflows,
+    prefix: &str,
+    rows: &[&[u8]],
+    markers: &[&[u8]],
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -158,7 +164,7 @@ fn produce(brokers: &str, d: &Dataflows, prefix: &str, rows: &[&[u8]], markers: 
 }
 
 /// The expected final documents: the in-process replay of the same messages.
-fn expected(d: &Dataflows, w: &Workload) -> ViewState {
+pub(crate) fn expected(d: &Dataflows, w: &Workload) -> ViewState {
     let inputs = vec![
         Input::from_bytes("rows", w.rows.clone()),
         Input::from_bytes("markers", w.markers.clone()),
@@ -166,7 +172,7 @@ fn expected(d: &Dataflows, w: &Workload) -> ViewState {
     replay_inputs(d, inputs, 1, 0).state
 }
 
-fn cdcflow(args: &[&str], log: &Path) -> Child {
+pub(crate) fn cdcflow(args: &[&str], log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cdcflow"))
         .args(args)
         .env("RUST_LOG", "cdcflow=info,warn")
@@ -176,7 +182,7 @@ fn cdcflow(args: &[&str], log: &Path) -> Child {
         .expect("cdcflow starts")
 }
 
-fn wait(mut child: Child, limit: Duration, log: &Path) {
+pub(crate) fn wait(mut child: Child, limit: Duration, log: &Path) {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -206,14 +212,14 @@ fn doc_json(d: &Dataflows, view: usize, doc: &cdcflow::decode::Row) -> Json {
 }
 
 /// Expected state as JSON documents, for comparison with what came back from a log or an index.
-fn as_json(d: &Dataflows, state: &ViewState) -> BTreeMap<(usize, String), Json> {
+pub(crate) fn as_json(d: &Dataflows, state: &ViewState) -> BTreeMap<(usize, String), Json> {
     state
         .iter()
         .map(|((v, id), doc)| ((*v, id.clone()), doc_json(d, *v, doc)))
         .collect()
 }
 
-type JsonState = BTreeMap<(usize, String), Json>;
+pub(crate) type JsonState = BTreeMap<(usize, String), Json>;
 
 /// Reads a JSON-lines change log (appended to across restarts) into the final documents.
 fn read_log_json(d: &Dataflows, path: &Path) -> JsonState {
@@ -240,7 +246,7 @@ fn read_log_json(d: &Dataflows, path: &Path) -> JsonState {
     state
 }
 
-fn assert_same(what: &str, got: &JsonState, want: &JsonState) {
+pub(crate) fn assert_same(what: &str, got: &JsonState, want: &JsonState) {
     if got != want {
         let missing: Vec<_> = want
             .keys()
@@ -267,7 +273,7 @@ fn assert_same(what: &str, got: &JsonState, want: &JsonState) {
 }
 
 /// Every index of the views, as JSON documents.
-fn read_indices(d: &Dataflows, url: &str, index_prefix: &str) -> JsonState {
+pub(crate) fn read_indices(d: &Dataflows, url: &str, index_prefix: &str) -> JsonState {
     let http = super::elasticsearch::Http::new(url);
     let mut out = JsonState::new();
     for (vi, v) in d.views.iter().enumerate() {
@@ -434,7 +440,7 @@ fn kafka_sigkill_twice_restarts_from_the_state_dir() {
     }
 }
 
-fn regex_escape(s: &str) -> String {
+pub(crate) fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' {

@@ -7,6 +7,7 @@ mod cli;
 mod decode;
 mod elasticsearch;
 mod kafka;
+mod kafka_faults;
 mod mariadb;
 mod oracle;
 mod properties;
