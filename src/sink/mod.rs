@@ -238,18 +238,9 @@ impl Recorder {
 
 impl Sink for Recorder {
     fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
+        self.record(changes);
         {
             let mut r = self.shared.lock().expect("recorder lock");
-            for c in changes {
-                match &c.doc {
-                    Some(d) => {
-                        r.state.insert((c.view, c.id.clone()), d.clone());
-                    }
-                    None => {
-                        r.state.remove(&(c.view, c.id.clone()));
-                    }
-                }
-            }
             if let Some(log) = r.log.as_mut() {
                 log.extend_from_slice(changes);
             }
