@@ -100,6 +100,19 @@ impl WorkerArgs {
     }
 }
 
+/// Time flags, shared by commands that run the engine.
+#[derive(Debug, Args)]
+struct TimeArgs {
+    /// Allowed lateness in milliseconds: the frontier trails each input's newest commit time by
+    /// this much. Events older than the frontier are applied at the frontier and counted as late.
+    #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
+    allowed_lateness_ms: u64,
+    /// An event committed more than this many milliseconds after its partition's newest commit
+    /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
+    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
+    max_time_skew_ms: u64,
+}
+
 #[derive(Debug, Args)]
 struct ReplayArgs {
     #[command(flatten)]
@@ -114,14 +127,8 @@ struct ReplayArgs {
     /// `dead-letter.jsonl` without --out). Created only when a record is rejected.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
-    /// Allowed lateness in milliseconds: the frontier trails each input's newest commit time by
-    /// this much. Events older than the frontier are applied at the frontier and counted as late.
-    #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
-    allowed_lateness_ms: u64,
-    /// An event committed more than this many milliseconds after its partition's newest commit
-    /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
-    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
-    max_time_skew_ms: u64,
+    #[command(flatten)]
+    time: TimeArgs,
     /// No progress output on stderr.
     #[arg(short, long, conflicts_with = "progress")]
     quiet: bool,
@@ -175,13 +182,8 @@ struct RunArgs {
     /// current directory).
     #[arg(long)]
     dead_letter: Option<PathBuf>,
-    /// Allowed lateness in milliseconds.
-    #[arg(long, default_value_t = 0, env = "CDCFLOW_ALLOWED_LATENESS_MS")]
-    allowed_lateness_ms: u64,
-    /// An event committed more than this many milliseconds after its partition's newest commit
-    /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
-    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
-    max_time_skew_ms: u64,
+    #[command(flatten)]
+    time: TimeArgs,
     /// A caught-up partition quiet for this long no longer holds the frontier.
     #[arg(long, default_value_t = 2000, env = "CDCFLOW_IDLE_TIMEOUT_MS")]
     idle_timeout_ms: u64,
@@ -484,8 +486,8 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     });
     let options = RunOptions {
         workers,
-        lateness_ms: a.allowed_lateness_ms,
-        max_time_skew_ms: a.max_time_skew_ms,
+        lateness_ms: a.time.allowed_lateness_ms,
+        max_time_skew_ms: a.time.max_time_skew_ms,
         progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
         dead_letter: Some(dead_letter.clone()),
         ..RunOptions::new(1)
@@ -628,8 +630,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let options = RunOptions {
         workers,
-        lateness_ms: a.allowed_lateness_ms,
-        max_time_skew_ms: a.max_time_skew_ms,
+        lateness_ms: a.time.allowed_lateness_ms,
+        max_time_skew_ms: a.time.max_time_skew_ms,
         progress: a.progress,
         dead_letter: Some(dead_letter.clone()),
         idle_timeout: Duration::from_millis(a.idle_timeout_ms),

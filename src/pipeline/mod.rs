@@ -555,7 +555,6 @@ impl Driver<'_> {
         let mut last_report = Instant::now();
         let mut last_commit = Instant::now();
         let mut last_checkpoint = Instant::now();
-        let mut seen_rounds = 0u64;
         loop {
             self.check_failure()?;
             let stopping = self.settings.shutdown.load(Ordering::Relaxed);
@@ -621,7 +620,6 @@ impl Driver<'_> {
             } else {
                 worker.step();
             }
-            seen_rounds += 1;
             if last_commit.elapsed() >= self.settings.commit_interval
                 && self.settings.state.is_none()
             {
@@ -648,7 +646,6 @@ impl Driver<'_> {
                 self.report(wait_for);
             }
         }
-        let _ = seen_rounds;
         // The input is closed: let everything complete.
         while !self.probe.done() {
             worker.step_or_park(Some(Duration::from_millis(1)));
