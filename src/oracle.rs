@@ -49,34 +49,41 @@ pub fn tables_at(n_tables: usize, events: &[ChangeEvent], t: Option<Time>) -> Ta
 /// Evaluates a view over tables: document id -> document. Rows that fail to evaluate are
 /// excluded, as in the engine.
 pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
-    let scan = |i: usize| -> Vec<Row> {
+    // A source's projected rows whose filter holds, and those whose filter fails to evaluate.
+    let scan = |i: usize| -> (Vec<Row>, Vec<Row>) {
         let s = &plan.sources[i];
-        tables[s.table]
-            .iter()
-            .map(|r| s.columns.iter().map(|c| r[*c].clone()).collect::<Row>())
-            .filter(|r| {
-                s.filter
-                    .as_ref()
-                    .is_none_or(|f| f.holds(r).unwrap_or(false))
-            })
-            .collect()
+        let (mut pass, mut failed) = (Vec::new(), Vec::new());
+        for r in &tables[s.table] {
+            let r: Row = s.columns.iter().map(|c| r[*c].clone()).collect();
+            match s.filter.as_ref().map(|f| f.holds(&r)) {
+                None | Some(Ok(true)) => pass.push(r),
+                Some(Ok(false)) => {}
+                Some(Err(_)) => failed.push(r),
+            }
+        }
+        (pass, failed)
     };
-    let mut joined = scan(0);
+    let mut joined = scan(0).0;
     for (ji, j) in plan.joins.iter().enumerate() {
-        let right = scan(ji + 1);
+        let (right, failed) = scan(ji + 1);
         let width = plan.sources[ji + 1].columns.len();
-        let mut index: HashMap<Row, Vec<&Row>> = HashMap::new();
-        for r in &right {
-            if let Ok(k) = j
-                .right_keys
+        let key_of = |r: &Row| {
+            j.right_keys
                 .iter()
                 .map(|e| e.eval(r))
                 .collect::<Result<Row, _>>()
-                && !k.iter().any(Value::is_null)
-            {
+                .ok()
+                .filter(|k| !k.iter().any(Value::is_null))
+        };
+        let mut index: HashMap<Row, Vec<&Row>> = HashMap::new();
+        for r in &right {
+            if let Some(k) = key_of(r) {
                 index.entry(k).or_default().push(r);
             }
         }
+        // A right row whose ON condition fails might have matched: a LEFT JOIN's left rows of
+        // its key are out of the view, neither matched nor padded.
+        let poisoned: BTreeSet<Row> = failed.iter().filter_map(key_of).collect();
         let mut next = Vec::new();
         for l in joined {
             let Ok(k) = j
@@ -100,7 +107,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                         next.push(row);
                     }
                 }
-                None if j.kind == JoinKind::Left => {
+                None if j.kind == JoinKind::Left && !poisoned.contains(&k) => {
                     let mut row = l.clone();
                     row.extend(std::iter::repeat_n(Value::Null, width));
                     next.push(row);
@@ -110,6 +117,8 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         }
         joined = next;
     }
+    // A row is in the view as a whole or not at all: one whose key or any aggregate argument
+    // fails to evaluate is left out of every aggregate.
     let mut groups: BTreeMap<Row, Vec<Row>> = BTreeMap::new();
     for row in joined {
         if plan
@@ -119,30 +128,25 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         {
             continue;
         }
-        if let Ok(k) = plan
-            .group_by
+        let key = plan.group_by.iter().map(|e| e.eval(&row)).collect();
+        let args = plan
+            .aggregates
             .iter()
-            .map(|e| e.eval(&row))
-            .collect::<Result<Row, _>>()
-        {
-            groups.entry(k).or_default().push(row);
+            .map(|a| a.arg.as_ref().map_or(Ok(Value::Int(1)), |e| e.eval(&row)))
+            .collect();
+        if let (Ok(k), Ok(args)) = (key, args) {
+            groups.entry(k).or_default().push(args);
         }
     }
     let mut out = BTreeMap::new();
-    'groups: for (key, rows) in groups {
+    for (key, rows) in groups {
         let mut group_row = key.clone();
-        for a in &plan.aggregates {
-            let mut vals = Vec::new();
-            for r in &rows {
-                match &a.arg {
-                    None => vals.push(Value::Int(1)),
-                    Some(e) => match e.eval(r) {
-                        Ok(Value::Null) => {}
-                        Ok(v) => vals.push(v),
-                        Err(_) => continue 'groups,
-                    },
-                }
-            }
+        for (i, a) in plan.aggregates.iter().enumerate() {
+            let vals: Vec<Value> = rows
+                .iter()
+                .map(|r| r[i].clone())
+                .filter(|v| !v.is_null())
+                .collect();
             let v = match a.func {
                 AggFunc::CountStar => Value::Int(rows.len() as i64),
                 AggFunc::Count => Value::Int(vals.len() as i64),
@@ -154,7 +158,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                         Value::Null
                     } else {
                         let scale = match a.arg_type {
-                            Type::Dec(s) => s,
+                            Type::Dec { scale, .. } => scale,
                             _ => 0,
                         };
                         let mut sum = Decimal::new(0, scale);
@@ -166,9 +170,8 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                         if a.func == AggFunc::Sum {
                             Value::Dec(sum)
                         } else {
-                            let Type::Dec(rs) = a.ty else { unreachable!() };
                             Value::Dec(
-                                sum.checked_div(Decimal::new(vals.len() as i128, 0), rs)
+                                sum.checked_div_sql(Decimal::new(vals.len() as i128, 0))
                                     .expect("avg"),
                             )
                         }

@@ -14,6 +14,34 @@ use serde::{Deserialize, Serialize};
 /// Largest scale a decimal may carry (MySQL allows 30 digits after the point).
 pub const MAX_SCALE: u8 = 30;
 
+/// Largest scale an intermediate result carries (the digits of the `i128` mantissa).
+pub const MAX_CARRIED: u8 = 38;
+
+/// Largest scale MariaDB shows for a result (`DECIMAL_MAX_SCALE`).
+pub const MAX_SHOWN: u8 = 38;
+
+/// MySQL's `div_precision_increment` (default 4): digits a division adds to the dividend's
+/// shown scale.
+pub const DIV_PRECISION_INCREMENT: u8 = 4;
+
+const WORD: u8 = 9;
+
+fn whole_words(digits: u8) -> u8 {
+    digits.div_ceil(WORD) * WORD
+}
+
+/// The scale MySQL's decimal library gives the quotient of operands carrying `a` and `b`
+/// digits after the point (`do_div_mod` in `strings/decimal.c`): fractions are kept in whole
+/// 9-digit words, and `div_precision_increment` digits are added unless the words' padding
+/// already provides them; the quotient is truncated there. `1/3` carries 9 digits
+/// (0.333333333) and `1.00/3.00` carries 18, which is why `1/3*3` shows 1.0000 in MySQL.
+pub fn div_scale(a: u8, b: u8) -> u8 {
+    let (fa, fb) = (whole_words(a), whole_words(b));
+    let pad = (fa - a) as i32 + (fb - b) as i32;
+    let incr = (DIV_PRECISION_INCREMENT as i32 - pad).max(0) as u8;
+    whole_words(fa.saturating_add(fb).saturating_add(incr)).min(MAX_CARRIED)
+}
+
 /// An exact fixed-point decimal: `mantissa / 10^scale`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Decimal {
@@ -104,6 +132,58 @@ impl Decimal {
     pub fn checked_mul(self, o: Decimal) -> Option<Decimal> {
         let scale = self.scale.checked_add(o.scale).filter(|s| *s <= 38)?;
         Some(Decimal::new(self.mantissa.checked_mul(o.mantissa)?, scale))
+    }
+
+    /// The same number rounded half away from zero to `scale` digits (MySQL's `ROUND` and the
+    /// rounding of a result to its declared scale); exact when `scale` is not smaller.
+    pub fn round_to(self, scale: u8) -> Option<Decimal> {
+        if scale >= self.scale {
+            return self.rescale(scale);
+        }
+        let f = pow10(self.scale - scale)?;
+        let q = self.mantissa / f;
+        let r = self.mantissa % f;
+        let up = r.unsigned_abs() * 2 >= f.unsigned_abs();
+        Some(Decimal::new(
+            if up { q + self.mantissa.signum() } else { q },
+            scale,
+        ))
+    }
+
+    /// The same number truncated (towards zero) to `scale` digits; exact when not smaller.
+    pub fn truncate_to(self, scale: u8) -> Option<Decimal> {
+        if scale >= self.scale {
+            return self.rescale(scale);
+        }
+        Some(Decimal::new(
+            self.mantissa / pow10(self.scale - scale)?,
+            scale,
+        ))
+    }
+
+    /// MySQL's product: exact, its scale the sum of the scales, truncated to [`MAX_CARRIED`]
+    /// digits beyond that (as MySQL truncates a product's fraction to its buffer).
+    pub fn checked_mul_sql(self, o: Decimal) -> Option<Decimal> {
+        let scale = self.scale + o.scale;
+        let m = self.mantissa.checked_mul(o.mantissa)?;
+        Decimal::new(m, scale).truncate_to(scale.min(MAX_CARRIED))
+    }
+
+    /// MySQL's quotient: truncated to [`div_scale`] of the operands' scales (the digits MySQL's
+    /// decimal library keeps: whole 9-digit words); `None` on division by zero or overflow.
+    pub fn checked_div_sql(self, o: Decimal) -> Option<Decimal> {
+        if o.mantissa == 0 {
+            return None;
+        }
+        let scale = div_scale(self.scale, o.scale);
+        // self/o = (ms / 10^ss) / (mo / 10^so); scaled by 10^scale and truncated.
+        let shift = scale as i32 + o.scale as i32 - self.scale as i32;
+        let q = if shift >= 0 {
+            self.mantissa.checked_mul(pow10(shift as u8)?)? / o.mantissa
+        } else {
+            self.mantissa / o.mantissa.checked_mul(pow10((-shift) as u8)?)?
+        };
+        Some(Decimal::new(q, scale))
     }
 
     /// Quotient rounded half away from zero to `scale` digits; `None` on division by zero.

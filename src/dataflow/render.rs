@@ -42,7 +42,9 @@ pub fn render_view<'s>(
     metrics: Arc<Metrics>,
 ) -> VecCollection<'s, Time, (Row, Row)> {
     let view: Arc<str> = plan.name.as_str().into();
-    let source = |i: usize| -> Rows<'s> {
+    // A source's projected rows, each with whether its pushed-down filter holds (`true`) or
+    // failed to evaluate (`false`); rows it rejects are gone.
+    let source = |i: usize| -> VecCollection<'s, Time, (bool, Row)> {
         let s = &plan.sources[i];
         let cols = s.columns.clone();
         let filter = s.filter.clone();
@@ -53,39 +55,44 @@ pub fn render_view<'s>(
             .flat_map(move |row: Row| {
                 let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
                 match &filter {
-                    None => Some(projected),
+                    None => Some((true, projected)),
                     Some(f) => match f.holds(&projected) {
-                        Ok(true) => Some(projected),
+                        Ok(true) => Some((true, projected)),
                         Ok(false) => None,
                         Err(e) => {
                             report(&m, &v, e);
-                            None
+                            Some((false, projected))
                         }
                     },
                 }
             })
     };
+    let ok_rows =
+        |rows: VecCollection<'s, Time, (bool, Row)>| rows.flat_map(|(ok, r)| ok.then_some(r));
 
     // Joins, left-deep in FROM order.
-    let mut joined = source(0);
+    let mut joined = ok_rows(source(0));
     for (ji, jp) in plan.joins.iter().enumerate() {
-        let right = source(ji + 1);
+        let right_checked = source(ji + 1);
         let right_width = plan.sources[ji + 1].columns.len();
-        let keyed = |rows: Rows<'s>, keys: Vec<Expr>, keep_null: bool| {
+        // `(key, row)` for rows whose key evaluates; a row whose key fails is out as a whole.
+        let keyed = |rows: Rows<'s>, keys: Vec<Expr>| {
             let (m, v) = (metrics.clone(), view.clone());
             rows.flat_map(move |row: Row| match eval_all(&keys, &row) {
-                Ok(k) if keep_null || !k.iter().any(Value::is_null) => Some((k, row)),
-                Ok(_) => None,
+                Ok(k) => Some((k, row)),
                 Err(e) => {
                     report(&m, &v, e);
                     None
                 }
             })
         };
-        let left_keyed = keyed(joined.clone(), jp.left_keys.clone(), true);
-        let right_keyed = keyed(right, jp.right_keys.clone(), false);
+        let left_keyed = keyed(joined.clone(), jp.left_keys.clone());
         // NULL keys never match; they only matter as unmatched rows of a LEFT JOIN.
-        let matchable = left_keyed.filter(|(k, _)| !k.iter().any(Value::is_null));
+        let no_null = |c: VecCollection<'s, Time, (Row, Row)>| {
+            c.filter(|(k, _)| !k.iter().any(Value::is_null))
+        };
+        let right_keyed = no_null(keyed(ok_rows(right_checked.clone()), jp.right_keys.clone()));
+        let matchable = no_null(left_keyed.clone());
         let inner = matchable
             .clone()
             .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| {
@@ -102,19 +109,17 @@ pub fn render_view<'s>(
                     out.extend(std::iter::repeat_n(Value::Null, right_width));
                     out
                 };
-                let right_keys = right_keyed.map(|(k, _)| k).distinct();
+                // A right row whose ON condition failed to evaluate might have matched: the
+                // left rows of its key are neither matched nor unmatched, they are out.
+                let failed = no_null(keyed(
+                    right_checked.flat_map(|(ok, r)| (!ok).then_some(r)),
+                    jp.right_keys.clone(),
+                ));
+                let right_keys = right_keyed.concat(failed).map(|(k, _)| k).distinct();
                 let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
-                let lk = jp.left_keys.clone();
-                let null_keyed = joined
-                    .filter(move |row| {
-                        lk.iter()
-                            .any(|k| k.eval(row).map(|v| v.is_null()).unwrap_or(false))
-                    })
-                    .map(move |row| {
-                        let mut out = row;
-                        out.extend(std::iter::repeat_n(Value::Null, right_width));
-                        out
-                    });
+                let null_keyed = left_keyed
+                    .filter(|(k, _)| k.iter().any(Value::is_null))
+                    .map(move |(_, row)| pad(row));
                 inner.concat(unmatched).concat(null_keyed)
             }
         };
@@ -130,14 +135,25 @@ pub fn render_view<'s>(
         });
     }
 
-    // Group: (key, row) with the key evaluated once.
+    // Group: `(key, aggregate arguments)`, each evaluated once per row. A row whose key or any
+    // argument fails to evaluate is out of every aggregate of its group, never in some of them.
     let group_by = plan.group_by.clone();
+    let args: Vec<Option<Expr>> = plan.aggregates.iter().map(|a| a.arg.clone()).collect();
     let (m, v) = (metrics.clone(), view.clone());
-    let grouped = joined.flat_map(move |row: Row| match eval_all(&group_by, &row) {
-        Ok(k) => Some((k, row)),
-        Err(e) => {
-            report(&m, &v, e);
-            None
+    let grouped = joined.flat_map(move |row: Row| {
+        let evaluated = eval_all(&group_by, &row).and_then(|key| {
+            let vals = args
+                .iter()
+                .map(|a| a.as_ref().map_or(Ok(Value::Null), |a| a.eval(&row)))
+                .collect::<Result<Row, EvalError>>()?;
+            Ok((key, vals))
+        });
+        match evaluated {
+            Ok(x) => Some(x),
+            Err(e) => {
+                report(&m, &v, e);
+                None
+            }
         }
     });
 
@@ -177,22 +193,12 @@ pub fn render_view<'s>(
     } else {
         let mut parts = accumulated.map(|(k, acc)| (k, Part::Acc(acc)));
         for (i, agg) in others {
-            let arg = agg
-                .arg
+            let values = grouped
                 .clone()
-                .expect("non-accumulable aggregates have an argument");
-            let (m, v) = (metrics.clone(), view.clone());
-            let values =
-                grouped
-                    .clone()
-                    .flat_map(move |(key, row): (Row, Row)| match arg.eval(&row) {
-                        Ok(Value::Null) => None,
-                        Ok(x) => Some((key, x)),
-                        Err(e) => {
-                            report(&m, &v, e);
-                            None
-                        }
-                    });
+                .flat_map(move |(key, mut vals): (Row, Row)| {
+                    let x = std::mem::replace(&mut vals[i], Value::Null);
+                    (!x.is_null()).then_some((key, x))
+                });
             let idx = i as u16;
             let part = match agg.func {
                 AggFunc::Min => values
@@ -288,12 +294,13 @@ enum Part {
 /// The base of the two limbs a sum is accumulated in.
 const LIMB: i128 = 1_000_000_000_000_000_000;
 
-/// An accumulable aggregate's first slot, argument, argument scale, and whether it has a sum slot.
-type Slot = (usize, Option<Expr>, u8, bool);
+/// An accumulable aggregate's first slot, whether it has an argument, the argument's scale, and
+/// whether it has a sum slot.
+type Slot = (usize, bool, u8, bool);
 
 /// Where each accumulable aggregate keeps its slots in an [`Accum`].
 struct AccumLayout {
-    /// Per accumulable aggregate: (first slot, argument, argument scale, has a sum slot).
+    /// Per aggregate: its slot, `None` when it is not accumulable.
     slots: Vec<Option<Slot>>,
     width: usize,
 }
@@ -305,19 +312,19 @@ impl AccumLayout {
             .iter()
             .map(|a| {
                 let scale = match a.arg_type {
-                    Type::Dec(s) => s,
+                    Type::Dec { scale, .. } => scale,
                     _ => 0,
                 };
                 let first = next;
                 match a.func {
-                    AggFunc::CountStar => Some((0, None, 0, false)),
+                    AggFunc::CountStar => Some((0, false, 0, false)),
                     AggFunc::Count => {
                         next += 1;
-                        Some((first, a.arg.clone(), scale, false))
+                        Some((first, true, scale, false))
                     }
                     AggFunc::Sum | AggFunc::Avg => {
                         next += 3;
-                        Some((first, a.arg.clone(), scale, true))
+                        Some((first, true, scale, true))
                     }
                     _ => None,
                 }
@@ -326,13 +333,15 @@ impl AccumLayout {
         AccumLayout { slots, width: next }
     }
 
-    /// The contribution of one row.
-    fn accumulate(&self, row: &[Value]) -> Result<Accum, EvalError> {
+    /// The contribution of one row, from its aggregate arguments (`vals[i]` for aggregate `i`).
+    fn accumulate(&self, vals: &[Value]) -> Result<Accum, EvalError> {
         let mut acc = vec![0i128; self.width];
         acc[0] = 1;
-        for (first, arg, scale, has_sum) in self.slots.iter().flatten() {
-            let Some(arg) = arg else { continue };
-            let v = arg.eval(row)?;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some((first, true, scale, has_sum)) = slot else {
+                continue;
+            };
+            let v = &vals[i];
             if v.is_null() {
                 continue;
             }
@@ -382,11 +391,9 @@ fn finish(
                     if a.func == AggFunc::Sum {
                         Value::Dec(sum)
                     } else {
-                        let Type::Dec(rs) = a.ty else {
-                            unreachable!("AVG is decimal")
-                        };
+                        // MySQL's AVG: the sum divided by the count, as `/` divides.
                         Value::Dec(
-                            sum.checked_div(Decimal::new(n, 0), rs)
+                            sum.checked_div_sql(Decimal::new(n, 0))
                                 .ok_or_else(|| EvalError("AVG out of range".into()))?,
                         )
                     }

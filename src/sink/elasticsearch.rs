@@ -303,13 +303,13 @@ pub const DATETIME_FORMAT: &str =
 fn field_mapping(ty: Type) -> String {
     match ty {
         Type::Int => r#"{"type":"long"}"#.into(),
-        Type::Dec(s) if s <= 15 => {
+        Type::Dec { shown, .. } if shown <= 15 => {
             format!(
                 r#"{{"type":"scaled_float","scaling_factor":{}}}"#,
-                10u64.pow(s as u32)
+                10u64.pow(shown as u32)
             )
         }
-        Type::Dec(_) => r#"{"type":"double"}"#.into(),
+        Type::Dec { .. } => r#"{"type":"double"}"#.into(),
         Type::Date => r#"{"type":"date","format":"yyyy-MM-dd"}"#.into(),
         Type::DateTime => format!(r#"{{"type":"date","format":"{DATETIME_FORMAT}"}}"#),
         Type::Text | Type::Bytes | Type::Null => r#"{"type":"keyword"}"#.into(),
@@ -1530,18 +1530,18 @@ mod tests {
     fn field_mappings_follow_types() {
         assert_eq!(field_mapping(Type::Int), r#"{"type":"long"}"#);
         assert_eq!(
-            field_mapping(Type::Dec(2)),
+            field_mapping(Type::dec(2)),
             r#"{"type":"scaled_float","scaling_factor":100}"#
         );
         assert_eq!(
-            field_mapping(Type::Dec(0)),
+            field_mapping(Type::dec(0)),
             r#"{"type":"scaled_float","scaling_factor":1}"#
         );
         assert_eq!(
-            field_mapping(Type::Dec(15)),
+            field_mapping(Type::dec(15)),
             r#"{"type":"scaled_float","scaling_factor":1000000000000000}"#
         );
-        assert_eq!(field_mapping(Type::Dec(16)), r#"{"type":"double"}"#);
+        assert_eq!(field_mapping(Type::dec(16)), r#"{"type":"double"}"#);
         assert_eq!(
             field_mapping(Type::Date),
             r#"{"type":"date","format":"yyyy-MM-dd"}"#

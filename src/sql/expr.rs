@@ -11,18 +11,25 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Decimal, MICROS_PER_DAY, Value};
-
-/// MySQL's `div_precision_increment`: digits a division adds to the dividend's scale.
-pub const DIV_PRECISION_INCREMENT: u8 = 4;
+pub use crate::value::DIV_PRECISION_INCREMENT;
+use crate::value::{Decimal, MAX_SHOWN, MICROS_PER_DAY, Value, div_scale};
 
 /// The static type of an expression.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Type {
     /// Signed 64-bit integer (also booleans: 1/0).
     Int,
-    /// Exact decimal with this scale.
-    Dec(u8),
+    /// Exact decimal. Its values carry exactly `scale` digits after the point; MySQL shows
+    /// `shown` of them, and rounds to `shown` where a value leaves arithmetic: in a view's
+    /// output, in a comparison's operands, in GROUP BY and COUNT(DISTINCT) values. The two
+    /// differ below a division, whose quotient keeps more digits than it shows (`1/3` carries
+    /// 0.333333333 and shows 0.3333, so `1/3*3` shows 1.0000, as in MySQL).
+    Dec {
+        /// Digits the values carry.
+        scale: u8,
+        /// Digits MySQL shows (its `decimals`).
+        shown: u8,
+    },
     /// Text.
     Text,
     /// Bytes.
@@ -36,9 +43,26 @@ pub enum Type {
 }
 
 impl Type {
+    /// A decimal that shows every digit it carries.
+    pub fn dec(scale: u8) -> Type {
+        Type::Dec {
+            scale,
+            shown: scale,
+        }
+    }
+
     /// Integer or decimal.
     pub fn is_numeric(self) -> bool {
-        matches!(self, Type::Int | Type::Dec(_))
+        matches!(self, Type::Int | Type::Dec { .. })
+    }
+
+    /// The type a value has once rounded to what MySQL shows (itself unless it is a decimal
+    /// carrying more digits than it shows).
+    pub fn shown(self) -> Type {
+        match self {
+            Type::Dec { shown, .. } => Type::dec(shown),
+            t => t,
+        }
     }
 }
 
@@ -46,7 +70,8 @@ impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Type::Int => f.write_str("integer"),
-            Type::Dec(s) => write!(f, "decimal(scale {s})"),
+            Type::Dec { scale, shown } if scale == shown => write!(f, "decimal(scale {scale})"),
+            Type::Dec { scale, shown } => write!(f, "decimal(scale {shown}, carrying {scale})"),
             Type::Text => f.write_str("text"),
             Type::Bytes => f.write_str("bytes"),
             Type::Date => f.write_str("date"),
@@ -285,17 +310,19 @@ impl Expr {
     }
 }
 
-/// Converts a value to `ty` exactly (integer -> decimal, rescale up, date -> datetime).
+/// Converts a value to `ty`: integer -> decimal, a decimal to another scale (exactly when
+/// larger, rounded half away from zero when smaller, as MySQL rounds a result to the digits it
+/// shows), date -> datetime.
 pub fn cast(v: Value, ty: Type) -> Result<Value, EvalError> {
     Ok(match (v, ty) {
         (Value::Null, _) => Value::Null,
-        (Value::Int(i), Type::Dec(s)) => Value::Dec(
+        (Value::Int(i), Type::Dec { scale, .. }) => Value::Dec(
             Decimal::new(i as i128, 0)
-                .rescale(s)
+                .rescale(scale)
                 .ok_or_else(|| overflow("decimal"))?,
         ),
-        (Value::Dec(d), Type::Dec(s)) => {
-            Value::Dec(d.rescale(s).ok_or_else(|| overflow("decimal"))?)
+        (Value::Dec(d), Type::Dec { scale, .. }) => {
+            Value::Dec(d.round_to(scale).ok_or_else(|| overflow("decimal"))?)
         }
         (Value::Date(d), Type::DateTime) => Value::DateTime(d as i64 * MICROS_PER_DAY),
         (v, _) => v,
@@ -331,12 +358,12 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
             let v = match op {
                 BinOp::Add => a.checked_add(b),
                 BinOp::Sub => a.checked_sub(b),
-                BinOp::Mul => a.checked_mul(b),
+                BinOp::Mul => a.checked_mul_sql(b),
                 _ => {
                     if b.is_zero() {
                         return Ok(Value::Null);
                     }
-                    a.checked_div(b, a.scale.saturating_add(DIV_PRECISION_INCREMENT))
+                    a.checked_div_sql(b)
                 }
             };
             Value::Dec(v.ok_or_else(|| overflow("DECIMAL value"))?)
@@ -348,19 +375,30 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
 pub fn binary_type(op: BinOp, l: Type, r: Type) -> Result<Type, String> {
     match op {
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
-            let scale = |t: Type| match t {
-                Type::Dec(s) => Some(s),
-                Type::Int | Type::Null => Some(0),
+            let scales = |t: Type| match t {
+                Type::Dec { scale, shown } => Some((scale, shown)),
+                Type::Int | Type::Null => Some((0, 0)),
                 _ => None,
             };
-            let (Some(a), Some(b)) = (scale(l), scale(r)) else {
+            let (Some((a, ha)), Some((b, hb))) = (scales(l), scales(r)) else {
                 return Err(format!("arithmetic needs numbers, got {l} and {r}"));
             };
+            // The carried scale follows the values (see `Decimal::checked_*_sql`); the shown
+            // scale follows MySQL's result `decimals`.
             Ok(match op {
-                BinOp::Div => Type::Dec(a + DIV_PRECISION_INCREMENT),
+                BinOp::Div => Type::Dec {
+                    scale: div_scale(a, b),
+                    shown: (ha + DIV_PRECISION_INCREMENT).min(MAX_SHOWN),
+                },
                 _ if l == Type::Int && r == Type::Int => Type::Int,
-                BinOp::Mul => Type::Dec(a + b),
-                _ => Type::Dec(a.max(b)),
+                BinOp::Mul => Type::Dec {
+                    scale: (a + b).min(crate::value::MAX_CARRIED),
+                    shown: (ha + hb).min(MAX_SHOWN),
+                },
+                _ => Type::Dec {
+                    scale: a.max(b),
+                    shown: ha.max(hb),
+                },
             })
         }
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
@@ -398,8 +436,20 @@ pub fn unify(types: &[Type]) -> Result<Type, String> {
             (a, Type::Null) => a,
             (Type::Null, b) => b,
             (a, b) if a == b => a,
-            (Type::Int, Type::Dec(s)) | (Type::Dec(s), Type::Int) => Type::Dec(s),
-            (Type::Dec(a), Type::Dec(b)) => Type::Dec(a.max(b)),
+            (Type::Int, d @ Type::Dec { .. }) | (d @ Type::Dec { .. }, Type::Int) => d,
+            (
+                Type::Dec {
+                    scale: a,
+                    shown: ha,
+                },
+                Type::Dec {
+                    scale: b,
+                    shown: hb,
+                },
+            ) => Type::Dec {
+                scale: a.max(b),
+                shown: ha.max(hb),
+            },
             (Type::Date, Type::DateTime) | (Type::DateTime, Type::Date) => Type::DateTime,
             (a, b) => return Err(format!("branches of different types: {a} and {b}")),
         };
@@ -409,7 +459,7 @@ pub fn unify(types: &[Type]) -> Result<Type, String> {
 
 /// Wraps `e` (of type `from`) in a cast to `to` when they differ.
 pub fn coerce(e: Expr, from: Type, to: Type) -> Expr {
-    if from == to || from == Type::Null {
+    if from == to || from == Type::Null || matches!(&e, Expr::Cast(_, t) if *t == to) {
         e
     } else {
         Expr::Cast(Box::new(e), to)
@@ -460,12 +510,12 @@ mod tests {
         let e = Expr::Binary(BinOp::Mul, lit(Value::Int(3)), lit(d("19.99")));
         assert_eq!(e.eval(&[]).unwrap(), d("59.97"));
         assert_eq!(
-            binary_type(BinOp::Mul, Type::Int, Type::Dec(2)).unwrap(),
-            Type::Dec(2)
+            binary_type(BinOp::Mul, Type::Int, Type::dec(2)).unwrap(),
+            Type::dec(2)
         );
         assert_eq!(
             binary_type(BinOp::Div, Type::Int, Type::Int).unwrap(),
-            Type::Dec(4)
+            Type::Dec { scale: 9, shown: 4 }
         );
         let div = Expr::Binary(BinOp::Div, lit(Value::Int(1)), lit(Value::Int(0)));
         assert_eq!(div.eval(&[]).unwrap(), Value::Null);

@@ -21,7 +21,9 @@ use sqlparser::tokenizer::Span;
 
 use super::expr::{BinOp, Expr, Type, binary_type, coerce, comparable, unify};
 use crate::schema::{Catalog, ColumnType, SqlError, TableId, object_parts};
-use crate::value::{Decimal, Value, parse_date, parse_datetime};
+use crate::value::{
+    DIV_PRECISION_INCREMENT, Decimal, MAX_SHOWN, Value, div_scale, parse_date, parse_datetime,
+};
 
 /// What the SQL subset supports, quoted in refusals.
 pub const SUPPORTED: &str = "supported: SELECT <expressions> FROM db.table [alias] \
@@ -481,10 +483,13 @@ impl<'a> Planner<'a> {
                         None
                     };
                     if let Some((a, ta, b, tb)) = pair {
+                        // `=` compares what each side shows (see `binary`).
+                        let (a, ta) = (coerce((**a).clone(), ta, ta.shown()), ta.shown());
+                        let (b, tb) = (coerce((**b).clone(), tb, tb.shown()), tb.shown());
                         let common = unify(&[ta, tb])
                             .map_err(|m| self.err(conj.span(), &format!("join keys: {m}")))?;
-                        lk.push(coerce((**a).clone(), ta, common));
-                        rk.push(coerce((**b).clone(), tb, common));
+                        lk.push(coerce(a, ta, common));
+                        rk.push(coerce(b, tb, common));
                         continue;
                     }
                 }
@@ -567,7 +572,7 @@ impl<'a> Planner<'a> {
                 "a view needs GROUP BY: each group becomes one document, its id the GROUP BY values",
             ));
         }
-        let mut group_by = Vec::new();
+        let mut group_raw = Vec::new();
         for g in &group_exprs {
             // MySQL also allows GROUP BY <output alias> and GROUP BY <position>.
             let target: &ast::Expr = match g {
@@ -592,21 +597,29 @@ impl<'a> Planner<'a> {
                 },
                 _ => g,
             };
-            group_by.push(self.resolve(&scopes, target)?.0);
+            group_raw.push(self.resolve(&scopes, target)?);
         }
+        // A group key is the value MySQL shows (its temporary table stores it at the shown
+        // scale); SELECT and HAVING match their expressions against the unrounded ones.
+        let group_by: Vec<Expr> = group_raw
+            .iter()
+            .map(|(e, t)| coerce(e.clone(), *t, t.shown()))
+            .collect();
+        let group_raw: Vec<Expr> = group_raw.into_iter().map(|(e, _)| e).collect();
         let mut aggregates: Vec<Aggregate> = Vec::new();
         let mut output = Vec::new();
         for (name, e) in &items {
-            let (expr, ty) = self.resolve_grouped(&scopes, e, &group_by, &mut aggregates)?;
+            let (expr, ty) = self.resolve_grouped(&scopes, e, &group_raw, &mut aggregates)?;
+            // A document holds what MySQL shows.
             output.push(OutputColumn {
                 name: name.clone(),
-                expr,
-                ty,
+                expr: coerce(expr, ty, ty.shown()),
+                ty: ty.shown(),
             });
         }
         let having = match &select.having {
             Some(h) => Some(
-                self.resolve_grouped(&scopes, h, &group_by, &mut aggregates)?
+                self.resolve_grouped(&scopes, h, &group_raw, &mut aggregates)?
                     .0,
             ),
             None => None,
@@ -825,16 +838,33 @@ impl<'a> Planner<'a> {
             ("AVG", ..) => AggFunc::Avg,
             _ => unreachable!(),
         };
+        // DISTINCT compares what the values show (MySQL keeps them in a temporary table at
+        // the shown scale).
+        let (arg, arg_type) = match (func, arg) {
+            (AggFunc::CountDistinct, Some(x)) => (
+                Some(coerce(x, arg_type, arg_type.shown())),
+                arg_type.shown(),
+            ),
+            (_, arg) => (arg, arg_type),
+        };
         let ty = match func {
             AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => Type::Int,
             AggFunc::Sum => match arg_type {
-                Type::Int | Type::Null => Type::Dec(0),
-                Type::Dec(s) => Type::Dec(s),
+                Type::Int | Type::Null => Type::dec(0),
+                d @ Type::Dec { .. } => d,
                 t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
             },
             AggFunc::Avg => match arg_type {
-                Type::Int | Type::Null => Type::Dec(super::expr::DIV_PRECISION_INCREMENT),
-                Type::Dec(s) => Type::Dec(s + super::expr::DIV_PRECISION_INCREMENT),
+                // MySQL divides the sum by the count: the quotient carries div_scale digits and
+                // shows div_precision_increment more than the argument.
+                Type::Int | Type::Null => Type::Dec {
+                    scale: div_scale(0, 0),
+                    shown: DIV_PRECISION_INCREMENT,
+                },
+                Type::Dec { scale, shown } => Type::Dec {
+                    scale: div_scale(scale, 0),
+                    shown: (shown + DIV_PRECISION_INCREMENT).min(MAX_SHOWN),
+                },
                 t => return Err(self.err(e.span(), &format!("AVG needs a number, got {t}"))),
             },
             AggFunc::Min | AggFunc::Max => arg_type,
@@ -970,13 +1000,24 @@ impl<'a> Planner<'a> {
                 };
                 let (x, t) = rec(expr, on_agg)?;
                 let mut items = Vec::new();
+                let mut item_types = Vec::new();
                 for item in list {
                     let (i, it) = rec(item, on_agg)?;
                     let i = self.coerce_literal(i, it, t, item.span())?;
                     if !comparable(t, literal_or(it, &i)) {
                         return Err(self.err(item.span(), &format!("cannot compare {t} with {it}")));
                     }
+                    item_types.push(literal_or(it, &i));
                     items.push(i);
+                }
+                // MariaDB turns `x IN (y)` into `x = y`, which rounds both sides to what they show.
+                if let [y] = items.as_mut_slice() {
+                    let yt = item_types[0];
+                    *y = coerce(y.clone(), yt, yt.shown());
+                    return Ok((
+                        Expr::InList(Box::new(coerce(x, t, t.shown())), items, *negated),
+                        Type::Int,
+                    ));
                 }
                 Ok((Expr::InList(Box::new(x), items, *negated), Type::Int))
             }
@@ -989,8 +1030,9 @@ impl<'a> Planner<'a> {
                 let (x, t) = rec(expr, on_agg)?;
                 let (lo, lot) = rec(low, on_agg)?;
                 let (hi, hit) = rec(high, on_agg)?;
-                let (ge, _) = self.binary(BinOp::Ge, x.clone(), t, lo, lot, low.span())?;
-                let (le, _) = self.binary(BinOp::Le, x, t, hi, hit, high.span())?;
+                let (ge, _) =
+                    self.binary_with(BinOp::Ge, (x.clone(), t), (lo, lot), low.span(), false)?;
+                let (le, _) = self.binary_with(BinOp::Le, (x, t), (hi, hit), high.span(), false)?;
                 let both = Expr::Binary(BinOp::And, Box::new(ge), Box::new(le));
                 Ok((
                     if *negated {
@@ -1017,8 +1059,14 @@ impl<'a> Planner<'a> {
                     let (c, ct) = rec(&cw.condition, on_agg)?;
                     let cond = match &operand {
                         Some((o, ot)) => {
-                            self.binary(BinOp::Eq, o.clone(), *ot, c, ct, cw.condition.span())?
-                                .0
+                            self.binary_with(
+                                BinOp::Eq,
+                                (o.clone(), *ot),
+                                (c, ct),
+                                cw.condition.span(),
+                                false,
+                            )?
+                            .0
                         }
                         None => c,
                     };
@@ -1119,6 +1167,8 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A binary operation. The operands of a comparison are rounded to the digits they show
+    /// first, as MariaDB's comparison operators do (`1/3 = 0.3333` is true).
     fn binary(
         &self,
         op: BinOp,
@@ -1127,6 +1177,19 @@ impl<'a> Planner<'a> {
         r: Expr,
         rt: Type,
         span: Span,
+    ) -> Result<(Expr, Type), SqlError> {
+        self.binary_with(op, (l, lt), (r, rt), span, true)
+    }
+
+    /// A binary operation; `round` rounds a comparison's operands to what they show (BETWEEN,
+    /// IN lists and CASE x WHEN compare the carried values in MariaDB).
+    fn binary_with(
+        &self,
+        op: BinOp,
+        (l, lt): (Expr, Type),
+        (r, rt): (Expr, Type),
+        span: Span,
+        round: bool,
     ) -> Result<(Expr, Type), SqlError> {
         let is_cmp = matches!(
             op,
@@ -1137,7 +1200,16 @@ impl<'a> Planner<'a> {
             let rt2 = literal_or(rt, &r2);
             let l2 = self.coerce_literal(l, lt, rt2, span)?;
             let lt2 = literal_or(lt, &l2);
-            (l2, lt2, r2, rt2)
+            if round {
+                (
+                    coerce(l2, lt2, lt2.shown()),
+                    lt2.shown(),
+                    coerce(r2, rt2, rt2.shown()),
+                    rt2.shown(),
+                )
+            } else {
+                (l2, lt2, r2, rt2)
+            }
         } else {
             (l, lt, r, rt)
         };
@@ -1211,7 +1283,7 @@ fn literal_type(v: &Value) -> Type {
     match v {
         Value::Null => Type::Null,
         Value::Int(_) => Type::Int,
-        Value::Dec(d) => Type::Dec(d.scale),
+        Value::Dec(d) => Type::dec(d.scale),
         Value::Text(_) => Type::Text,
         Value::Bytes(_) => Type::Bytes,
         Value::Date(_) => Type::Date,
@@ -1230,7 +1302,7 @@ fn literal_or(t: Type, e: &Expr) -> Type {
 pub fn column_type(t: &ColumnType) -> Type {
     match t {
         ColumnType::Int { .. } => Type::Int,
-        ColumnType::Decimal { scale, .. } => Type::Dec(*scale),
+        ColumnType::Decimal { scale, .. } => Type::dec(*scale),
         ColumnType::Text { .. } | ColumnType::Enum(_) => Type::Text,
         ColumnType::Bytes => Type::Bytes,
         ColumnType::Date => Type::Date,

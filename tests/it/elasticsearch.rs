@@ -206,7 +206,7 @@ fn doc(view: &ViewPlan, n: i64) -> Row {
         .iter()
         .map(|c| match c.ty {
             Type::Int => Value::Int(n * 7 - 3),
-            Type::Dec(s) => Value::Dec(Decimal::new(n as i128 * 1001 + 7, s)),
+            Type::Dec { scale: s, .. } => Value::Dec(Decimal::new(n as i128 * 1001 + 7, s)),
             Type::Text => Value::Text(format!("text {n} \"q\" ü")),
             Type::Bytes => Value::Bytes(vec![n as u8, 0xff]),
             Type::Date => Value::Date(20_500 + n as i32),

@@ -9,6 +9,7 @@ mod elasticsearch;
 mod kafka;
 mod kafka_faults;
 mod mariadb;
+mod mysql_numbers;
 mod oracle;
 mod properties;
 mod regressions;

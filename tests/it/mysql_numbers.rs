@@ -1,0 +1,272 @@
+//! MySQL's numbers: decimal division keeps whole 9-digit words inside an expression and rounds
+//! only where a value leaves arithmetic; a row is in a view as a whole or not at all. Expected
+//! values are MariaDB 10.11's answers to the same SQL over the same rows.
+
+use cdcflow::decode::Row;
+use cdcflow::schema::Catalog;
+use cdcflow::sql::Dataflows;
+use cdcflow::value::{Decimal, Value};
+use cdcflow::workload::{DecimalMode, Encoder, Op, RowChange};
+
+use cdcflow::pipeline::RunOutcome;
+
+use crate::common::*;
+
+fn dataflows(schema: &str, views: &[(&str, &str)]) -> Dataflows {
+    let v: Vec<(String, String, String)> = views
+        .iter()
+        .map(|(n, s)| (format!("{n}.sql"), n.to_string(), s.to_string()))
+        .collect();
+    Dataflows::from_sources(Catalog::parse("schema.sql", schema).unwrap(), &v).unwrap()
+}
+
+/// Inserts, one change per row, table by table.
+fn inserts(d: &Dataflows, rows: &[(usize, Row)]) -> Vec<u8> {
+    let mut out = String::new();
+    let mut enc = Encoder::new(&d.catalog, false, DecimalMode::String);
+    for (i, (table, row)) in rows.iter().enumerate() {
+        let c = RowChange {
+            table: *table,
+            op: Op::Create,
+            before: None,
+            after: Some(row.clone()),
+            ts_ms: 1000 + i as u64,
+            file: 1,
+            pos: 10 + i as u64,
+            row: 0,
+        };
+        enc.encode(&c, &mut out);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn dec(s: &str) -> Value {
+    Value::Dec(Decimal::parse(s).unwrap())
+}
+
+fn docs(out: &RunOutcome, view: usize) -> Vec<(String, Vec<String>)> {
+    out.state
+        .iter()
+        .filter(|((v, _), _)| *v == view)
+        .map(|((_, id), doc)| (id.clone(), doc.iter().map(|v| v.to_string()).collect()))
+        .collect()
+}
+
+const SCHEMA: &str = "CREATE DATABASE t;
+CREATE TABLE t.c (id INT PRIMARY KEY, g INT NOT NULL, q INT NOT NULL, p DECIMAL(10,2) NOT NULL);";
+
+fn c_rows() -> Vec<(usize, Row)> {
+    [
+        (1, 1, "1"),
+        (1, 1, "1"),
+        (1, 1, "1"),
+        (2, 1, "1"),
+        (2, 1, "1"),
+        (2, 1, "1"),
+        (2, 2, "0.01"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (g, q, p))| {
+        (
+            0,
+            vec![
+                Value::Int(i as i64 + 1),
+                Value::Int(*g),
+                Value::Int(*q),
+                dec(p),
+            ],
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn regression_division_keeps_nine_digit_words_inside_expressions() {
+    let d = dataflows(
+        SCHEMA,
+        &[
+            (
+                "a",
+                "SELECT g, SUM(q/3*3) a, MAX(p/7*7) b, SUM(q/3) c, AVG(q/3) d, COUNT(DISTINCT q/3) e,
+                   MIN(q/3)*3 f, SUM(p/3) h, AVG(p) i, SUM(q)/7*7 j
+                 FROM t.c GROUP BY g",
+            ),
+            // Comparisons and group keys use what a value shows: q/3 = 0.3333 holds for q = 1.
+            (
+                "b",
+                "SELECT g, COUNT(*) n FROM t.c WHERE q/3 = 0.3333 GROUP BY g",
+            ),
+            ("c", "SELECT q/3 k, SUM(q) s FROM t.c GROUP BY q/3"),
+        ],
+    );
+    let bytes = inserts(&d, &c_rows());
+    for workers in [1, 2] {
+        let out = replay(&d, bytes.clone(), workers, 0);
+        let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            docs(&out, 0),
+            vec![
+                (
+                    "1".to_string(),
+                    row(&[
+                        "1",
+                        "3.0000",
+                        "1.000000",
+                        "1.0000",
+                        "0.33333333",
+                        "1",
+                        "1.0000",
+                        "1.000000",
+                        "1.000000",
+                        "3.0000"
+                    ])
+                ),
+                (
+                    "2".to_string(),
+                    row(&[
+                        "2",
+                        "5.0000",
+                        "1.000000",
+                        "1.6667",
+                        "0.41666667",
+                        "2",
+                        "1.0000",
+                        "1.003333",
+                        "0.752500",
+                        "5.0000"
+                    ])
+                ),
+            ],
+            "{workers} workers"
+        );
+        assert_eq!(
+            docs(&out, 1),
+            vec![
+                ("1".to_string(), row(&["1", "3"])),
+                ("2".to_string(), row(&["2", "3"]))
+            ]
+        );
+        assert_eq!(
+            docs(&out, 2),
+            vec![
+                ("0.3333".to_string(), row(&["0.3333", "6"])),
+                ("0.6667".to_string(), row(&["0.6667", "2"]))
+            ]
+        );
+    }
+}
+
+#[test]
+fn decimal_division_scales_follow_mysql() {
+    use cdcflow::value::div_scale;
+    // MariaDB: 1/3*3*1e20 -> 99999999900000000000 (9 digits), 1.00/3.00 -> 18 digits,
+    // 1.000000/3 -> 18 digits, 1.0/0.3 -> 18 digits.
+    assert_eq!(div_scale(0, 0), 9);
+    assert_eq!(div_scale(2, 0), 9);
+    assert_eq!(div_scale(0, 2), 9);
+    assert_eq!(div_scale(2, 2), 18);
+    assert_eq!(div_scale(6, 0), 18);
+    assert_eq!(div_scale(1, 1), 18);
+    assert_eq!(div_scale(9, 0), 18);
+    let d = |s: &str| Decimal::parse(s).unwrap();
+    // 2/3 is truncated, not rounded: 0.666666666, so 2/3*3*100000000 shows 199999999.8000.
+    assert_eq!(
+        d("2").checked_div_sql(d("3")).unwrap().to_string(),
+        "0.666666666"
+    );
+    assert_eq!(d("0.33335").round_to(4).unwrap().to_string(), "0.3334");
+    assert_eq!(d("-0.33335").round_to(4).unwrap().to_string(), "-0.3334");
+    assert_eq!(d("-0.33334").round_to(4).unwrap().to_string(), "-0.3333");
+}
+
+const WHOLE: &str = "CREATE DATABASE s;
+CREATE TABLE s.a (id INT PRIMARY KEY, g INT NOT NULL, x BIGINT NOT NULL, b_id INT NULL);
+CREATE TABLE s.b (id INT PRIMARY KEY, big BIGINT NOT NULL);";
+
+#[test]
+fn regression_a_failing_aggregate_argument_excludes_the_whole_row() {
+    // x * x overflows BIGINT for the second row: that row must be out of COUNT, MIN, MAX and
+    // COUNT(DISTINCT) too, not only out of the SUM.
+    let d = dataflows(
+        WHOLE,
+        &[(
+            "v",
+            "SELECT g, COUNT(*) n, SUM(x * x) sq, MIN(x) lo, MAX(x) hi, COUNT(DISTINCT x) dx
+             FROM s.a GROUP BY g",
+        )],
+    );
+    let bytes = inserts(
+        &d,
+        &[
+            (
+                0,
+                vec![Value::Int(1), Value::Int(1), Value::Int(3), Value::Null],
+            ),
+            (
+                0,
+                vec![
+                    Value::Int(2),
+                    Value::Int(1),
+                    Value::Int(i64::MAX),
+                    Value::Null,
+                ],
+            ),
+        ],
+    );
+    for workers in [1, 2] {
+        let out = replay(&d, bytes.clone(), workers, 0);
+        assert_eq!(
+            docs(&out, 0),
+            vec![(
+                "1".to_string(),
+                ["1", "1", "9", "3", "3", "1"].map(String::from).to_vec()
+            )]
+        );
+        assert_eq!(out.metrics.eval_errors, 1, "one row, counted once");
+    }
+}
+
+#[test]
+fn regression_left_join_on_error_does_not_pad_the_left_row() {
+    // b.big * 1000 overflows for b 2: whether a 2 matches is unknown, so a 2 is out of the
+    // view, not an unmatched NULL-padded row; a 1 (no b) is padded; a 3 matches b 3.
+    let d = dataflows(
+        WHOLE,
+        &[(
+            "v",
+            "SELECT a.id, COUNT(b.id) m FROM s.a a LEFT JOIN s.b b ON b.id = a.b_id AND b.big * 1000 > 0
+             GROUP BY a.id",
+        )],
+    );
+    let a = |id: i64, b: i64| {
+        (
+            0,
+            vec![Value::Int(id), Value::Int(0), Value::Int(0), Value::Int(b)],
+        )
+    };
+    let b = |id: i64, big: i64| (1, vec![Value::Int(id), Value::Int(big)]);
+    let bytes = inserts(&d, &[a(1, 1), a(2, 2), a(3, 3), b(2, i64::MAX), b(3, 5)]);
+    for workers in [1, 2] {
+        let out = replay(&d, bytes.clone(), workers, 0);
+        assert_eq!(
+            docs(&out, 0),
+            vec![
+                ("1".to_string(), ["1", "0"].map(String::from).to_vec()),
+                ("3".to_string(), ["3", "1"].map(String::from).to_vec()),
+            ]
+        );
+    }
+    let events = decode_lines(
+        &d,
+        &inserts(&d, &[a(1, 1), a(2, 2), a(3, 3), b(2, i64::MAX), b(3, 5)]),
+    );
+    let out = replay(
+        &d,
+        inserts(&d, &[a(1, 1), a(2, 2), a(3, 3), b(2, i64::MAX), b(3, 5)]),
+        1,
+        0,
+    );
+    assert_consistent(&d, &events, out.log.as_ref().unwrap());
+}
