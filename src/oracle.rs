@@ -153,7 +153,17 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                 AggFunc::CountDistinct => {
                     Value::Int(vals.iter().collect::<BTreeSet<_>>().len() as i64)
                 }
-                AggFunc::Sum | AggFunc::Avg => {
+                AggFunc::Sum | AggFunc::Avg | AggFunc::SumDistinct | AggFunc::AvgDistinct => {
+                    let vals: Vec<Value> =
+                        if matches!(a.func, AggFunc::SumDistinct | AggFunc::AvgDistinct) {
+                            vals.iter()
+                                .cloned()
+                                .collect::<BTreeSet<_>>()
+                                .into_iter()
+                                .collect()
+                        } else {
+                            vals.clone()
+                        };
                     if vals.is_empty() {
                         Value::Null
                     } else {
@@ -167,7 +177,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                                 .checked_add(v.as_decimal().expect("numeric"))
                                 .expect("sum in range");
                         }
-                        if a.func == AggFunc::Sum {
+                        if matches!(a.func, AggFunc::Sum | AggFunc::SumDistinct) {
                             Value::Dec(sum)
                         } else {
                             Value::Dec(

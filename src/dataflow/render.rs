@@ -220,6 +220,15 @@ pub fn render_view<'s>(
                     .map(|(k, _)| k)
                     .count_total()
                     .map(move |(k, n)| (k, Part::Count(idx, n as i64))),
+                AggFunc::SumDistinct | AggFunc::AvgDistinct => values
+                    .distinct()
+                    .explode(|(k, x): (Row, Value)| {
+                        // Distinct values share the argument's static scale.
+                        let m = x.as_decimal().map_or(0, |d| d.mantissa);
+                        Some((k, Accum(vec![1, m / LIMB, m % LIMB])))
+                    })
+                    .count_total()
+                    .map(move |(k, acc)| (k, Part::Distinct(idx, acc))),
                 _ => unreachable!("accumulable aggregates are summed above"),
             };
             parts = parts.concat(part);
@@ -289,6 +298,8 @@ enum Part {
     Val(u16, Value),
     /// COUNT(DISTINCT) of aggregate `i`.
     Count(u16, i64),
+    /// SUM/AVG(DISTINCT) of aggregate `i`: the count and the sum's two limbs.
+    Distinct(u16, Accum),
 }
 
 /// The base of the two limbs a sum is accumulated in.
@@ -376,28 +387,22 @@ fn finish(
             AggFunc::Count => Value::Int(as_i64(acc.get(slot.map_or(0, |s| s.0)))?),
             AggFunc::Sum | AggFunc::Avg => {
                 let (first, _, scale, _) = slot.expect("accumulable");
-                let n = acc.get(*first);
-                if n == 0 {
-                    Value::Null
-                } else {
-                    let total = acc
-                        .get(first + 1)
-                        .checked_mul(LIMB)
-                        .and_then(|h| h.checked_add(acc.get(first + 2)))
-                        .ok_or_else(|| {
-                            EvalError("SUM out of range (more than 38 digits)".into())
-                        })?;
-                    let sum = Decimal::new(total, *scale);
-                    if a.func == AggFunc::Sum {
-                        Value::Dec(sum)
-                    } else {
-                        // MySQL's AVG: the sum divided by the count, as `/` divides.
-                        Value::Dec(
-                            sum.checked_div_sql(Decimal::new(n, 0))
-                                .ok_or_else(|| EvalError("AVG out of range".into()))?,
-                        )
-                    }
-                }
+                sum_or_avg(a.func == AggFunc::Avg, acc, *first, *scale)?
+            }
+            AggFunc::SumDistinct | AggFunc::AvgDistinct => {
+                let scale = match a.arg_type {
+                    Type::Dec { scale, .. } => scale,
+                    _ => 0,
+                };
+                let empty = Accum::default();
+                let d = extra
+                    .iter()
+                    .find_map(|p| match p {
+                        Part::Distinct(j, d) if *j as usize == i => Some(d),
+                        _ => None,
+                    })
+                    .unwrap_or(&empty);
+                sum_or_avg(a.func == AggFunc::AvgDistinct, d, 0, scale)?
             }
             AggFunc::Min | AggFunc::Max => extra
                 .iter()
@@ -419,6 +424,27 @@ fn finish(
         out.push(v);
     }
     Ok(out)
+}
+
+/// SUM (or AVG) from a count at slot `first` and a sum's two limbs after it, at `scale`.
+fn sum_or_avg(avg: bool, acc: &Accum, first: usize, scale: u8) -> Result<Value, EvalError> {
+    let n = acc.get(first);
+    if n == 0 {
+        return Ok(Value::Null);
+    }
+    let total = acc
+        .get(first + 1)
+        .checked_mul(LIMB)
+        .and_then(|h| h.checked_add(acc.get(first + 2)))
+        .ok_or_else(|| EvalError("SUM out of range (more than 38 digits)".into()))?;
+    let sum = Decimal::new(total, scale);
+    Ok(Value::Dec(if avg {
+        // MySQL's AVG: the sum divided by the count, as `/` divides.
+        sum.checked_div_sql(Decimal::new(n, 0))
+            .ok_or_else(|| EvalError("AVG out of range".into()))?
+    } else {
+        sum
+    }))
 }
 
 fn as_i64(x: i128) -> Result<i64, EvalError> {

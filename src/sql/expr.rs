@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::func::Func;
 pub use crate::value::DIV_PRECISION_INCREMENT;
 use crate::value::{Decimal, MAX_SHOWN, MICROS_PER_DAY, Value, div_scale};
 
@@ -133,8 +134,11 @@ pub enum Expr {
     Coalesce(Vec<Expr>),
     /// `DATE(x)`: the calendar day of a date-time.
     Date(Box<Expr>),
-    /// Converts to the given type: integer -> decimal, decimal -> larger scale, date -> datetime.
+    /// Converts to the given type: integer -> decimal, decimal -> another scale (see [`cast`]),
+    /// date -> datetime.
     Cast(Box<Expr>, Type),
+    /// A scalar function (see [`super::func`]).
+    Func(Func, Vec<Expr>),
 }
 
 /// A failure while evaluating an expression on a row (e.g. integer overflow).
@@ -247,6 +251,13 @@ impl Expr {
                 other => return Err(EvalError(format!("DATE() of {other}"))),
             },
             Expr::Cast(a, ty) => cast(a.eval(row)?, *ty)?,
+            Expr::Func(f, args) => {
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                super::func::eval(*f, &vals)?
+            }
         })
     }
 
@@ -277,6 +288,7 @@ impl Expr {
             Expr::Coalesce(a) => Expr::Coalesce(a.iter().map(|e| e.map_columns(f)).collect()),
             Expr::Date(a) => Expr::Date(b(a)),
             Expr::Cast(a, t) => Expr::Cast(b(a), *t),
+            Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(|e| e.map_columns(f)).collect()),
         }
     }
 
@@ -305,7 +317,7 @@ impl Expr {
                     e.columns(out);
                 }
             }
-            Expr::Coalesce(a) => a.iter().for_each(|e| e.columns(out)),
+            Expr::Coalesce(a) | Expr::Func(_, a) => a.iter().for_each(|e| e.columns(out)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! SQL: the declared schema plus one view per `NAME.sql`, parsed and planned at start-up.
 
 pub mod expr;
+pub mod func;
 pub mod plan;
 
 use std::path::Path;

@@ -29,7 +29,7 @@ use crate::value::{
 pub const SUPPORTED: &str = "supported: SELECT <expressions> FROM db.table [alias] \
 [[INNER] JOIN | LEFT [OUTER] JOIN db.table [alias] ON <equalities>]... [WHERE ..] GROUP BY .. [HAVING ..]; \
 expressions: columns, literals, + - * /, = <> < <= > >=, AND OR NOT, IN (..), IS [NOT] NULL, \
-BETWEEN, CASE [x] WHEN, COALESCE, IFNULL, DATE(x); aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG";
+BETWEEN, CASE [x] WHEN, IF, COALESCE, IFNULL, DATE(x), ROUND, text and date functions, d ± INTERVAL n unit; aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG, SUM(DISTINCT x), AVG(DISTINCT x)";
 
 /// Join kinds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -85,6 +85,10 @@ pub enum AggFunc {
     Max,
     /// `AVG(x)`
     Avg,
+    /// `SUM(DISTINCT x)`
+    SumDistinct,
+    /// `AVG(DISTINCT x)`
+    AvgDistinct,
 }
 
 impl AggFunc {
@@ -209,6 +213,8 @@ impl fmt::Display for ViewPlan {
                 AggFunc::Min => format!("MIN({arg})"),
                 AggFunc::Max => format!("MAX({arg})"),
                 AggFunc::Avg => format!("AVG({arg})"),
+                AggFunc::SumDistinct => format!("SUM(DISTINCT {arg})"),
+                AggFunc::AvgDistinct => format!("AVG(DISTINCT {arg})"),
             };
             writeln!(f, "  aggregate {name} : {} ({how})", a.ty)?;
             group.push(name);
@@ -280,6 +286,7 @@ fn show(e: &Expr, names: &[String]) -> String {
         ),
         Expr::Date(a) => format!("DATE({})", s(a)),
         Expr::Cast(a, t) => format!("CAST({} AS {t})", s(a)),
+        Expr::Func(f, a) => format!("{f:?}({})", a.iter().map(s).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -292,7 +299,11 @@ pub fn plan_view(
 ) -> Result<ViewPlan, SqlError> {
     let statements =
         Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| SqlError::from_parser(file, e))?;
-    let p = Planner { catalog, file };
+    let p = Planner {
+        catalog,
+        file,
+        having_aliases: Default::default(),
+    };
     let st = match statements.as_slice() {
         [st] => st,
         [] => {
@@ -340,6 +351,9 @@ type OnAggregate<'f> = dyn FnMut(&str, &ast::Expr) -> Result<(Expr, Type), SqlEr
 struct Planner<'a> {
     catalog: &'a Catalog,
     file: &'a str,
+    /// While HAVING is resolved: the output aliases it may name (MySQL allows
+    /// `HAVING total > 10` for `SUM(x) AS total`), lower-cased.
+    having_aliases: std::cell::RefCell<HashMap<String, ast::Expr>>,
 }
 
 /// A source while resolving: its alias, table, and offset in the full (unprojected) row.
@@ -618,10 +632,15 @@ impl<'a> Planner<'a> {
             });
         }
         let having = match &select.having {
-            Some(h) => Some(
-                self.resolve_grouped(&scopes, h, &group_raw, &mut aggregates)?
-                    .0,
-            ),
+            Some(h) => {
+                *self.having_aliases.borrow_mut() = aliases
+                    .iter()
+                    .map(|(k, e)| (k.clone(), (*e).clone()))
+                    .collect();
+                let resolved = self.resolve_grouped(&scopes, h, &group_raw, &mut aggregates);
+                self.having_aliases.borrow_mut().clear();
+                Some(resolved?.0)
+            }
             None => None,
         };
         if select.qualify.is_some() || !select.named_window.is_empty() || select.prewhere.is_some()
@@ -826,12 +845,8 @@ impl<'a> Planner<'a> {
             ("COUNT", false, None) => AggFunc::CountStar,
             ("COUNT", false, Some(_)) => AggFunc::Count,
             ("COUNT", true, Some(_)) => AggFunc::CountDistinct,
-            (_, true, _) => {
-                return Err(self.err(
-                    e.span(),
-                    &format!("DISTINCT is only supported in COUNT(DISTINCT x), not in {name}"),
-                ));
-            }
+            ("SUM", true, _) => AggFunc::SumDistinct,
+            ("AVG", true, _) => AggFunc::AvgDistinct,
             ("SUM", ..) => AggFunc::Sum,
             ("MIN", ..) => AggFunc::Min,
             ("MAX", ..) => AggFunc::Max,
@@ -841,7 +856,7 @@ impl<'a> Planner<'a> {
         // DISTINCT compares what the values show (MySQL keeps them in a temporary table at
         // the shown scale).
         let (arg, arg_type) = match (func, arg) {
-            (AggFunc::CountDistinct, Some(x)) => (
+            (AggFunc::CountDistinct | AggFunc::SumDistinct | AggFunc::AvgDistinct, Some(x)) => (
                 Some(coerce(x, arg_type, arg_type.shown())),
                 arg_type.shown(),
             ),
@@ -849,12 +864,12 @@ impl<'a> Planner<'a> {
         };
         let ty = match func {
             AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => Type::Int,
-            AggFunc::Sum => match arg_type {
+            AggFunc::Sum | AggFunc::SumDistinct => match arg_type {
                 Type::Int | Type::Null => Type::dec(0),
                 d @ Type::Dec { .. } => d,
                 t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
             },
-            AggFunc::Avg => match arg_type {
+            AggFunc::Avg | AggFunc::AvgDistinct => match arg_type {
                 // MySQL divides the sum by the count: the quotient carries div_scale digits and
                 // shows div_precision_increment more than the argument.
                 Type::Int | Type::Null => Type::Dec {
@@ -887,6 +902,23 @@ impl<'a> Planner<'a> {
         let rec =
             |x: &ast::Expr, on_agg: &mut OnAggregate<'_>| self.resolve_with(scopes, x, on_agg);
         match e {
+            A::Identifier(id) if !self.is_column(scopes, &id.value) => {
+                let alias = self
+                    .having_aliases
+                    .borrow()
+                    .get(&id.value.to_ascii_lowercase())
+                    .cloned();
+                match alias {
+                    // The alias's own expression; an alias naming itself is not looked up again.
+                    Some(x) => {
+                        let saved = std::mem::take(&mut *self.having_aliases.borrow_mut());
+                        let r = rec(&x, on_agg);
+                        *self.having_aliases.borrow_mut() = saved;
+                        r
+                    }
+                    None => self.column(scopes, None, &id.value, e.span()),
+                }
+            }
             A::Identifier(id) => self.column(scopes, None, &id.value, e.span()),
             A::CompoundIdentifier(parts) => match parts.as_slice() {
                 [t, c] => self.column(scopes, Some(&t.value), &c.value, e.span()),
@@ -981,6 +1013,11 @@ impl<'a> Planner<'a> {
                     }
                 };
                 let (l, lt) = rec(left, on_agg)?;
+                if matches!(bop, BinOp::Add | BinOp::Sub)
+                    && matches!(strip_nested(right), A::Interval(_))
+                {
+                    return self.interval(scopes, (l, lt), right, bop == BinOp::Sub, on_agg);
+                }
                 let (r, rt) = rec(right, on_agg)?;
                 self.binary(bop, l, lt, r, rt, e.span())
             }
@@ -1096,18 +1133,77 @@ impl<'a> Planner<'a> {
                 let name = object_parts(&f.name).join(".").to_ascii_uppercase();
                 match name.as_str() {
                     "COUNT" | "SUM" | "MIN" | "MAX" | "AVG" => on_agg(&name, e),
-                    "DATE" | "COALESCE" | "IFNULL" => {
+                    _ => {
                         let FunctionArguments::List(list) = &f.args else {
                             return Err(self.err(e.span(), &format!("{name} needs arguments")));
                         };
-                        let mut args = Vec::new();
+                        if f.filter.is_some() || f.over.is_some() || !list.clauses.is_empty() {
+                            return Err(self.err(
+                                e.span(),
+                                &format!(
+                                    "{name}: FILTER, OVER and clauses in calls are not supported"
+                                ),
+                            ));
+                        }
+                        let mut raw = Vec::new();
                         for a in &list.args {
                             match a {
-                                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => {
-                                    args.push(rec(x, on_agg)?)
-                                }
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => raw.push(x),
                                 _ => return Err(self.err(a.span(), "unsupported argument")),
                             }
+                        }
+                        // DATE_ADD(d, INTERVAL n unit) and DATE_SUB.
+                        if let ("DATE_ADD" | "DATE_SUB" | "ADDDATE" | "SUBDATE", [d, i]) =
+                            (name.as_str(), raw.as_slice())
+                        {
+                            let d = rec(d, on_agg)?;
+                            let negate = name == "DATE_SUB" || name == "SUBDATE";
+                            return self.interval(scopes, d, i, negate, on_agg);
+                        }
+                        let mut args = Vec::new();
+                        for x in &raw {
+                            args.push(rec(x, on_agg)?);
+                        }
+                        match (name.as_str(), args.len()) {
+                            ("IF", 3) => {
+                                let mut it = args.into_iter();
+                                let (c, _) = it.next().unwrap();
+                                let (a, at) = it.next().unwrap();
+                                let (b, bt) = it.next().unwrap();
+                                let ty = unify(&[at, bt])
+                                    .map_err(|m| self.err(e.span(), &format!("IF: {m}")))?;
+                                return Ok((
+                                    Expr::Case(
+                                        vec![(c, coerce(a, at, ty))],
+                                        Some(Box::new(coerce(b, bt, ty))),
+                                    ),
+                                    ty,
+                                ));
+                            }
+                            ("ROUND", 1 | 2) => {
+                                let digits = match raw.get(1).map(|x| strip_nested(x)) {
+                                    None => 0,
+                                    Some(ast::Expr::Value(v)) => match &v.value {
+                                        ast::Value::Number(n, _) => n.parse::<u8>().ok().filter(|d| *d <= 30).ok_or_else(|| self.err(e.span(), "ROUND's digits must be an integer literal 0..=30"))?,
+                                        _ => return Err(self.err(e.span(), "ROUND's digits must be an integer literal 0..=30")),
+                                    },
+                                    Some(_) => return Err(self.err(e.span(), "ROUND's digits must be an integer literal 0..=30")),
+                                };
+                                let x = args.into_iter().next().unwrap();
+                                return super::func::round(x, digits)
+                                    .map_err(|m| self.err(e.span(), &m));
+                            }
+                            _ => {}
+                        }
+                        if !matches!(name.as_str(), "DATE" | "COALESCE" | "IFNULL") {
+                            return match super::func::resolve(&name, args) {
+                                Ok(Some(r)) => Ok(r),
+                                Ok(None) => Err(self.err(
+                                    e.span(),
+                                    &format!("function {name} is not supported (functions: {}; {SUPPORTED})", super::func::NAMES),
+                                )),
+                                Err(m) => Err(self.err(e.span(), &m)),
+                            };
                         }
                         match (name.as_str(), args.len()) {
                             ("DATE", 1) => {
@@ -1141,10 +1237,6 @@ impl<'a> Planner<'a> {
                             }
                         }
                     }
-                    _ => Err(self.err(
-                        e.span(),
-                        &format!("function {name} is not supported ({SUPPORTED})"),
-                    )),
                 }
             }
             other => Err(self.err(
@@ -1154,9 +1246,55 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A literal compared with a date/datetime column is parsed as one, as MySQL does.
+    /// `d + INTERVAL n unit` (or minus, when `negate`).
+    fn interval(
+        &self,
+        scopes: &[Scope],
+        d: (Expr, Type),
+        interval: &ast::Expr,
+        negate: bool,
+        on_agg: &mut OnAggregate<'_>,
+    ) -> Result<(Expr, Type), SqlError> {
+        let ast::Expr::Interval(iv) = strip_nested(interval) else {
+            return Err(self.err(
+                interval.span(),
+                "expected INTERVAL n unit (e.g. INTERVAL 1 DAY)",
+            ));
+        };
+        let unit = iv
+            .leading_field
+            .as_ref()
+            .and_then(|f| super::func::Unit::parse(&f.to_string().to_ascii_uppercase()))
+            .filter(|_| iv.last_field.is_none())
+            .ok_or_else(|| {
+                self.err(
+                    interval.span(),
+                    "INTERVAL needs one unit of MICROSECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER, YEAR",
+                )
+            })?;
+        let (n, nt) = self.resolve_with(scopes, &iv.value, on_agg)?;
+        let n = if negate { Expr::Neg(Box::new(n)) } else { n };
+        super::func::interval(d, (n, nt), unit).map_err(|m| self.err(interval.span(), &m))
+    }
+
+    /// A literal compared with a date/datetime column is parsed as one, and a string literal
+    /// compared with a number as a number, as MySQL does.
     fn coerce_literal(&self, e: Expr, t: Type, target: Type, span: Span) -> Result<Expr, SqlError> {
         match (&e, t, target) {
+            (Expr::Literal(Value::Text(s)), Type::Text, Type::Int | Type::Dec { .. }) => {
+                let d = Decimal::parse(s).ok_or_else(|| {
+                    self.err(
+                        span,
+                        &format!("`{s}` is compared with a number but is not one (MySQL would compare it as 0 with a warning)"),
+                    )
+                })?;
+                Ok(Expr::Literal(match d.scale {
+                    0 => i64::try_from(d.mantissa)
+                        .map(Value::Int)
+                        .unwrap_or(Value::Dec(d)),
+                    _ => Value::Dec(d),
+                }))
+            }
             (Expr::Literal(Value::Text(s)), Type::Text, Type::Date) => parse_date(s)
                 .map(|d| Expr::Literal(Value::Date(d)))
                 .ok_or_else(|| self.err(span, &format!("`{s}` is not a date (YYYY-MM-DD)"))),
@@ -1377,5 +1515,6 @@ fn rebuild(e: &Expr, f: &mut dyn FnMut(&Expr) -> Expr) -> Expr {
         Expr::Coalesce(a) => Expr::Coalesce(a.iter().map(&mut *f).collect()),
         Expr::Date(a) => Expr::Date(Box::new(f(a))),
         Expr::Cast(a, t) => Expr::Cast(Box::new(f(a)), *t),
+        Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(&mut *f).collect()),
     }
 }

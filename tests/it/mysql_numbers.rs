@@ -270,3 +270,72 @@ fn regression_left_join_on_error_does_not_pad_the_left_row() {
     );
     assert_consistent(&d, &events, out.log.as_ref().unwrap());
 }
+
+#[test]
+fn functions_dashboards_use_give_mariadbs_answers() {
+    let d = dataflows(
+        "CREATE DATABASE f; CREATE TABLE f.o (id INT PRIMARY KEY, ts DATETIME, d DATE, name VARCHAR(20), amt DECIMAL(10,2));",
+        &[(
+            "v",
+            "SELECT DATE_FORMAT(ts, '%Y-%m') ym, YEAR(d) y, MONTH(d) m, UPPER(name) u, LOWER(name) l,
+               CONCAT(name, '-', amt) c, IF(amt > 5, 'big', 'small') sz,
+               DATE(DATE_ADD(ts, INTERVAL 1 MONTH)) nm, d - INTERVAL 1 DAY prev, ROUND(amt/3, 2) r,
+               ABS(-amt) a, LEFT(name, 3) l3, DAYOFWEEK(d) dw, QUARTER(ts) q, SUM(amt) s, COUNT(*) n
+             FROM f.o GROUP BY ym, y, m, u, l, c, sz, nm, prev, r, a, l3, dw, q
+             HAVING n >= 1 AND s IS NULL OR s > 1",
+        )],
+    );
+    let dt = |s: &str| Value::DateTime(cdcflow::value::parse_datetime(s).unwrap());
+    let day = |s: &str| Value::Date(cdcflow::value::parse_date(s).unwrap());
+    let t = |s: &str| Value::Text(s.into());
+    let bytes = inserts(
+        &d,
+        &[
+            (
+                0,
+                vec![
+                    Value::Int(1),
+                    dt("2024-01-31 23:59:59"),
+                    day("2024-01-31"),
+                    t("DHL Express"),
+                    dec("10.25"),
+                ],
+            ),
+            (
+                0,
+                vec![
+                    Value::Int(2),
+                    dt("2024-02-29 08:00:00"),
+                    day("2024-02-29"),
+                    t("ups"),
+                    dec("3.10"),
+                ],
+            ),
+            (
+                0,
+                vec![
+                    Value::Int(3),
+                    dt("2024-12-31 12:30:00"),
+                    day("2024-12-31"),
+                    t("Fedex"),
+                    Value::Null,
+                ],
+            ),
+        ],
+    );
+    let out = replay(&d, bytes, 2, 0);
+    let mut got: Vec<String> = docs(&out, 0)
+        .into_iter()
+        .map(|(_, r)| r.join("\t"))
+        .collect();
+    got.sort();
+    // MariaDB 10.11, the same SELECT over the same rows (NULL printed as NULL).
+    assert_eq!(
+        got,
+        vec![
+            "2024-01\t2024\t1\tDHL EXPRESS\tdhl express\tDHL Express-10.25\tbig\t2024-02-29\t2024-01-30\t3.42\t10.25\tDHL\t4\t1\t10.25\t1",
+            "2024-02\t2024\t2\tUPS\tups\tups-3.10\tsmall\t2024-03-29\t2024-02-28\t1.03\t3.10\tups\t5\t1\t3.10\t1",
+            "2024-12\t2024\t12\tFEDEX\tfedex\tNULL\tsmall\t2025-01-31\t2024-12-30\tNULL\tNULL\tFed\t3\t4\tNULL\t1",
+        ]
+    );
+}
