@@ -138,6 +138,9 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
             groups.entry(k).or_default().push(args);
         }
     }
+    if plan.global {
+        groups.entry(Row::new()).or_default();
+    }
     let mut out = BTreeMap::new();
     for (key, rows) in groups {
         let mut group_row = key.clone();
@@ -215,7 +218,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         else {
             continue;
         };
-        out.insert(document_id(&key), doc);
+        out.insert(document_id(&key[..plan.id_width]), doc);
     }
     out
 }

@@ -71,8 +71,12 @@ pub fn emit_changes<'s>(
 }
 
 /// The document id of a group: its GROUP BY values, `|`-separated; `\` escapes `|` and `\`,
-/// and NULL is `\N`. Stable across runs and workers.
+/// and NULL is `\N`; the one document of a view without GROUP BY is `all`. Stable across runs
+/// and workers.
 pub fn document_id(key: &[crate::value::Value]) -> String {
+    if key.is_empty() {
+        return "all".into();
+    }
     let mut out = String::new();
     for (i, v) in key.iter().enumerate() {
         if i > 0 {

@@ -10,9 +10,10 @@
 
 use std::sync::Arc;
 
-use differential_dataflow::VecCollection;
 use differential_dataflow::operators::CountTotal;
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::ToStream;
 
 use super::accum::Accum;
 use crate::decode::Row;
@@ -178,7 +179,8 @@ pub fn render_view<'s>(
         .filter(|(_, a)| !a.func.accumulable())
         .collect();
     let aggregates = Arc::new(plan.aggregates.clone());
-    let group_rows: VecCollection<'s, Time, (Row, Row)> = if others.is_empty() {
+    let global = plan.global;
+    let group_rows: VecCollection<'s, Time, (Row, Row)> = if others.is_empty() && !global {
         let (l, a) = (layout.clone(), aggregates.clone());
         let (m, v) = (metrics.clone(), view.clone());
         accumulated.flat_map(
@@ -192,6 +194,17 @@ pub fn render_view<'s>(
         )
     } else {
         let mut parts = accumulated.map(|(k, acc)| (k, Part::Acc(acc)));
+        if global {
+            // The one document of a view without GROUP BY exists from the first time on, even
+            // over no rows: one marker, on one worker.
+            let scope = parts.scope();
+            let marker = if scope.index() == 0 {
+                vec![((Row::new(), Part::Exists), Time::default(), 1isize)]
+            } else {
+                Vec::new()
+            };
+            parts = parts.concat(marker.to_stream(scope).as_collection());
+        }
         for (i, agg) in others {
             let values = grouped
                 .clone()
@@ -245,8 +258,10 @@ pub fn render_view<'s>(
                         other => extra.push((*other).clone()),
                     }
                 }
-                // A group exists while it has rows; the accumulable part always carries the count.
-                if let Some(acc) = acc {
+                // A group exists while it has rows; the accumulable part always carries the
+                // count. The global document exists always.
+                let zero = Accum::default();
+                if let Some(acc) = acc.or(global.then_some(&zero)) {
                     match finish(&a, &l, acc, &extra) {
                         Ok(vals) => out.push((vals, 1)),
                         Err(e) => report(&m, &v, e),
@@ -256,11 +271,13 @@ pub fn render_view<'s>(
         )
     };
 
-    // HAVING and the output columns over the group row (key values, then aggregates).
+    // HAVING and the output columns over the group row (key values, then aggregates); the
+    // document id is the key's first `id_width` values.
     let having = plan.having.clone();
     let output: Vec<Expr> = plan.output.iter().map(|o| o.expr.clone()).collect();
+    let id_width = plan.id_width;
     let (m, v) = (metrics, view);
-    group_rows.flat_map(move |(key, aggs): (Row, Row)| {
+    group_rows.flat_map(move |(mut key, aggs): (Row, Row)| {
         let mut row = key.clone();
         row.extend(aggs);
         let keep = match &having {
@@ -275,7 +292,10 @@ pub fn render_view<'s>(
             }
         });
         match doc {
-            Ok(Some(doc)) => Some((key, doc)),
+            Ok(Some(doc)) => {
+                key.truncate(id_width);
+                Some((key, doc))
+            }
             Ok(None) => None,
             Err(e) => {
                 report(&m, &v, e);
@@ -300,6 +320,8 @@ enum Part {
     Count(u16, i64),
     /// SUM/AVG(DISTINCT) of aggregate `i`: the count and the sum's two limbs.
     Distinct(u16, Accum),
+    /// The global document of a view without GROUP BY exists.
+    Exists,
 }
 
 /// The base of the two limbs a sum is accumulated in.

@@ -144,6 +144,13 @@ pub struct ViewPlan {
     pub having: Option<Expr>,
     /// Output columns over the group row.
     pub output: Vec<OutputColumn>,
+    /// The document id is the first `id_width` GROUP BY values (all of them, except in a view
+    /// without GROUP BY and aggregates, whose group values are the source rows' primary keys
+    /// followed by the columns that depend on them).
+    pub id_width: usize,
+    /// Aggregates without GROUP BY: one document, present even over no rows (COUNT 0, SUM
+    /// NULL), as MySQL's answer always has one row.
+    pub global: bool,
 }
 
 impl fmt::Display for ViewPlan {
@@ -197,7 +204,18 @@ impl fmt::Display for ViewPlan {
             writeln!(f, "  filter {}", show(e, &joined))?;
         }
         let mut group: Vec<String> = self.group_by.iter().map(|e| show(e, &joined)).collect();
-        writeln!(f, "  group by {}", group.join(", "))?;
+        if self.global {
+            writeln!(f, "  one document over all rows")?;
+        } else if self.id_width < self.group_by.len() || self.aggregates.is_empty() {
+            writeln!(
+                f,
+                "  one document per row, id {}, carrying {}",
+                group[..self.id_width].join(", "),
+                group[self.id_width..].join(", ")
+            )?;
+        } else {
+            writeln!(f, "  group by {}", group.join(", "))?;
+        }
         for a in &self.aggregates {
             let arg = a.arg.as_ref().map_or("*".to_string(), |e| show(e, &joined));
             let how = if a.func.accumulable() {
@@ -580,13 +598,47 @@ impl<'a> Planner<'a> {
                 ));
             }
         };
-        if group_exprs.is_empty() {
-            return Err(self.err(
-                select.span(),
-                "a view needs GROUP BY: each group becomes one document, its id the GROUP BY values",
-            ));
-        }
         let mut group_raw = Vec::new();
+        // Without GROUP BY: aggregates make one global document (id `all`); otherwise each
+        // result row is a document, its id the primary keys of its source rows (every other
+        // column depends on them, so they group nothing away).
+        let mut id_width = None;
+        if group_exprs.is_empty() {
+            let any_aggregate = items
+                .iter()
+                .map(|(_, e)| *e)
+                .chain(select.having.as_ref())
+                .any(|e| self.mentions_aggregate(&scopes, e));
+            if any_aggregate {
+                id_width = Some(0);
+            } else {
+                for sc in &scopes {
+                    let t = &self.catalog.tables[sc.table];
+                    for &pk in &t.primary_key {
+                        group_raw
+                            .push((Expr::Column(sc.offset + pk), column_type(&t.columns[pk].ty)));
+                    }
+                }
+                id_width = Some(group_raw.len());
+                let mut cols = Vec::new();
+                for (_, e) in &items {
+                    self.resolve(&scopes, e)?.0.columns(&mut cols);
+                }
+                if let Some(h) = &select.having {
+                    self.resolve(&scopes, h)?.0.columns(&mut cols);
+                }
+                cols.sort_unstable();
+                cols.dedup();
+                for c in cols {
+                    if !group_raw.iter().any(|(g, _)| *g == Expr::Column(c)) {
+                        let sc = &scopes[source_of(&scopes, c)];
+                        let t = &self.catalog.tables[sc.table];
+                        group_raw
+                            .push((Expr::Column(c), column_type(&t.columns[c - sc.offset].ty)));
+                    }
+                }
+            }
+        }
         for g in &group_exprs {
             // MySQL also allows GROUP BY <output alias> and GROUP BY <position>.
             let target: &ast::Expr = match g {
@@ -723,7 +775,19 @@ impl<'a> Planner<'a> {
                 .collect(),
             having,
             output,
+            id_width: id_width.unwrap_or(group_by.len()),
+            global: id_width == Some(0),
         })
+    }
+
+    /// Whether `e` calls an aggregate function (resolution errors are reported later).
+    fn mentions_aggregate(&self, scopes: &[Scope], e: &ast::Expr) -> bool {
+        let mut seen = false;
+        let _ = self.resolve_with(scopes, e, &mut |_, _| {
+            seen = true;
+            Ok((Expr::Literal(Value::Null), Type::Null))
+        });
+        seen
     }
 
     fn is_column(&self, scopes: &[Scope], name: &str) -> bool {

@@ -81,7 +81,11 @@ pub fn replay_chunked(
 /// (upserts only for new or changed documents, deletes only for vanished ones).
 pub fn assert_consistent(d: &Dataflows, events: &[ChangeEvent], log: &[Change]) {
     let n = d.catalog.tables.len();
-    let times: BTreeSet<Time> = events.iter().map(|e| e.time).collect();
+    // Time 0 is the state before any event: only global views (aggregates without GROUP BY)
+    // have a document there.
+    let times: BTreeSet<Time> = std::iter::once(0)
+        .chain(events.iter().map(|e| e.time))
+        .collect();
     let mut by_time: BTreeMap<Time, Vec<&Change>> = BTreeMap::new();
     for c in log {
         assert!(
