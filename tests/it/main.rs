@@ -11,6 +11,7 @@ mod kafka_faults;
 mod mariadb;
 mod oracle;
 mod properties;
+mod random_views;
 mod regressions;
 mod sql_semantics;
 mod transactions;

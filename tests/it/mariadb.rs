@@ -17,7 +17,7 @@ use cdcflow::workload::DecimalMode;
 
 use crate::common::*;
 
-fn socket() -> Option<String> {
+pub(crate) fn socket() -> Option<String> {
     match std::env::var("CDCFLOW_TEST_MARIADB_SOCKET") {
         Ok(s) => Some(s),
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -31,7 +31,7 @@ fn socket() -> Option<String> {
 }
 
 /// Runs SQL in the `mariadb` client; returns tab-separated rows.
-fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
     let mut child = Command::new("mariadb")
         .args([
             "--no-defaults",
@@ -65,7 +65,7 @@ fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn sql_literal(v: &Value) -> String {
+pub(crate) fn sql_literal(v: &Value) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Int(i) => i.to_string(),
@@ -75,18 +75,15 @@ fn sql_literal(v: &Value) -> String {
     }
 }
 
-/// Loads `tables` into MariaDB (after recreating the databases of `schema_sql`), runs every view
-/// of `d` there and asserts MariaDB's rows equal the documents of `state`.
-fn assert_mariadb_agrees(
+/// Recreates the databases of `catalog`, runs `schema_sql` and loads `tables` into MariaDB.
+pub(crate) fn load_tables(
     socket: &str,
-    d: &Dataflows,
+    catalog: &cdcflow::schema::Catalog,
     schema_sql: &str,
-    view_sql: &BTreeMap<String, String>,
     tables: &oracle::Tables,
-    state: &cdcflow::sink::ViewState,
 ) {
     let mut setup = String::new();
-    let mut dbs: Vec<&str> = d.catalog.tables.iter().map(|t| t.db.as_str()).collect();
+    let mut dbs: Vec<&str> = catalog.tables.iter().map(|t| t.db.as_str()).collect();
     dbs.dedup();
     for db in &dbs {
         setup.push_str(&format!("DROP DATABASE IF EXISTS `{db}`;\n"));
@@ -94,7 +91,7 @@ fn assert_mariadb_agrees(
     setup.push_str(schema_sql);
     setup.push('\n');
     for (ti, rows) in tables.iter().enumerate() {
-        let t = &d.catalog.tables[ti];
+        let t = &catalog.tables[ti];
         for chunk in rows.chunks(500) {
             let values: Vec<String> = chunk
                 .iter()
@@ -118,6 +115,19 @@ fn assert_mariadb_agrees(
         );
     }
     mariadb(socket, &setup);
+}
+
+/// Loads `tables` into MariaDB (after recreating the databases of `schema_sql`), runs every view
+/// of `d` there and asserts MariaDB's rows equal the documents of `state`.
+fn assert_mariadb_agrees(
+    socket: &str,
+    d: &Dataflows,
+    schema_sql: &str,
+    view_sql: &BTreeMap<String, String>,
+    tables: &oracle::Tables,
+    state: &cdcflow::sink::ViewState,
+) {
+    load_tables(socket, &d.catalog, schema_sql, tables);
     let mut checked = 0;
     for (vi, view) in d.views.iter().enumerate() {
         let mut want = mariadb(socket, &view_sql[&view.name]);
