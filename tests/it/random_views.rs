@@ -445,7 +445,11 @@ impl<'a> Gen<'a> {
             },
             6 => match self.column(scope, &[Ty::Int]) {
                 Some((s, c)) => {
-                    let (a, b) = (self.int_lit(Some(c)), self.int_lit(Some(c)));
+                    let (mut a, mut b) = (self.int_lit(Some(c)), self.int_lit(Some(c)));
+                    let (x, y): (i64, i64) = (a.parse().unwrap(), b.parse().unwrap());
+                    if x > y && self.chance(0.8) {
+                        std::mem::swap(&mut a, &mut b);
+                    }
                     let not = if self.chance(0.2) { "NOT " } else { "" };
                     format!("{s} {not}BETWEEN {a} AND {b}")
                 }
@@ -587,7 +591,8 @@ impl<'a> Gen<'a> {
             3 => format!("CASE WHEN COUNT(*) > 2 THEN 'many' ELSE 'few' END"),
             4 if at == Ty::Int || at == Ty::Dec => {
                 let (b, bt) = self.aggregate();
-                if bt == Ty::Int || bt == Ty::Dec {
+                let avg = b.starts_with("AVG") && !self.flags.division_inside_expr;
+                if (bt == Ty::Int || bt == Ty::Dec) && !avg {
                     format!("{a} - {b}")
                 } else {
                     a
@@ -600,7 +605,7 @@ impl<'a> Gen<'a> {
     fn having(&mut self) -> String {
         let scope = self.scope.clone();
         match self.below(4) {
-            0 => format!("COUNT(*) > {}", self.below(4)),
+            0 => format!("COUNT(*) > {}", self.below(2)),
             1 => {
                 let (x, _) = self.num(&scope, 1);
                 format!("SUM({x}) > {}", self.int_lit(None))
