@@ -640,7 +640,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     {
         let sink_dead_letter = dead_letter.with_extension("sink.jsonl");
         let views = view_files(&a.views);
-        let mut ins: Vec<(&str, &Path)> = views.iter().map(|p| ("view file", p.as_path())).collect();
+        let mut ins: Vec<(&str, &Path)> =
+            views.iter().map(|p| ("view file", p.as_path())).collect();
         if let Some(c) = &a.config {
             ins.push(("--config", c.as_path()));
         }

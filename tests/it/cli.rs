@@ -238,7 +238,11 @@ fn regression_output_over_an_input_is_refused() {
             err.contains("is the same file as") && err.contains(what),
             "{args:?}: {err}"
         );
-        assert_eq!(std::fs::read(&input).unwrap(), original, "{args:?}: input intact");
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            original,
+            "{args:?}: input intact"
+        );
     };
     let abs = input.to_str().unwrap();
     refused(&["--out", "in.jsonl", "in.jsonl"], "--out");
@@ -247,8 +251,14 @@ fn regression_output_over_an_input_is_refused() {
     refused(&["--out", "link.jsonl", "in.jsonl"], "--out");
     refused(&["--out", "hard.jsonl", "in.jsonl"], "--out");
     refused(&["--out", "new.jsonl", "new.jsonl", "in.jsonl"], "--out"); // an input not yet there
-    refused(&["--dead-letter", "link.jsonl", "in.jsonl"], "--dead-letter");
-    refused(&["--out", "o.jsonl", "--dead-letter", "o.jsonl", "in.jsonl"], "--dead-letter");
+    refused(
+        &["--dead-letter", "link.jsonl", "in.jsonl"],
+        "--dead-letter",
+    );
+    refused(
+        &["--out", "o.jsonl", "--dead-letter", "o.jsonl", "in.jsonl"],
+        "--dead-letter",
+    );
     refused(&["--out", "views/schema.sql", "in.jsonl"], "view file");
     assert!(!dir.path().join("new.jsonl").exists());
     // gen: its two outputs may not be one file either.
@@ -264,7 +274,14 @@ fn regression_output_over_an_input_is_refused() {
     // Distinct files still work.
     let o = cdcflow()
         .current_dir(dir.path())
-        .args(["replay", "--quiet", "--views", "views", "--allowed-lateness-ms", "3600000"])
+        .args([
+            "replay",
+            "--quiet",
+            "--views",
+            "views",
+            "--allowed-lateness-ms",
+            "3600000",
+        ])
         .args(["--out", "changes.jsonl", "in.jsonl"])
         .output()
         .unwrap();
@@ -281,12 +298,22 @@ fn replay_reads_pipes_stdin_and_fifos() {
     let bytes = fixture("outbound.jsonl");
     let replay_to = |out: &str, input: &str, stdin: Option<&[u8]>| {
         let mut c = cdcflow();
-        c.args(["replay", "--quiet", "--allowed-lateness-ms", "3600000", "--out"])
-            .arg(dir.path().join(out))
-            .arg(input)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.args([
+            "replay",
+            "--quiet",
+            "--allowed-lateness-ms",
+            "3600000",
+            "--out",
+        ])
+        .arg(dir.path().join(out))
+        .arg(input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = c.spawn().unwrap();
         if let Some(b) = stdin {
             let mut w = child.stdin.take().unwrap();
@@ -294,14 +321,21 @@ fn replay_reads_pipes_stdin_and_fifos() {
             std::thread::spawn(move || w.write_all(&b));
         }
         let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "{input}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         std::fs::read(dir.path().join(out)).unwrap()
     };
     let want = std::fs::read(root().join("fixtures/outbound.changes.jsonl")).unwrap();
     assert_eq!(replay_to("stdin.jsonl", "/dev/stdin", Some(&bytes)), want);
     assert_eq!(replay_to("dash.jsonl", "-", Some(&bytes)), want);
     let fifo = dir.path().join("fifo");
-    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(st.success());
     let writer = {
         let (fifo, bytes) = (fifo.clone(), bytes.clone());

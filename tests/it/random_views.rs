@@ -52,7 +52,11 @@ struct Flags {
 impl Flags {
     fn from_env() -> Flags {
         let extra = std::env::var("CDCFLOW_RANDOM_KNOWN_BUGS").unwrap_or_default();
-        let on = |name: &str| extra.split(',').any(|x| x.trim() == name || x.trim() == "all");
+        let on = |name: &str| {
+            extra
+                .split(',')
+                .any(|x| x.trim() == name || x.trim() == "all")
+        };
         Flags {
             division_inside_expr: KNOWN_BUG_DIVISION_INSIDE_EXPR || on("division"),
             datetime_output: KNOWN_BUG_DATETIME_FRACTION || on("datetime"),
@@ -293,7 +297,11 @@ impl<'a> Gen<'a> {
                 },
             };
         }
-        let n = if self.flags.division_inside_expr { 8 } else { 7 };
+        let n = if self.flags.division_inside_expr {
+            8
+        } else {
+            7
+        };
         match self.below(n) {
             0..=2 => {
                 let (a, at) = self.num(scope, depth - 1);
@@ -324,7 +332,11 @@ impl<'a> Gen<'a> {
             4 => {
                 let (a, at) = self.num(scope, depth - 1);
                 let (b, bt) = self.num(scope, depth - 1);
-                let f = if self.chance(0.5) { "COALESCE" } else { "IFNULL" };
+                let f = if self.chance(0.5) {
+                    "COALESCE"
+                } else {
+                    "IFNULL"
+                };
                 let t = if at == Ty::Int && bt == Ty::Int {
                     Ty::Int
                 } else {
@@ -371,7 +383,10 @@ impl<'a> Gen<'a> {
                 } else {
                     "'other'".to_string()
                 };
-                (format!("CASE WHEN {cond} THEN {other} ELSE {col} END"), Ty::Text)
+                (
+                    format!("CASE WHEN {cond} THEN {other} ELSE {col} END"),
+                    Ty::Text,
+                )
             }
             _ => (format!("COALESCE({col}, 'none')"), Ty::Text),
         })
@@ -412,8 +427,9 @@ impl<'a> Gen<'a> {
             3 => match self.column(scope, &[Ty::Text]) {
                 Some((s, c)) => {
                     let n = 1 + self.below(3);
-                    let vals: Vec<String> =
-                        (0..n).map(|_| format!("'{}'", self.pick(c.texts))).collect();
+                    let vals: Vec<String> = (0..n)
+                        .map(|_| format!("'{}'", self.pick(c.texts)))
+                        .collect();
                     let not = if self.chance(0.3) { "NOT " } else { "" };
                     if n == 1 && self.chance(0.5) {
                         let op = *self.pick(&["=", "<>"]);
@@ -583,12 +599,15 @@ impl<'a> Gen<'a> {
                     // Division as the last operation: one rounding, the same digits as MariaDB.
                     format!("{a} / COUNT(*)")
                 } else {
-                    format!("COUNT(*) + {}", if b.starts_with("COUNT") { &b } else { "1" })
+                    format!(
+                        "COUNT(*) + {}",
+                        if b.starts_with("COUNT") { &b } else { "1" }
+                    )
                 }
             }
             1 if at == Ty::Int || at == Ty::Dec => format!("{a} * 2 + 1"),
             2 if at == Ty::Int || at == Ty::Dec => format!("COALESCE({a}, 0)"),
-            3 => format!("CASE WHEN COUNT(*) > 2 THEN 'many' ELSE 'few' END"),
+            3 => "CASE WHEN COUNT(*) > 2 THEN 'many' ELSE 'few' END".to_string(),
             4 if at == Ty::Int || at == Ty::Dec => {
                 let (b, bt) = self.aggregate();
                 let avg = b.starts_with("AVG") && !self.flags.division_inside_expr;
@@ -720,7 +739,8 @@ fn is_column(e: &str) -> bool {
     e.len() > 2
         && e.as_bytes()[0].is_ascii_lowercase()
         && e.as_bytes()[1] == b'.'
-        && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && e.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 /// A decimal literal with a fraction.
@@ -735,7 +755,10 @@ const MARKER: &str = "@@cdcflow-view@@";
 
 /// Runs each query in one `mariadb` call; returns each query's rows (tab-separated cells).
 /// On a failing query: `Err((index of the failing query, MariaDB's message))`.
-fn mariadb_queries(socket: &str, queries: &[String]) -> Result<Vec<Vec<Vec<String>>>, (usize, String)> {
+fn mariadb_queries(
+    socket: &str,
+    queries: &[String],
+) -> Result<Vec<Vec<Vec<String>>>, (usize, String)> {
     let mut script = String::new();
     for (i, q) in queries.iter().enumerate() {
         script.push_str(&format!("SELECT '{MARKER}{i}';\n{q};\n"));
@@ -947,9 +970,17 @@ fn random_views_agree_with_mariadb() {
         refused.is_empty(),
         "seed {seed}: the generator wrote {} views the planner refuses (a generator bug), e.g.:\n  {}",
         refused.len(),
-        refused.iter().take(5).cloned().collect::<Vec<_>>().join("\n  ")
+        refused
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ")
     );
-    assert!(rows_compared > views_run, "too few rows to be a meaningful check");
+    assert!(
+        rows_compared > views_run,
+        "too few rows to be a meaningful check"
+    );
     if !mismatches.is_empty() {
         let shown: Vec<String> = mismatches.iter().take(8).map(report).collect();
         panic!(
