@@ -17,6 +17,14 @@ use cdcflow::workload::DecimalMode;
 
 use crate::common::*;
 
+/// The tests share one server and the same database names: one test uses it at a time.
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the shared server for the rest of a test.
+pub(crate) fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(crate) fn socket() -> Option<String> {
     match std::env::var("CDCFLOW_TEST_MARIADB_SOCKET") {
         Ok(s) => Some(s),
@@ -162,6 +170,7 @@ fn views_of(dir: &std::path::Path) -> BTreeMap<String, String> {
 #[test]
 fn shipped_views_agree_with_mariadb() {
     let Some(sock) = socket() else { return };
+    let _server = exclusive();
     let d = outbound();
     let schema = std::fs::read_to_string(root().join("dataflows/schema.sql")).unwrap();
     let views = views_of(&root().join("dataflows"));
@@ -181,6 +190,7 @@ fn shipped_views_agree_with_mariadb() {
 #[test]
 fn sql_semantics_views_agree_with_mariadb() {
     let Some(sock) = socket() else { return };
+    let _server = exclusive();
     let (d, schema, views, bytes) = crate::sql_semantics::scenario_for_oracle();
     let events = decode_lines(&d, &bytes);
     let tables = oracle::tables_at(d.catalog.tables.len(), &events, None);

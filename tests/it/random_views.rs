@@ -854,6 +854,7 @@ fn random_views_agree_with_mariadb() {
     let Some(sock) = crate::mariadb::socket() else {
         return;
     };
+    let _server = crate::mariadb::exclusive();
     let seed: u64 = std::env::var("CDCFLOW_RANDOM_SEED")
         .ok()
         .map(|s| s.parse().expect("CDCFLOW_RANDOM_SEED is a number"))
