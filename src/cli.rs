@@ -136,7 +136,8 @@ struct ReplayArgs {
     /// on a terminal).
     #[arg(long)]
     progress: bool,
-    /// Debezium JSON-lines files; each is one source partition.
+    /// Debezium JSON-lines files; each is one source partition. Pipes, FIFOs and `/dev/stdin`
+    /// are read as streams; `-` is stdin.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
 }
@@ -440,6 +441,70 @@ fn with_config_file(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ff
     Ok(out)
 }
 
+/// What identifies a file for [`refuse_same_files`]: its device and inode when it exists as a
+/// regular file (hard links and symlinks to it agree), else its canonical path (a file not yet
+/// created: the canonical parent directory joined with its name).
+#[derive(Debug, PartialEq, Eq)]
+enum FileIdentity {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_identity(p: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    if p.as_os_str() == "-" {
+        return None; // stdin / stdout
+    }
+    match std::fs::metadata(p) {
+        // Only regular files: a terminal or pipe may be both stdin and stdout.
+        Ok(m) if m.is_file() => Some(FileIdentity::Inode(m.dev(), m.ino())),
+        Ok(_) => None,
+        Err(_) => {
+            let name = p.file_name()?;
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let dir = std::fs::canonicalize(parent).ok()?;
+            Some(FileIdentity::Path(dir.join(name)))
+        }
+    }
+}
+
+/// Refuses, before anything is opened for writing, an output that is the same file as an input
+/// (or as another output): writing it would truncate what is being read.
+fn refuse_same_files(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    let ids: Vec<(&str, &Path, Option<FileIdentity>)> = inputs
+        .iter()
+        .chain(outputs)
+        .map(|(what, p)| (*what, *p, file_identity(p)))
+        .collect();
+    for (oi, (what, p, id)) in ids.iter().enumerate().skip(inputs.len()) {
+        let Some(id) = id else { continue };
+        if let Some((other, q, _)) = ids[..oi].iter().find(|(_, _, o)| o.as_ref() == Some(id)) {
+            bail!(
+                "{what} {} is the same file as {other} {}: refusing to overwrite it",
+                p.display(),
+                q.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The files of a views directory (`schema.sql` and the views): inputs that no output may be.
+fn view_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 fn load(views: &Path) -> anyhow::Result<Dataflows> {
     Dataflows::load(views).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -462,11 +527,34 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let workers = a.workers.validate()?;
     let dataflows = load(&a.views)?;
     let names = Names::of(&dataflows.views);
+    let to_stdout = a.out.as_deref() == Some(Path::new("-"));
+    let dead_letter = a.dead_letter.clone().unwrap_or_else(|| match &a.out {
+        Some(p) if !to_stdout => PathBuf::from(format!("{}.dead-letter.jsonl", p.display())),
+        _ => PathBuf::from("dead-letter.jsonl"),
+    });
+    let views = view_files(&a.views);
+    let ins: Vec<(&str, &Path)> = a
+        .inputs
+        .iter()
+        .map(|p| ("input", p.as_path()))
+        .chain(views.iter().map(|p| ("view file", p.as_path())))
+        .collect();
+    let mut outs: Vec<(&str, &Path)> = vec![("--dead-letter", dead_letter.as_path())];
+    if let Some(p) = &a.out {
+        outs.insert(0, ("--out", p.as_path()));
+    }
+    refuse_same_files(&ins, &outs)?;
+    if a.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!("`-` (stdin) can be given as an input only once");
+    }
     let mut inputs = Vec::new();
     for p in &a.inputs {
-        inputs.push(Input::open(p)?);
+        inputs.push(if p.as_os_str() == "-" {
+            Input::stdin()?
+        } else {
+            Input::open(p)?
+        });
     }
-    let to_stdout = a.out.as_deref() == Some(Path::new("-"));
     // In a cluster only process 0 (it hosts worker 0, the sink) writes the change log.
     let sink: Option<Box<dyn Sink>> = match &a.out {
         None => None,
@@ -480,10 +568,6 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             Some(Box::new(JsonlSink::new(BufWriter::new(f), names.clone())))
         }
     };
-    let dead_letter = a.dead_letter.clone().unwrap_or_else(|| match &a.out {
-        Some(p) if !to_stdout => PathBuf::from(format!("{}.dead-letter.jsonl", p.display())),
-        _ => PathBuf::from("dead-letter.jsonl"),
-    });
     let options = RunOptions {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
@@ -553,6 +637,26 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.join("dead-letter.jsonl"),
         None => PathBuf::from("dead-letter.jsonl"),
     });
+    {
+        let sink_dead_letter = dead_letter.with_extension("sink.jsonl");
+        let views = view_files(&a.views);
+        let mut ins: Vec<(&str, &Path)> =
+            views.iter().map(|p| ("view file", p.as_path())).collect();
+        if let Some(c) = &a.config {
+            ins.push(("--config", c.as_path()));
+        }
+        if let Some(c) = &a.es.es_ca_cert {
+            ins.push(("--es-ca-cert", c.as_path()));
+        }
+        let mut outs: Vec<(&str, &Path)> = vec![
+            ("--dead-letter", dead_letter.as_path()),
+            ("the sink's dead-letter file", sink_dead_letter.as_path()),
+        ];
+        if let Some(p) = &a.out {
+            outs.insert(0, ("--out", p.as_path()));
+        }
+        refuse_same_files(&ins, &outs)?;
+    }
     if let Some(d) = &a.state_dir {
         std::fs::create_dir_all(d)
             .with_context(|| format!("cannot create state dir {}", d.display()))?;
@@ -728,6 +832,13 @@ fn gen_cmd(a: GenArgs) -> anyhow::Result<ExitCode> {
             TxMetaArg::Separate => crate::workload::TxMetadata::Separate,
         },
     };
+    {
+        let mut outs: Vec<(&str, &Path)> = vec![("--out", a.out.as_path())];
+        if let Some(m) = &a.tx_markers_out {
+            outs.push(("--tx-markers-out", m.as_path()));
+        }
+        refuse_same_files(&[], &outs)?;
+    }
     let mut markers = match &a.tx_markers_out {
         Some(p) => Some(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

@@ -68,6 +68,14 @@ impl Input {
         })
     }
 
+    /// Standard input, read to its end (`-` on the command line).
+    pub fn stdin() -> anyhow::Result<Input> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .context("cannot read input - (stdin)")?;
+        Ok(Input::from_bytes("-", bytes))
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         (*self.data).as_ref()

@@ -208,3 +208,139 @@ fn two_process_cluster_matches_the_golden_log() {
         "only process 0 writes the change log"
     );
 }
+
+/// `replay --out F F` used to truncate the input it was memory-mapping (SIGBUS, and the input
+/// left empty). Every output that is the same file as an input (the same path, another spelling
+/// of it, a symlink or a hard link to it, a view file) is refused before anything is written.
+#[test]
+fn regression_output_over_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let original = fixture("outbound.jsonl");
+    std::fs::write(&input, &original).unwrap();
+    std::os::unix::fs::symlink(&input, dir.path().join("link.jsonl")).unwrap();
+    std::fs::hard_link(&input, dir.path().join("hard.jsonl")).unwrap();
+    let views = dir.path().join("views");
+    std::fs::create_dir(&views).unwrap();
+    for f in ["schema.sql", "units_shipped.sql"] {
+        std::fs::copy(root().join("dataflows").join(f), views.join(f)).unwrap();
+    }
+    let refused = |args: &[&str], what: &str| {
+        let o = cdcflow()
+            .current_dir(dir.path())
+            .args(["replay", "--quiet", "--views", "views"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?} must be refused");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("is the same file as") && err.contains(what),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            original,
+            "{args:?}: input intact"
+        );
+    };
+    let abs = input.to_str().unwrap();
+    refused(&["--out", "in.jsonl", "in.jsonl"], "--out");
+    refused(&["--out", abs, "in.jsonl"], "--out");
+    refused(&["--out", "./views/../in.jsonl", "in.jsonl"], "--out");
+    refused(&["--out", "link.jsonl", "in.jsonl"], "--out");
+    refused(&["--out", "hard.jsonl", "in.jsonl"], "--out");
+    refused(&["--out", "new.jsonl", "new.jsonl", "in.jsonl"], "--out"); // an input not yet there
+    refused(
+        &["--dead-letter", "link.jsonl", "in.jsonl"],
+        "--dead-letter",
+    );
+    refused(
+        &["--out", "o.jsonl", "--dead-letter", "o.jsonl", "in.jsonl"],
+        "--dead-letter",
+    );
+    refused(&["--out", "views/schema.sql", "in.jsonl"], "view file");
+    assert!(!dir.path().join("new.jsonl").exists());
+    // gen: its two outputs may not be one file either.
+    let o = cdcflow()
+        .current_dir(dir.path())
+        .args(["gen", "--orders", "1", "--tx-metadata", "separate"])
+        .args(["--tx-markers-out", "link.jsonl", "--out", "in.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is the same file as"));
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    // Distinct files still work.
+    let o = cdcflow()
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            "--quiet",
+            "--views",
+            "views",
+            "--allowed-lateness-ms",
+            "3600000",
+        ])
+        .args(["--out", "changes.jsonl", "in.jsonl"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Inputs that are not regular files are read as streams: a pipe through `/dev/stdin`, `-`,
+/// and a FIFO give the same change log as the file itself.
+#[test]
+fn replay_reads_pipes_stdin_and_fifos() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture("outbound.jsonl");
+    let replay_to = |out: &str, input: &str, stdin: Option<&[u8]>| {
+        let mut c = cdcflow();
+        c.args([
+            "replay",
+            "--quiet",
+            "--allowed-lateness-ms",
+            "3600000",
+            "--out",
+        ])
+        .arg(dir.path().join(out))
+        .arg(input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = c.spawn().unwrap();
+        if let Some(b) = stdin {
+            let mut w = child.stdin.take().unwrap();
+            let b = b.to_vec();
+            std::thread::spawn(move || w.write_all(&b));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read(dir.path().join(out)).unwrap()
+    };
+    let want = std::fs::read(root().join("fixtures/outbound.changes.jsonl")).unwrap();
+    assert_eq!(replay_to("stdin.jsonl", "/dev/stdin", Some(&bytes)), want);
+    assert_eq!(replay_to("dash.jsonl", "-", Some(&bytes)), want);
+    let fifo = dir.path().join("fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), bytes.clone());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    assert_eq!(replay_to("fifo.jsonl", fifo.to_str().unwrap(), None), want);
+    writer.join().unwrap();
+}

@@ -12,6 +12,7 @@ mod mariadb;
 mod mysql_numbers;
 mod oracle;
 mod properties;
+mod random_views;
 mod regressions;
 mod sql_semantics;
 mod transactions;

@@ -17,7 +17,15 @@ use cdcflow::workload::DecimalMode;
 
 use crate::common::*;
 
-fn socket() -> Option<String> {
+/// The tests share one server and the same database names: one test uses it at a time.
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the shared server for the rest of a test.
+pub(crate) fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn socket() -> Option<String> {
     match std::env::var("CDCFLOW_TEST_MARIADB_SOCKET") {
         Ok(s) => Some(s),
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -31,7 +39,7 @@ fn socket() -> Option<String> {
 }
 
 /// Runs SQL in the `mariadb` client; returns tab-separated rows.
-fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
     let mut child = Command::new("mariadb")
         .args([
             "--no-defaults",
@@ -65,7 +73,7 @@ fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn sql_literal(v: &Value) -> String {
+pub(crate) fn sql_literal(v: &Value) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Int(i) => i.to_string(),
@@ -75,18 +83,15 @@ fn sql_literal(v: &Value) -> String {
     }
 }
 
-/// Loads `tables` into MariaDB (after recreating the databases of `schema_sql`), runs every view
-/// of `d` there and asserts MariaDB's rows equal the documents of `state`.
-fn assert_mariadb_agrees(
+/// Recreates the databases of `catalog`, runs `schema_sql` and loads `tables` into MariaDB.
+pub(crate) fn load_tables(
     socket: &str,
-    d: &Dataflows,
+    catalog: &cdcflow::schema::Catalog,
     schema_sql: &str,
-    view_sql: &BTreeMap<String, String>,
     tables: &oracle::Tables,
-    state: &cdcflow::sink::ViewState,
 ) {
     let mut setup = String::new();
-    let mut dbs: Vec<&str> = d.catalog.tables.iter().map(|t| t.db.as_str()).collect();
+    let mut dbs: Vec<&str> = catalog.tables.iter().map(|t| t.db.as_str()).collect();
     dbs.dedup();
     for db in &dbs {
         setup.push_str(&format!("DROP DATABASE IF EXISTS `{db}`;\n"));
@@ -94,7 +99,7 @@ fn assert_mariadb_agrees(
     setup.push_str(schema_sql);
     setup.push('\n');
     for (ti, rows) in tables.iter().enumerate() {
-        let t = &d.catalog.tables[ti];
+        let t = &catalog.tables[ti];
         for chunk in rows.chunks(500) {
             let values: Vec<String> = chunk
                 .iter()
@@ -118,6 +123,19 @@ fn assert_mariadb_agrees(
         );
     }
     mariadb(socket, &setup);
+}
+
+/// Loads `tables` into MariaDB (after recreating the databases of `schema_sql`), runs every view
+/// of `d` there and asserts MariaDB's rows equal the documents of `state`.
+fn assert_mariadb_agrees(
+    socket: &str,
+    d: &Dataflows,
+    schema_sql: &str,
+    view_sql: &BTreeMap<String, String>,
+    tables: &oracle::Tables,
+    state: &cdcflow::sink::ViewState,
+) {
+    load_tables(socket, &d.catalog, schema_sql, tables);
     let mut checked = 0;
     for (vi, view) in d.views.iter().enumerate() {
         let mut want = mariadb(socket, &view_sql[&view.name]);
@@ -152,6 +170,7 @@ fn views_of(dir: &std::path::Path) -> BTreeMap<String, String> {
 #[test]
 fn shipped_views_agree_with_mariadb() {
     let Some(sock) = socket() else { return };
+    let _server = exclusive();
     let d = outbound();
     let schema = std::fs::read_to_string(root().join("dataflows/schema.sql")).unwrap();
     let views = views_of(&root().join("dataflows"));
@@ -171,6 +190,7 @@ fn shipped_views_agree_with_mariadb() {
 #[test]
 fn sql_semantics_views_agree_with_mariadb() {
     let Some(sock) = socket() else { return };
+    let _server = exclusive();
     let (d, schema, views, bytes) = crate::sql_semantics::scenario_for_oracle();
     let events = decode_lines(&d, &bytes);
     let tables = oracle::tables_at(d.catalog.tables.len(), &events, None);
