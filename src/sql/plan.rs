@@ -321,6 +321,7 @@ pub fn plan_view(
         catalog,
         file,
         having_aliases: Default::default(),
+        round_aggregate_args: Default::default(),
     };
     let st = match statements.as_slice() {
         [st] => st,
@@ -372,6 +373,11 @@ struct Planner<'a> {
     /// While HAVING is resolved: the output aliases it may name (MySQL allows
     /// `HAVING total > 10` for `SUM(x) AS total`), lower-cased.
     having_aliases: std::cell::RefCell<HashMap<String, ast::Expr>>,
+    /// Whether aggregate arguments are rounded to the digits they show, row by row: MariaDB
+    /// does so when it groups through a temporary table (GROUP BY without DISTINCT
+    /// aggregates), whose fields hold the shown scale. Without GROUP BY, or with a DISTINCT
+    /// aggregate, it aggregates the carried values.
+    round_aggregate_args: std::cell::Cell<bool>,
 }
 
 /// A source while resolving: its alias, table, and offset in the full (unprojected) row.
@@ -672,6 +678,34 @@ impl<'a> Planner<'a> {
             .map(|(e, t)| coerce(e.clone(), *t, t.shown()))
             .collect();
         let group_raw: Vec<Expr> = group_raw.into_iter().map(|(e, _)| e).collect();
+        let distinct_aggregate = items
+            .iter()
+            .map(|(_, e)| *e)
+            .chain(select.having.as_ref())
+            .any(|e| self.mentions_aggregate_where(&scopes, e, true));
+        // MariaDB aggregates the carried values when it reads the groups in order from the
+        // first table: with a DISTINCT aggregate (it sorts that table), or when the groups are
+        // that table's primary key (its index order). Otherwise it groups through a temporary
+        // table and the arguments are rounded. This follows MariaDB 10.11's usual plans; where
+        // its optimizer reorders inner joins, digits below a division can differ.
+        let on_first = group_raw
+            .iter()
+            .all(|g| sources_of(&scopes, g).iter().all(|s| *s == 0));
+        let pk_first: BTreeSet<usize> = self.catalog.tables[scopes[0].table]
+            .primary_key
+            .iter()
+            .map(|c| scopes[0].offset + c)
+            .collect();
+        let grouped_columns: Option<BTreeSet<usize>> = group_raw
+            .iter()
+            .map(|g| match g {
+                Expr::Column(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let by_pk = grouped_columns.is_some_and(|g| g == pk_first);
+        self.round_aggregate_args
+            .set(!group_exprs.is_empty() && !(on_first && (distinct_aggregate || by_pk)));
         let mut aggregates: Vec<Aggregate> = Vec::new();
         let mut output = Vec::new();
         for (name, e) in &items {
@@ -782,9 +816,16 @@ impl<'a> Planner<'a> {
 
     /// Whether `e` calls an aggregate function (resolution errors are reported later).
     fn mentions_aggregate(&self, scopes: &[Scope], e: &ast::Expr) -> bool {
+        self.mentions_aggregate_where(scopes, e, false)
+    }
+
+    /// Whether `e` calls an aggregate function, a DISTINCT one when `distinct`.
+    fn mentions_aggregate_where(&self, scopes: &[Scope], e: &ast::Expr, distinct: bool) -> bool {
         let mut seen = false;
-        let _ = self.resolve_with(scopes, e, &mut |_, _| {
-            seen = true;
+        let _ = self.resolve_with(scopes, e, &mut |_, f| {
+            let is_distinct = matches!(f, ast::Expr::Function(f) if matches!(&f.args,
+                FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(DuplicateTreatment::Distinct))));
+            seen |= !distinct || is_distinct;
             Ok((Expr::Literal(Value::Null), Type::Null))
         });
         seen
@@ -918,9 +959,14 @@ impl<'a> Planner<'a> {
             _ => unreachable!(),
         };
         // DISTINCT compares what the values show (MySQL keeps them in a temporary table at
-        // the shown scale).
-        let (arg, arg_type) = match (func, arg) {
-            (AggFunc::CountDistinct | AggFunc::SumDistinct | AggFunc::AvgDistinct, Some(x)) => (
+        // the shown scale); so do all aggregates of a grouping through a temporary table.
+        let rounded = self.round_aggregate_args.get()
+            || matches!(
+                func,
+                AggFunc::CountDistinct | AggFunc::SumDistinct | AggFunc::AvgDistinct
+            );
+        let (arg, arg_type) = match (rounded, arg) {
+            (true, Some(x)) => (
                 Some(coerce(x, arg_type, arg_type.shown())),
                 arg_type.shown(),
             ),

@@ -99,6 +99,13 @@ fn regression_division_keeps_nine_digit_words_inside_expressions() {
                 "SELECT g, COUNT(*) n FROM t.c WHERE q/3 = 0.3333 GROUP BY g",
             ),
             ("c", "SELECT q/3 k, SUM(q) s FROM t.c GROUP BY q/3"),
+            // Without a DISTINCT aggregate MariaDB groups through a temporary table whose
+            // fields hold what the arguments show: each argument is rounded row by row.
+            (
+                "d",
+                "SELECT g, SUM(q/3) s, SUM(q/3)*1000000 m, MAX(q/3)*1000000 x,
+                   AVG(q/3)*1000000000000 a FROM t.c GROUP BY g",
+            ),
         ],
     );
     let bytes = inserts(&d, &c_rows());
@@ -153,6 +160,31 @@ fn regression_division_keeps_nine_digit_words_inside_expressions() {
             vec![
                 ("0.3333".to_string(), row(&["0.3333", "6"])),
                 ("0.6667".to_string(), row(&["0.6667", "2"]))
+            ]
+        );
+        assert_eq!(
+            docs(&out, 3),
+            vec![
+                (
+                    "1".to_string(),
+                    row(&[
+                        "1",
+                        "0.9999",
+                        "999900.0000",
+                        "333300.0000",
+                        "333300000000.00000000"
+                    ])
+                ),
+                (
+                    "2".to_string(),
+                    row(&[
+                        "2",
+                        "1.6666",
+                        "1666600.0000",
+                        "666700.0000",
+                        "416650000000.00000000"
+                    ])
+                ),
             ]
         );
     }
@@ -419,8 +451,7 @@ fn views_without_group_by_give_a_document_per_row_or_one_global_document() {
         );
         let at = |t: u64, id: &str| {
             log.iter()
-                .filter(|c| c.time <= t && c.id == id)
-                .next_back()
+                .rfind(|c| c.time <= t && c.id == id)
                 .and_then(|c| c.doc.clone())
                 .map(|d| d.iter().map(|v| v.to_string()).collect::<Vec<_>>())
         };
