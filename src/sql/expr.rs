@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Decimal, MICROS_PER_DAY, Value};
+use crate::value::{Decimal, F64, MICROS_PER_DAY, Value};
 
 /// MySQL's `div_precision_increment`: digits a division adds to the dividend's scale.
 pub const DIV_PRECISION_INCREMENT: u8 = 4;
@@ -33,12 +33,16 @@ pub enum Type {
     DateTime,
     /// The type of a bare NULL literal.
     Null,
+    /// Approximate number (`FLOAT`/`DOUBLE`): any DOUBLE operand makes `+ - * /` double.
+    Double,
+    /// A MySQL `TIME` (signed microseconds).
+    Time,
 }
 
 impl Type {
     /// Integer or decimal.
     pub fn is_numeric(self) -> bool {
-        matches!(self, Type::Int | Type::Dec(_))
+        matches!(self, Type::Int | Type::Dec(_) | Type::Double)
     }
 }
 
@@ -52,6 +56,8 @@ impl fmt::Display for Type {
             Type::Date => f.write_str("date"),
             Type::DateTime => f.write_str("datetime"),
             Type::Null => f.write_str("null"),
+            Type::Double => f.write_str("double"),
+            Type::Time => f.write_str("time"),
         }
     }
 }
@@ -163,6 +169,7 @@ impl Expr {
             Expr::Neg(a) => match a.eval(row)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| overflow("negation"))?),
                 Value::Dec(d) => Value::Dec(Decimal::new(-d.mantissa, d.scale)),
+                Value::Double(x) => double(-x.get())?,
                 Value::Null => Value::Null,
                 other => return Err(EvalError(format!("cannot negate {other}"))),
             },
@@ -298,6 +305,7 @@ pub fn cast(v: Value, ty: Type) -> Result<Value, EvalError> {
             Value::Dec(d.rescale(s).ok_or_else(|| overflow("decimal"))?)
         }
         (Value::Date(d), Type::DateTime) => Value::DateTime(d as i64 * MICROS_PER_DAY),
+        (v @ (Value::Int(_) | Value::Dec(_)), Type::Double) => double(v.as_f64().unwrap_or(0.0))?,
         (v, _) => v,
     })
 }
@@ -315,6 +323,18 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
             if l.is_null() || r.is_null() {
                 return Ok(Value::Null);
+            }
+            if matches!(l, Value::Double(_)) || matches!(r, Value::Double(_)) {
+                let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+                    return Err(EvalError(format!("arithmetic on non-numbers {l} and {r}")));
+                };
+                return match op {
+                    BinOp::Add => double(a + b),
+                    BinOp::Sub => double(a - b),
+                    BinOp::Mul => double(a * b),
+                    _ if b == 0.0 => Ok(Value::Null),
+                    _ => double(a / b),
+                };
             }
             if let (Value::Int(a), Value::Int(b), false) = (l, r, op == BinOp::Div) {
                 let v = match op {
@@ -344,6 +364,13 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     })
 }
 
+/// A double result, or an error when it is out of range (MySQL: "DOUBLE value is out of range").
+fn double(x: f64) -> Result<Value, EvalError> {
+    F64::new(x)
+        .map(Value::Double)
+        .ok_or_else(|| overflow("DOUBLE value"))
+}
+
 /// The static result type of a binary operation, or why it is refused.
 pub fn binary_type(op: BinOp, l: Type, r: Type) -> Result<Type, String> {
     match op {
@@ -354,6 +381,11 @@ pub fn binary_type(op: BinOp, l: Type, r: Type) -> Result<Type, String> {
                 _ => None,
             };
             let (Some(a), Some(b)) = (scale(l), scale(r)) else {
+                if (l == Type::Double || r == Type::Double)
+                    && [l, r].iter().all(|t| t.is_numeric() || *t == Type::Null)
+                {
+                    return Ok(Type::Double);
+                }
                 return Err(format!("arithmetic needs numbers, got {l} and {r}"));
             };
             Ok(match op {
@@ -400,6 +432,9 @@ pub fn unify(types: &[Type]) -> Result<Type, String> {
             (a, b) if a == b => a,
             (Type::Int, Type::Dec(s)) | (Type::Dec(s), Type::Int) => Type::Dec(s),
             (Type::Dec(a), Type::Dec(b)) => Type::Dec(a.max(b)),
+            (Type::Double, Type::Int | Type::Dec(_)) | (Type::Int | Type::Dec(_), Type::Double) => {
+                Type::Double
+            }
             (Type::Date, Type::DateTime) | (Type::DateTime, Type::Date) => Type::DateTime,
             (a, b) => return Err(format!("branches of different types: {a} and {b}")),
         };

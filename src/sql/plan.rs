@@ -830,11 +830,13 @@ impl<'a> Planner<'a> {
             AggFunc::Sum => match arg_type {
                 Type::Int | Type::Null => Type::Dec(0),
                 Type::Dec(s) => Type::Dec(s),
+                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
                 t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
             },
             AggFunc::Avg => match arg_type {
                 Type::Int | Type::Null => Type::Dec(super::expr::DIV_PRECISION_INCREMENT),
                 Type::Dec(s) => Type::Dec(s + super::expr::DIV_PRECISION_INCREMENT),
+                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
                 t => return Err(self.err(e.span(), &format!("AVG needs a number, got {t}"))),
             },
             AggFunc::Min | AggFunc::Max => arg_type,
@@ -1206,6 +1208,11 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Why SUM/AVG over a DOUBLE is refused (for now).
+const DOUBLE_SUM_REFUSED: &str = "SUM/AVG of a DOUBLE/FLOAT value is not supported: a floating-point \
+sum is not exact under retraction; declare the column DECIMAL(p,s) \
+(MIN, MAX, COUNT, GROUP BY and WHERE on doubles are supported)";
+
 /// The type of a literal's value.
 fn literal_type(v: &Value) -> Type {
     match v {
@@ -1216,6 +1223,8 @@ fn literal_type(v: &Value) -> Type {
         Value::Bytes(_) => Type::Bytes,
         Value::Date(_) => Type::Date,
         Value::DateTime(_) => Type::DateTime,
+        Value::Double(_) => Type::Double,
+        Value::Time(_) => Type::Time,
     }
 }
 
@@ -1229,12 +1238,18 @@ fn literal_or(t: Type, e: &Expr) -> Type {
 /// The expression type of a column type.
 pub fn column_type(t: &ColumnType) -> Type {
     match t {
-        ColumnType::Int { .. } => Type::Int,
+        ColumnType::Int { .. } | ColumnType::Year => Type::Int,
+        ColumnType::Bit { width } if *width <= 63 => Type::Int,
+        ColumnType::Bit { .. } | ColumnType::BigIntUnsigned => Type::Dec(0),
         ColumnType::Decimal { scale, .. } => Type::Dec(*scale),
-        ColumnType::Text { .. } | ColumnType::Enum(_) => Type::Text,
-        ColumnType::Bytes => Type::Bytes,
+        ColumnType::Double { .. } => Type::Double,
+        ColumnType::Text { .. } | ColumnType::Enum(_) | ColumnType::Set(_) | ColumnType::Json => {
+            Type::Text
+        }
+        ColumnType::Bytes | ColumnType::Geometry => Type::Bytes,
         ColumnType::Date => Type::Date,
         ColumnType::DateTime { .. } | ColumnType::Timestamp { .. } => Type::DateTime,
+        ColumnType::Time { .. } => Type::Time,
     }
 }
 
