@@ -5,6 +5,7 @@
 //! [`Catalog::parse`]); other statements, and column types outside the supported list, are
 //! refused with file:line:column.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -229,7 +230,8 @@ impl Catalog {
     /// `SET NAMES`, `SET FOREIGN_KEY_CHECKS=0`), `LOCK`/`UNLOCK TABLES`.
     pub fn parse(file: &str, text: &str) -> Result<Catalog, SqlError> {
         let err = |span: Span, message: String| SqlError::at(file, span, message);
-        let statements = Parser::parse_sql(&MySqlDialect {}, text)
+        let text = blank_real_precision(text);
+        let statements = Parser::parse_sql(&MySqlDialect {}, &text)
             .map_err(|e| SqlError::from_parser(file, e))?;
         let mut catalog = Catalog::default();
         let mut databases: Vec<String> = Vec::new();
@@ -385,6 +387,83 @@ impl Catalog {
         }
         Ok(catalog)
     }
+}
+
+/// Two things MySQL accepts that `sqlparser`'s MySQL dialect does not, rewritten in place so
+/// that every position of the file stays the same for error messages: `REAL(M,D)` (a DOUBLE
+/// with a display width: the `(M,D)` is blanked out, it does not change the values), and a
+/// double-quoted string after `COMMENT` or `DEFAULT` (MySQL's default SQL mode reads `"x"` as a
+/// string; it becomes `'x'`). Other quoted text and comments are left alone.
+fn blank_real_precision(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    let mut blank: Vec<(usize, usize)> = Vec::new();
+    let mut requote: Vec<(usize, usize)> = Vec::new();
+    let mut last_word = (0, 0);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let word = &text[last_word.0..last_word.1];
+                if q == b'"'
+                    && i < b.len()
+                    && (word.eq_ignore_ascii_case("comment") || word.eq_ignore_ascii_case("default"))
+                    && text[last_word.1..start].trim().is_empty()
+                    && !text[start + 1..i].contains(['\'', '\\'])
+                {
+                    requote.push((start, i));
+                }
+                i += 1;
+            }
+            b'#' => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = text[i..].find('\n').map_or(b.len(), |n| i + n)
+            }
+            // MySQL's executable comments `/*!40101 ... */` are left to the parser.
+            b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => {
+                i = text[i + 2..].find("*/").map_or(b.len(), |n| i + n + 4)
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$') {
+                    i += 1;
+                }
+                last_word = (start, i);
+                if text[start..i].eq_ignore_ascii_case("real") {
+                    let mut j = i;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b'(')
+                        && let Some(n) = text[j..].find(')')
+                        && text[j + 1..j + n]
+                            .bytes()
+                            .all(|c| c.is_ascii_digit() || c == b',' || c == b' ')
+                    {
+                        blank.push((j, j + n + 1));
+                        i = j + n + 1;
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if blank.is_empty() && requote.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.as_bytes().to_vec();
+    for (a, z) in blank {
+        out[a..z].fill(b' ');
+    }
+    for (a, z) in requote {
+        out[a] = b'\'';
+        out[z] = b'\'';
+    }
+    Cow::Owned(String::from_utf8(out).expect("only ASCII was replaced"))
 }
 
 /// `[DEFAULT] CHARSET|CHARACTER SET = x` and `[DEFAULT] COLLATE = y` of a table's options.
@@ -554,6 +633,19 @@ fn column_type(dt: &DataType) -> Result<(ColumnType, bool), String> {
                 match n.as_str() {
                     "SERIAL" if modifiers.is_empty() => return Ok((ColumnType::BigIntUnsigned, false)),
                     "YEAR" => ColumnType::Year,
+                    "FIXED" => {
+                        let n: Vec<u64> = modifiers
+                            .iter()
+                            .map(|m| m.to_string().parse().map_err(|_| format!("FIXED({m})?")))
+                            .collect::<Result<_, _>>()?;
+                        let info = match n.as_slice() {
+                            [] => ExactNumberInfo::None,
+                            [p] => ExactNumberInfo::Precision(*p),
+                            [p, s] => ExactNumberInfo::PrecisionAndScale(*p, *s as i64),
+                            _ => return Err(format!("type {dt} is not supported ({SUPPORTED_TYPES})")),
+                        };
+                        decimal(&info, false)?
+                    }
                     "GEOMETRY" | "POINT" | "LINESTRING" | "POLYGON" | "MULTIPOINT"
                     | "MULTILINESTRING" | "MULTIPOLYGON" | "GEOMETRYCOLLECTION" | "GEOMCOLLECTION" => {
                         ColumnType::Geometry
@@ -627,5 +719,99 @@ impl SqlError {
             column,
             message: format!("syntax error: {text}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_types() -> Catalog {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/debezium/all_types.sql");
+        Catalog::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn mysqldump_schema_with_every_type_parses() {
+        let c = all_types();
+        let t = &c.tables[c.lookup("shop", "all_types").unwrap()];
+        let ty = |n: &str| t.columns[t.column(n).unwrap()].ty.clone();
+        assert_eq!(ty("id"), ColumnType::BigIntUnsigned);
+        assert_eq!(ty("flag"), ColumnType::Int { unsigned: false });
+        assert_eq!(ty("small_u"), ColumnType::Int { unsigned: true });
+        assert_eq!(ty("bit1"), ColumnType::Bit { width: 1 });
+        assert_eq!(ty("bits"), ColumnType::Bit { width: 12 });
+        assert_eq!(
+            ty("wide"),
+            ColumnType::Decimal {
+                precision: 65,
+                scale: 30,
+                unsigned: false
+            }
+        );
+        assert_eq!(
+            ty("amount_u"),
+            ColumnType::Decimal {
+                precision: 12,
+                scale: 4,
+                unsigned: true
+            }
+        );
+        assert_eq!(
+            ty("fixed_pt"),
+            ColumnType::Decimal {
+                precision: 6,
+                scale: 3,
+                unsigned: false
+            }
+        );
+        assert_eq!(ty("ratio"), ColumnType::Double { single: true });
+        assert_eq!(ty("lat"), ColumnType::Double { single: false });
+        assert_eq!(ty("dp"), ColumnType::Double { single: false });
+        assert_eq!(ty("body_l"), ColumnType::Text { max_chars: None });
+        assert_eq!(ty("doc"), ColumnType::Json);
+        assert_eq!(ty("tags"), ColumnType::Set(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(ty("t6"), ColumnType::Time { precision: 6 });
+        assert_eq!(ty("y"), ColumnType::Year);
+        assert_eq!(ty("blob_l"), ColumnType::Bytes);
+        for g in ["geo", "pt", "line", "poly", "mpt", "mline", "mpoly", "gc"] {
+            assert_eq!(ty(g), ColumnType::Geometry, "{g}");
+        }
+        assert_eq!(t.primary_key, vec![0]);
+        assert!(!t.columns[0].nullable);
+        assert_eq!(t.default_collation.as_deref(), Some("utf8mb4_unicode_ci"));
+        assert_eq!(t.default_charset.as_deref(), Some("utf8mb4"));
+        let code = t.column("code").unwrap();
+        assert_eq!(t.collation(code), Some("ascii_bin"));
+        assert_eq!(t.collation(t.column("title").unwrap()), Some("utf8mb4_bin"));
+        assert_eq!(t.collation(t.column("body").unwrap()), Some("utf8mb4_unicode_ci"));
+        let s = &c.tables[c.lookup("shop", "serials").unwrap()];
+        assert_eq!(s.columns[0].ty, ColumnType::BigIntUnsigned);
+        assert!(!s.columns[0].nullable, "SERIAL is NOT NULL");
+        assert_eq!(s.default_charset.as_deref(), Some("latin1"));
+    }
+
+    #[test]
+    fn use_db_qualifies_tables_and_unsupported_types_are_refused_with_position() {
+        let c = Catalog::parse("s.sql", "USE a;\nCREATE TABLE t (id INT PRIMARY KEY);").unwrap();
+        assert!(c.lookup("a", "t").is_some());
+        let e = Catalog::parse(
+            "s.sql",
+            "CREATE DATABASE a;\nCREATE TABLE a.t (\n  id INT PRIMARY KEY,\n  v INTERVAL\n);",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (4, 3), "{e}");
+        assert!(e.message.contains("supported: TINYINT"), "{e}");
+        let e = Catalog::parse("s.sql", "CREATE DATABASE a;\nINSERT INTO a.t VALUES (1);")
+            .unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = Catalog::parse("s.sql", "CREATE TABLE t (id INT PRIMARY KEY);").unwrap_err();
+        assert!(e.message.contains("USE db"), "{e}");
+        let e = Catalog::parse(
+            "s.sql",
+            "CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, b BIT(65));",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("BIT(65)"), "{e}");
     }
 }
