@@ -225,13 +225,14 @@ impl std::hash::Hash for F64 {
 }
 
 impl fmt::Display for F64 {
-    /// The shortest text that reads back as the same double (as MySQL prints a DOUBLE):
-    /// `1`, `0.1`, `-2.5`, `1e300`, `1.5e-7`.
+    /// The shortest digits that read back as the same double, written as MariaDB prints a
+    /// DOUBLE: plain decimal for 1e-15 <= |x| < 1e15 (`1`, `0.1`, `0.00000025`,
+    /// `999000000000000`), otherwise with an exponent (`1.5e15`, `1e-16`, `-1.5e-300`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let x = self.0;
         let a = x.abs();
-        if a != 0.0 && !(1e-6..1e15).contains(&a) {
-            // Rust's `{:e}` is the shortest round-trip mantissa: `1e300`, `1.5e-7`.
+        if a != 0.0 && !(1e-15..1e15).contains(&a) {
+            // Rust's `{:e}` is the shortest round-trip mantissa: `1e300`, `1.5e-16`.
             write!(f, "{x:e}")
         } else {
             // `{}` is the shortest round-trip decimal without exponent (`0.1`, `3`).
@@ -681,6 +682,63 @@ mod tests {
             parse_datetime("9999-12-31 23:59:59.999999"),
             Some(*MICROS_RANGE.end())
         );
+    }
+
+    #[test]
+    fn doubles_have_a_total_order_and_print_like_mariadb() {
+        let d = |x: f64| F64::new(x).unwrap();
+        assert_eq!(d(-0.0), d(0.0));
+        assert_eq!(d(-0.0).get().to_bits(), 0.0f64.to_bits(), "-0 normalised");
+        assert!(F64::new(f64::NAN).is_none() && F64::new(f64::INFINITY).is_none());
+        assert!(d(-1.5) < d(0.0) && d(0.0) < d(1e-300));
+        let hash = |x: F64| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            x.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(d(0.0)), hash(F64(-0.0)));
+        // As MariaDB 11 prints them (checked with `SELECT`).
+        for (x, s) in [
+            (1e15, "1e15"),
+            (1e14, "100000000000000"),
+            (1e-5, "0.00001"),
+            (2.5e-7, "0.00000025"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (3.0, "3"),
+            (1e300, "1e300"),
+            (1.1, "1.1"),
+            (1e-15, "0.000000000000001"),
+            (1e-16, "1e-16"),
+            (9.99e14, "999000000000000"),
+            (1.5e15, "1.5e15"),
+            (123456789012345678.0, "1.2345678901234568e17"),
+            (-1.5e-300, "-1.5e-300"),
+        ] {
+            assert_eq!(d(x).to_string(), s);
+            let mut j = String::new();
+            Value::Double(d(x)).write_json(&mut j);
+            assert_eq!(j.parse::<f64>().unwrap(), x, "JSON number reads back");
+        }
+        let v = |x: f64| Value::Double(d(x));
+        assert_eq!(v(0.5).sql_cmp(&Value::Dec(Decimal::new(5, 1))), Some(Ordering::Equal));
+        assert_eq!(v(0.1).sql_cmp(&Value::Dec(Decimal::new(1, 1))), Some(Ordering::Equal));
+        assert_eq!(v(2.5).sql_cmp(&Value::Int(3)), Some(Ordering::Less));
+    }
+
+    #[test]
+    fn times_print_and_parse_like_mysql() {
+        assert_eq!(Value::Time(-3_020_399_000_000).to_string(), "-838:59:59");
+        assert_eq!(Value::Time(45_296_123_456).to_string(), "12:34:56.123456");
+        assert_eq!(Value::Time(43_200_500_000).to_string(), "12:00:00.500");
+        assert_eq!(Value::Time(-500_000).to_string(), "-00:00:00.500");
+        assert_eq!(parse_time("-838:59:59"), Some(-3_020_399_000_000));
+        assert_eq!(parse_time("12:00:00.5"), Some(43_200_500_000));
+        assert_eq!(parse_time("839:00:00"), None);
+        assert_eq!(parse_time("1:60:00"), None);
+        let mut j = String::new();
+        Value::Time(3_600_000_000).write_json(&mut j);
+        assert_eq!(j, "\"01:00:00\"");
     }
 
     #[test]

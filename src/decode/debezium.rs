@@ -1101,5 +1101,79 @@ mod tests {
     fn binlog_sequence_parses_suffix() {
         assert_eq!(binlog_sequence("mysql-bin.000003").unwrap(), 3);
         assert!(binlog_sequence("nofile").is_err());
+        assert_eq!(binlog_sequence("").unwrap(), 0, "Flink CDC snapshot reads");
+    }
+
+    fn dec_col(p: u8, s: u8) -> ColumnType {
+        ColumnType::Decimal {
+            precision: p,
+            scale: s,
+            unsigned: false,
+        }
+    }
+
+    fn precise_schema(scale: serde_json::Value) -> FieldSchema {
+        FieldSchema {
+            ty: "bytes".into(),
+            name: Some(CONNECT_DECIMAL.into()),
+            scale: Some(schema_scale(&scale)),
+        }
+    }
+
+    #[test]
+    fn regression_precise_scale_truncated_as_u8() {
+        // `"scale": 258` used to become 2 (`258 as u8`): 1234 read as 12.34.
+        let fs = precise_schema(serde_json::json!(258));
+        let e = decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).unwrap_err();
+        assert!(e.0.contains("258"), "{e}");
+        let fs = precise_schema(serde_json::json!("-1"));
+        assert!(decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).is_err());
+        let fs = precise_schema(serde_json::json!("2"));
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::new(1234, 2))
+        );
+        // decimal.format=NUMERIC: the number itself, exactly.
+        assert_eq!(
+            decode_value(&dec_col(30, 2), "123456789012345678901234.50", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::parse("123456789012345678901234.50").unwrap())
+        );
+    }
+
+    #[test]
+    fn regression_base64_all_digits_misread() {
+        // "1234" is valid base64 (bytes D7 6D F8): a precise DECIMAL(10,2) without schema used
+        // to be read as the decimal string 1234.00. In string mode a scale-2 decimal has its
+        // point, so the digits-only string is refused as ambiguous instead.
+        let e = decode_value(&dec_col(10, 2), "\"1234\"", None).unwrap_err();
+        assert!(e.0.contains("ambiguous"), "{e}");
+        // Not a base64 length, or with a point: a decimal string.
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"123\"", None).unwrap(),
+            Value::Dec(Decimal::new(12300, 2))
+        );
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"12.34\"", None).unwrap(),
+            Value::Dec(Decimal::new(1234, 2))
+        );
+        // Scale 0: string mode writes no point, so digits are a number.
+        assert_eq!(
+            decode_value(&dec_col(10, 0), "\"1234\"", None).unwrap(),
+            Value::Dec(Decimal::new(1234, 0))
+        );
+    }
+
+    #[test]
+    fn double_mode_with_a_schema_refuses_more_than_15_digits() {
+        let fs = FieldSchema {
+            ty: "double".into(),
+            name: None,
+            scale: None,
+        };
+        assert!(decode_value(&dec_col(20, 2), "12.5", Some(&fs)).is_err());
+        assert_eq!(
+            decode_value(&dec_col(15, 2), "12.5", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::new(1250, 2))
+        );
     }
 }

@@ -507,4 +507,34 @@ mod tests {
         let big = Expr::Binary(BinOp::Add, lit(Value::Int(i64::MAX)), lit(Value::Int(1)));
         assert!(big.eval(&[]).is_err());
     }
+
+    #[test]
+    fn any_double_operand_makes_arithmetic_double() {
+        let x = |f: f64| Value::Double(F64::new(f).unwrap());
+        let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
+        let ev = |op, a: Value, b: Value| Expr::Binary(op, lit(a), lit(b)).eval(&[]).unwrap();
+        assert_eq!(ev(BinOp::Add, Value::Int(1), x(0.5)), x(1.5));
+        assert_eq!(ev(BinOp::Div, Value::Int(7), x(2.0)), x(3.5));
+        assert_eq!(ev(BinOp::Mul, d("0.1"), x(3.0)), x(0.1 * 3.0));
+        assert_eq!(ev(BinOp::Div, x(1.0), Value::Int(0)), Value::Null);
+        assert_eq!(ev(BinOp::Eq, x(0.1), d("0.1")), Value::Int(1));
+        let huge = Expr::Binary(BinOp::Mul, lit(x(1e300)), lit(x(1e300)));
+        assert!(huge.eval(&[]).is_err(), "overflow is an error, never infinity");
+        assert_eq!(
+            Expr::Neg(lit(x(0.0))).eval(&[]).unwrap().to_string(),
+            "0"
+        );
+        for (l, r) in [
+            (Type::Int, Type::Double),
+            (Type::Double, Type::Dec(2)),
+            (Type::Double, Type::Double),
+        ] {
+            assert_eq!(binary_type(BinOp::Add, l, r), Ok(Type::Double));
+            assert_eq!(binary_type(BinOp::Div, l, r), Ok(Type::Double));
+        }
+        assert!(binary_type(BinOp::Add, Type::Double, Type::Text).is_err());
+        assert_eq!(unify(&[Type::Int, Type::Double]), Ok(Type::Double));
+        assert!(comparable(Type::Double, Type::Dec(3)));
+        assert_eq!(cast(Value::Int(2), Type::Double).unwrap(), x(2.0));
+    }
 }
