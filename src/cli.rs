@@ -121,7 +121,12 @@ struct DecodeArgs {
     /// `undeclared_columns`) columns schema.sql does not declare and reads missing nullable
     /// columns as NULL; `strict` rejects such events (dead letter). A missing NOT NULL column
     /// is always rejected.
-    #[arg(long, default_value = "lenient", env = "CDCFLOW_SCHEMA_DRIFT", value_name = "strict|lenient")]
+    #[arg(
+        long,
+        default_value = "lenient",
+        env = "CDCFLOW_SCHEMA_DRIFT",
+        value_name = "strict|lenient"
+    )]
     schema_drift: SchemaDrift,
 }
 

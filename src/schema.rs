@@ -411,7 +411,8 @@ fn blank_real_precision(text: &str) -> Cow<'_, str> {
                 let word = &text[last_word.0..last_word.1];
                 if q == b'"'
                     && i < b.len()
-                    && (word.eq_ignore_ascii_case("comment") || word.eq_ignore_ascii_case("default"))
+                    && (word.eq_ignore_ascii_case("comment")
+                        || word.eq_ignore_ascii_case("default"))
                     && text[last_word.1..start].trim().is_empty()
                     && !text[start + 1..i].contains(['\'', '\\'])
                 {
@@ -429,7 +430,8 @@ fn blank_real_precision(text: &str) -> Cow<'_, str> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$') {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
                     i += 1;
                 }
                 last_word = (start, i);
@@ -631,7 +633,9 @@ fn column_type(dt: &DataType) -> Result<(ColumnType, bool), String> {
             D::Custom(name, modifiers) => {
                 let n = object_parts(name).join(".").to_ascii_uppercase();
                 match n.as_str() {
-                    "SERIAL" if modifiers.is_empty() => return Ok((ColumnType::BigIntUnsigned, false)),
+                    "SERIAL" if modifiers.is_empty() => {
+                        return Ok((ColumnType::BigIntUnsigned, false));
+                    }
                     "YEAR" => ColumnType::Year,
                     "FIXED" => {
                         let n: Vec<u64> = modifiers
@@ -642,14 +646,17 @@ fn column_type(dt: &DataType) -> Result<(ColumnType, bool), String> {
                             [] => ExactNumberInfo::None,
                             [p] => ExactNumberInfo::Precision(*p),
                             [p, s] => ExactNumberInfo::PrecisionAndScale(*p, *s as i64),
-                            _ => return Err(format!("type {dt} is not supported ({SUPPORTED_TYPES})")),
+                            _ => {
+                                return Err(format!(
+                                    "type {dt} is not supported ({SUPPORTED_TYPES})"
+                                ));
+                            }
                         };
                         decimal(&info, false)?
                     }
                     "GEOMETRY" | "POINT" | "LINESTRING" | "POLYGON" | "MULTIPOINT"
-                    | "MULTILINESTRING" | "MULTIPOLYGON" | "GEOMETRYCOLLECTION" | "GEOMCOLLECTION" => {
-                        ColumnType::Geometry
-                    }
+                    | "MULTILINESTRING" | "MULTIPOLYGON" | "GEOMETRYCOLLECTION"
+                    | "GEOMCOLLECTION" => ColumnType::Geometry,
                     _ => return Err(format!("type {dt} is not supported ({SUPPORTED_TYPES})")),
                 }
             }
@@ -727,7 +734,10 @@ mod tests {
     use super::*;
 
     fn all_types() -> Catalog {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/debezium/all_types.sql");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/debezium/all_types.sql"
+        );
         Catalog::load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -770,7 +780,10 @@ mod tests {
         assert_eq!(ty("dp"), ColumnType::Double { single: false });
         assert_eq!(ty("body_l"), ColumnType::Text { max_chars: None });
         assert_eq!(ty("doc"), ColumnType::Json);
-        assert_eq!(ty("tags"), ColumnType::Set(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            ty("tags"),
+            ColumnType::Set(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert_eq!(ty("t6"), ColumnType::Time { precision: 6 });
         assert_eq!(ty("y"), ColumnType::Year);
         assert_eq!(ty("blob_l"), ColumnType::Bytes);
@@ -784,7 +797,10 @@ mod tests {
         let code = t.column("code").unwrap();
         assert_eq!(t.collation(code), Some("ascii_bin"));
         assert_eq!(t.collation(t.column("title").unwrap()), Some("utf8mb4_bin"));
-        assert_eq!(t.collation(t.column("body").unwrap()), Some("utf8mb4_unicode_ci"));
+        assert_eq!(
+            t.collation(t.column("body").unwrap()),
+            Some("utf8mb4_unicode_ci")
+        );
         let s = &c.tables[c.lookup("shop", "serials").unwrap()];
         assert_eq!(s.columns[0].ty, ColumnType::BigIntUnsigned);
         assert!(!s.columns[0].nullable, "SERIAL is NOT NULL");
@@ -802,8 +818,8 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.line, e.column), (4, 3), "{e}");
         assert!(e.message.contains("supported: TINYINT"), "{e}");
-        let e = Catalog::parse("s.sql", "CREATE DATABASE a;\nINSERT INTO a.t VALUES (1);")
-            .unwrap_err();
+        let e =
+            Catalog::parse("s.sql", "CREATE DATABASE a;\nINSERT INTO a.t VALUES (1);").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         let e = Catalog::parse("s.sql", "CREATE TABLE t (id INT PRIMARY KEY);").unwrap_err();
         assert!(e.message.contains("USE db"), "{e}");

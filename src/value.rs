@@ -451,7 +451,7 @@ impl fmt::Display for Value {
 
 /// `.fff` or `.ffffff` (nothing for whole seconds), as date-times and times are displayed.
 fn write_fraction(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
-    if micros % 1000 == 0 && micros != 0 {
+    if micros.is_multiple_of(1000) && micros != 0 {
         write!(f, ".{:03}", micros / 1000)
     } else if micros != 0 {
         write!(f, ".{micros:06}")
@@ -721,8 +721,14 @@ mod tests {
             assert_eq!(j.parse::<f64>().unwrap(), x, "JSON number reads back");
         }
         let v = |x: f64| Value::Double(d(x));
-        assert_eq!(v(0.5).sql_cmp(&Value::Dec(Decimal::new(5, 1))), Some(Ordering::Equal));
-        assert_eq!(v(0.1).sql_cmp(&Value::Dec(Decimal::new(1, 1))), Some(Ordering::Equal));
+        assert_eq!(
+            v(0.5).sql_cmp(&Value::Dec(Decimal::new(5, 1))),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            v(0.1).sql_cmp(&Value::Dec(Decimal::new(1, 1))),
+            Some(Ordering::Equal)
+        );
         assert_eq!(v(2.5).sql_cmp(&Value::Int(3)), Some(Ordering::Less));
     }
 

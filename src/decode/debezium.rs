@@ -1,13 +1,18 @@
 //! Debezium MySQL connector messages (JsonConverter), with `schemas.enable` on or off.
 //!
 //! - Envelope `before`/`after`/`source`/`op`; ops `c`, `r`, `u`, `d`. Tombstones (`null`, or
-//!   `{"schema":null,"payload":null}`), transaction BEGIN/END markers and key records are
-//!   [`Decoded::Ignored`].
+//!   `{"schema":null,"payload":null}`), transaction BEGIN markers, key records, schema-change
+//!   records (`SchemaChangeValue`, the legacy top-level `ddl`/`databaseName` form, Flink CDC's
+//!   `historyRecord`) and heartbeats (`Heartbeat`, `{"ts_ms": ..}`) are [`Decoded::Ignored`].
+//! - Schema drift follows [`SchemaDrift`]; column types and encodings are listed in README.md
+//!   ("Source tables and their types"). Flink CDC snapshot reads (`file: ""`, `pos: 0`) have
+//!   version 0, older than any binlog position.
 //! - Table from `source.db` + `source.table`; version from `source.file`/`pos`/`row`; time from
 //!   `source.ts_ms` (pre-1.0 connectors: `ts_sec` x 1000).
 //! - Column values as Debezium encodes them: DECIMAL in `string`, `double` or `precise` mode
 //!   (precise = base64 of the big-endian two's-complement unscaled value; the scale is only in
-//!   the schema, so a precise decimal without schema is refused); DATE as days since the epoch;
+//!   the schema, so a precise decimal without schema is refused; with `decimal.format=NUMERIC`
+//!   a JSON number, parsed from its text); DATE as days since the epoch;
 //!   DATETIME as epoch milliseconds (`io.debezium.time.Timestamp`) or microseconds
 //!   (`MicroTimestamp`); TIMESTAMP as an ISO-8601 string (`ZonedTimestamp`); ENUM as its string.
 //!   Without a schema the declared column type decides: DATETIME(0..3) is milliseconds,
@@ -309,8 +314,7 @@ impl DebeziumDecoder {
             || field_named("historyRecord")
         {
             Some(SchemaKind::SchemaChange)
-        } else if name.ends_with(".Heartbeat")
-            || (parsed.fields.len() == 1 && field_named("ts_ms"))
+        } else if name.ends_with(".Heartbeat") || (parsed.fields.len() == 1 && field_named("ts_ms"))
         {
             Some(SchemaKind::Heartbeat)
         } else {
@@ -607,9 +611,8 @@ impl DebeziumDecoder {
                     .or_else(|| s.get(name.to_ascii_lowercase().as_str()))
             });
             let col = &table.columns[idx];
-            let v = decode_value(&col.ty, value.get(), fs).map_err(|e| {
-                DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0))
-            })?;
+            let v = decode_value(&col.ty, value.get(), fs)
+                .map_err(|e| DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0)))?;
             if v.is_null() && !col.nullable {
                 return err(format!(
                     "column `{}` is NOT NULL but the value is null",
@@ -729,7 +732,9 @@ fn decode_value(
             }
             Ok(Value::Int(y))
         }
-        ColumnType::BigIntUnsigned => unsigned_64(raw, fs).map(|u| Value::Dec(Decimal::new(u as i128, 0))),
+        ColumnType::BigIntUnsigned => {
+            unsigned_64(raw, fs).map(|u| Value::Dec(Decimal::new(u as i128, 0)))
+        }
         ColumnType::Bit { width } => {
             let v: u64 = if raw == "true" || raw == "false" {
                 // BIT(1): a Connect boolean.
@@ -740,7 +745,10 @@ fn decode_value(
                     .decode(s.as_bytes())
                     .map_err(|e| DecodeError(format!("bad base64 in BIT value: {e}")))?;
                 if bytes.len() > 8 {
-                    return err(format!("BIT value of {} bytes exceeds 64 bits", bytes.len()));
+                    return err(format!(
+                        "BIT value of {} bytes exceeds 64 bits",
+                        bytes.len()
+                    ));
                 }
                 bytes
                     .iter()
@@ -749,7 +757,13 @@ fn decode_value(
             } else {
                 match raw.parse::<u64>() {
                     Ok(v) => v,
-                    Err(_) => return err(format!("expected BIT bits, got {} `{}`", kind(raw), clip(raw))),
+                    Err(_) => {
+                        return err(format!(
+                            "expected BIT bits, got {} `{}`",
+                            kind(raw),
+                            clip(raw)
+                        ));
+                    }
                 }
             };
             if *width < 64 && v >> *width != 0 {
@@ -766,7 +780,9 @@ fn decode_value(
             scale,
             unsigned,
         } => {
-            let schema_double = fs.is_some_and(|f| matches!(f.ty.as_str(), "double" | "float" | "float64" | "float32"));
+            let schema_double = fs.is_some_and(|f| {
+                matches!(f.ty.as_str(), "double" | "float" | "float64" | "float32")
+            });
             let d = if let Some(s) = json_str(raw)? {
                 let precise =
                     fs.is_some_and(|f| f.ty == "bytes") || logical == Some(CONNECT_DECIMAL);
@@ -811,7 +827,10 @@ fn decode_value(
                 }
                 match Decimal::parse(raw) {
                     Some(d) => d,
-                    None if raw.bytes().all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b)) => {
+                    None if raw
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b)) =>
+                    {
                         return err(format!(
                             "`{}` has more than 38 significant digits or a scale beyond 38: \
                              cdcflow keeps decimals exactly in 38 digits (i128)",
@@ -844,7 +863,9 @@ fn decode_value(
         ColumnType::Double { .. } => {
             let text = match json_str(raw)? {
                 Some(s) => s,
-                None if raw.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) => {
+                None if raw
+                    .starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) =>
+                {
                     Cow::Borrowed(raw)
                 }
                 None => return err(format!("expected a number, got {}", kind(raw))),
@@ -874,7 +895,10 @@ fn decode_value(
         ColumnType::Json => match json_str(raw)? {
             // io.debezium.data.Json: the document as a string.
             Some(s) => Ok(Value::Text(s.into_owned())),
-            None => err(format!("expected a JSON document as a string, got {}", kind(raw))),
+            None => err(format!(
+                "expected a JSON document as a string, got {}",
+                kind(raw)
+            )),
         },
         ColumnType::Enum(members) => {
             let s = match json_str(raw)? {
@@ -982,7 +1006,9 @@ fn decode_value(
                 wkb: Cow<'a, str>,
             }
             let g: Geometry = serde_json::from_str(raw).map_err(|e| {
-                DecodeError(format!("expected a geometry {{\"wkb\": .., \"srid\": ..}}: {e}"))
+                DecodeError(format!(
+                    "expected a geometry {{\"wkb\": .., \"srid\": ..}}: {e}"
+                ))
             })?;
             B64.decode(g.wkb.as_bytes())
                 .map(Value::Bytes)
@@ -999,7 +1025,7 @@ const CONNECT_DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
 /// above 0 with its decimal point, so a digit-only string of a valid base64 length (a multiple
 /// of 4) for such a column is taken as base64. For a scale-0 column a digit string is a number.
 fn looks_precise(s: &str, scale: u8) -> bool {
-    scale > 0 && !s.is_empty() && s.len() % 4 == 0 && s.bytes().all(|b| b.is_ascii_digit())
+    scale > 0 && !s.is_empty() && s.len().is_multiple_of(4) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A `BIGINT UNSIGNED` value as Debezium sends it: `bigint.unsigned.handling.mode=long` (an
@@ -1007,9 +1033,8 @@ fn looks_precise(s: &str, scale: u8) -> bool {
 /// `precise` (a Connect Decimal of scale 0: base64 bytes, or with decimal.format=NUMERIC a JSON
 /// number), or a digit string.
 fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> {
-    let out_of_range = |d: &dyn fmt::Display| {
-        DecodeError(format!("{d} is out of range for BIGINT UNSIGNED"))
-    };
+    let out_of_range =
+        |d: &dyn fmt::Display| DecodeError(format!("{d} is out of range for BIGINT UNSIGNED"));
     let from_decimal = |d: Decimal| -> Result<u64, DecodeError> {
         let i = d
             .rescale(0)
@@ -1017,7 +1042,8 @@ fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> 
         u64::try_from(i.mantissa).map_err(|_| out_of_range(&d))
     };
     if let Some(s) = json_str(raw)? {
-        let precise = fs.is_some_and(|f| f.ty == "bytes") || fs.and_then(|f| f.name.as_deref()) == Some(CONNECT_DECIMAL);
+        let precise = fs.is_some_and(|f| f.ty == "bytes")
+            || fs.and_then(|f| f.name.as_deref()) == Some(CONNECT_DECIMAL);
         if precise {
             return from_decimal(precise_decimal(raw, fs)?);
         }
@@ -1026,7 +1052,10 @@ fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> 
         }
         // Schemaless precise mode: base64 of the two's-complement value, scale 0.
         let bytes = B64.decode(s.as_bytes()).map_err(|e| {
-            DecodeError(format!("expected a number or base64 (precise), got `{}`: {e}", clip(&s)))
+            DecodeError(format!(
+                "expected a number or base64 (precise), got `{}`: {e}",
+                clip(&s)
+            ))
         })?;
         let m = twos_complement(&bytes).ok_or_else(|| out_of_range(&s))?;
         return from_decimal(Decimal::new(m, 0));
@@ -1062,7 +1091,10 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
                 Some(d) if d.scale <= scale => d.rescale(scale).ok_or_else(|| {
                     DecodeError(format!("{raw} exceeds the 38 digits cdcflow keeps"))
                 }),
-                Some(_) => err(format!("{} has more digits than the schema's scale {scale}", clip(raw))),
+                Some(_) => err(format!(
+                    "{} has more digits than the schema's scale {scale}",
+                    clip(raw)
+                )),
                 None => err(format!(
                     "expected a precise decimal (base64 or a number), got {} `{}`",
                     kind(raw),

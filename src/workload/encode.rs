@@ -294,7 +294,11 @@ fn field_schema(name: &str, ty: &ColumnType, optional: bool, decimal: DecimalMod
         ColumnType::Double { single: true } => ("float", None, None),
         ColumnType::Double { single: false } => ("double", None, None),
         ColumnType::Json => ("string", Some("io.debezium.data.Json"), None),
-        ColumnType::Set(m) => ("string", Some("io.debezium.data.EnumSet"), Some(set_params(m))),
+        ColumnType::Set(m) => (
+            "string",
+            Some("io.debezium.data.EnumSet"),
+            Some(set_params(m)),
+        ),
         ColumnType::Time { .. } => ("int64", Some("io.debezium.time.MicroTime"), None),
         ColumnType::Year => ("int32", Some("io.debezium.time.Year"), None),
         ColumnType::Decimal {

@@ -457,7 +457,11 @@ fn every_mysql_type_decodes_exactly_without_schemas() {
     assert_eq!(got[2], Decoded::Ignored("heartbeat"));
     assert_eq!(got[3], Decoded::Ignored("schema change"), "legacy form");
     assert_eq!(got[4], Decoded::Ignored("schema change"));
-    assert_eq!(got[5], Decoded::Ignored("schema change"), "Flink CDC historyRecord");
+    assert_eq!(
+        got[5],
+        Decoded::Ignored("schema change"),
+        "Flink CDC historyRecord"
+    );
     // After the ADD COLUMN the new column is ignored and counted (lenient by default).
     let r = after_of(&catalog, &got[6]);
     assert_eq!(r["name"], Value::Text("eight".into()));
@@ -592,8 +596,14 @@ fn bigint_unsigned_in_every_debezium_mode() {
     let max = dv("18446744073709551615");
     // bigint.unsigned.handling.mode=long wraps values above 2^63-1 to negative int64.
     assert_eq!(decode_v("BIGINT UNSIGNED", "-1"), Ok(max.clone()));
-    assert_eq!(decode_v("BIGINT UNSIGNED", "18446744073709551615"), Ok(max.clone()));
-    assert_eq!(decode_v("BIGINT UNSIGNED", "\"18446744073709551615\""), Ok(max.clone()));
+    assert_eq!(
+        decode_v("BIGINT UNSIGNED", "18446744073709551615"),
+        Ok(max.clone())
+    );
+    assert_eq!(
+        decode_v("BIGINT UNSIGNED", "\"18446744073709551615\""),
+        Ok(max.clone())
+    );
     // precise without schema: base64 of the two's complement, scale 0.
     assert_eq!(decode_v("BIGINT UNSIGNED", "\"AP//////////\""), Ok(max));
     assert_eq!(decode_v("SERIAL", "5"), Ok(dv("5")));
@@ -602,17 +612,37 @@ fn bigint_unsigned_in_every_debezium_mode() {
 
 #[test]
 fn times_bits_sets_and_doubles_are_checked() {
-    assert_eq!(decode_v("TIME(3)", "\"-01:02:03.5\""), Ok(Value::Time(-3_723_500_000)));
-    assert_eq!(decode_v("TIME", "3600000000"), Ok(Value::Time(3_600_000_000)));
-    assert!(decode_v("TIME", "3020400000000").is_err(), "beyond 838:59:59");
+    assert_eq!(
+        decode_v("TIME(3)", "\"-01:02:03.5\""),
+        Ok(Value::Time(-3_723_500_000))
+    );
+    assert_eq!(
+        decode_v("TIME", "3600000000"),
+        Ok(Value::Time(3_600_000_000))
+    );
+    assert!(
+        decode_v("TIME", "3020400000000").is_err(),
+        "beyond 838:59:59"
+    );
     assert_eq!(decode_v("BIT(3)", "\"Bw==\""), Ok(Value::Int(7)));
-    assert!(decode_v("BIT(3)", "\"CA==\"").is_err(), "8 does not fit 3 bits");
-    assert!(decode_v("SET('a','b')", "\"a,z\"").unwrap_err().contains("`z`"));
+    assert!(
+        decode_v("BIT(3)", "\"CA==\"").is_err(),
+        "8 does not fit 3 bits"
+    );
+    assert!(
+        decode_v("SET('a','b')", "\"a,z\"")
+            .unwrap_err()
+            .contains("`z`")
+    );
     assert_eq!(decode_v("DOUBLE", "1.0E300"), Ok(dbl(1e300)));
     assert!(decode_v("DOUBLE", "\"NaN\"").is_err());
     assert_eq!(decode_v("YEAR", "1999"), Ok(Value::Int(1999)));
     assert_eq!(decode_v("TINYINT(1)", "true"), Ok(Value::Int(1)));
-    assert!(decode_v("INT UNSIGNED", "-1").unwrap_err().contains("negative"));
+    assert!(
+        decode_v("INT UNSIGNED", "-1")
+            .unwrap_err()
+            .contains("negative")
+    );
 }
 
 #[test]
