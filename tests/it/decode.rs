@@ -671,3 +671,29 @@ fn a_column_added_upstream_keeps_the_views_updating() {
     assert!(b.metrics.undeclared_columns > 0);
     assert_eq!(a.metrics.undeclared_columns, 0);
 }
+
+#[test]
+fn views_over_doubles_and_times_plan_and_sum_of_double_is_refused() {
+    let catalog = || {
+        Catalog::parse(
+            "s.sql",
+            "CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, g INT, x DOUBLE, tm TIME, \
+             u BIGINT UNSIGNED);",
+        )
+        .unwrap()
+    };
+    let view = |sql: &str| {
+        cdcflow::sql::Dataflows::from_sources(
+            catalog(),
+            &[("v.sql".into(), "v".into(), sql.into())],
+        )
+    };
+    view(
+        "SELECT g, MIN(x), MAX(x), COUNT(x), MAX(tm), SUM(u) FROM a.t WHERE x * 2 > 0.5 GROUP BY g",
+    )
+    .unwrap();
+    view("SELECT x, COUNT(*) FROM a.t GROUP BY x").unwrap();
+    let e = view("SELECT g, SUM(x) FROM a.t GROUP BY g").unwrap_err();
+    assert!(e.message.contains("DOUBLE"), "{e}");
+    assert_eq!((e.line, e.column), (1, 11), "{e}");
+}
