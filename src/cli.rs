@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::decode::debezium::SchemaDrift;
 use crate::pipeline::{self, RunOptions, Workers};
 use crate::sink::{JsonlSink, Names, Sink, ViewState};
 use crate::source::Input;
@@ -113,6 +114,22 @@ struct TimeArgs {
     max_time_skew_ms: u64,
 }
 
+/// Decoding flags, shared by commands that run the engine.
+#[derive(Debug, Args)]
+struct DecodeArgs {
+    /// Events whose columns differ from schema.sql: `lenient` ignores (and counts, metric
+    /// `undeclared_columns`) columns schema.sql does not declare and reads missing nullable
+    /// columns as NULL; `strict` rejects such events (dead letter). A missing NOT NULL column
+    /// is always rejected.
+    #[arg(
+        long,
+        default_value = "lenient",
+        env = "CDCFLOW_SCHEMA_DRIFT",
+        value_name = "strict|lenient"
+    )]
+    schema_drift: SchemaDrift,
+}
+
 #[derive(Debug, Args)]
 struct ReplayArgs {
     #[command(flatten)]
@@ -129,6 +146,8 @@ struct ReplayArgs {
     dead_letter: Option<PathBuf>,
     #[command(flatten)]
     time: TimeArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// No progress output on stderr.
     #[arg(short, long, conflicts_with = "progress")]
     quiet: bool,
@@ -185,6 +204,8 @@ struct RunArgs {
     dead_letter: Option<PathBuf>,
     #[command(flatten)]
     time: TimeArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// A caught-up partition quiet for this long no longer holds the frontier.
     #[arg(long, default_value_t = 2000, env = "CDCFLOW_IDLE_TIMEOUT_MS")]
     idle_timeout_ms: u64,
@@ -574,6 +595,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         max_time_skew_ms: a.time.max_time_skew_ms,
         progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
         dead_letter: Some(dead_letter.clone()),
+        schema_drift: a.decode.schema_drift,
         ..RunOptions::new(1)
     };
     let outcome = pipeline::replay(&dataflows, inputs, &options, sink)?;
@@ -751,7 +773,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = pipeline::run(
         &dataflows,
         source,
-        pipeline::debezium(),
+        pipeline::debezium_with(a.decode.schema_drift),
         &options,
         Some(Box::new(crate::sink::Fanout::new(sinks))),
         metrics.clone(),

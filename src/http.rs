@@ -258,7 +258,11 @@ fn core_help(field: &str) -> &'static str {
         "records" => "Input records (lines) read.",
         "events" => "Row changes decoded.",
         "ignored" => {
-            "Records that carry no row change (tombstones, transaction markers, key records)."
+            "Records that carry no row change (tombstones, transaction markers, key records, \
+             schema changes, heartbeats)."
+        }
+        "undeclared_columns" => {
+            "Column values that schema.sql does not declare, ignored (schema drift, lenient)."
         }
         "duplicates" => "Changes whose version was already applied.",
         "stale" => "Changes older than the version already applied.",

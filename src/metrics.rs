@@ -13,8 +13,11 @@ pub struct Metrics {
     pub records: AtomicU64,
     /// Row changes decoded.
     pub events: AtomicU64,
-    /// Records that carry no row change (tombstones, transaction markers, key records).
+    /// Records that carry no row change (tombstones, transaction markers, key records, schema
+    /// changes, heartbeats).
     pub ignored: AtomicU64,
+    /// Column values that schema.sql does not declare, ignored (schema drift, lenient).
+    pub undeclared_columns: AtomicU64,
     /// Changes whose version was already applied.
     pub duplicates: AtomicU64,
     /// Changes older than the version already applied.
@@ -44,6 +47,8 @@ pub struct MetricsSnapshot {
     pub events: u64,
     /// See [`Metrics::ignored`].
     pub ignored: u64,
+    /// See [`Metrics::undeclared_columns`].
+    pub undeclared_columns: u64,
     /// See [`Metrics::duplicates`].
     pub duplicates: u64,
     /// See [`Metrics::stale`].
@@ -78,6 +83,7 @@ impl Metrics {
             records: self.records.load(Relaxed),
             events: self.events.load(Relaxed),
             ignored: self.ignored.load(Relaxed),
+            undeclared_columns: self.undeclared_columns.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             stale: self.stale.load(Relaxed),
             late: self.late.load(Relaxed),
@@ -113,6 +119,13 @@ impl fmt::Display for MetricsSnapshot {
                 f,
                 ", transactions {} ({} incomplete)",
                 self.transactions, self.incomplete_transactions
+            )?;
+        }
+        if self.undeclared_columns > 0 {
+            write!(
+                f,
+                ", undeclared columns ignored {}",
+                self.undeclared_columns
             )?;
         }
         Ok(())

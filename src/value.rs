@@ -253,6 +253,81 @@ impl fmt::Display for Decimal {
     }
 }
 
+/// An approximate number (MySQL `FLOAT`/`DOUBLE`): a finite `f64` with a total order.
+///
+/// MySQL cannot store NaN or infinities, so they are refused ([`F64::new`]); `-0.0` is
+/// normalised to `0.0`, so equality, order and hash agree with numeric equality.
+#[derive(Copy, Clone, Debug, Serialize, Deserialize)]
+pub struct F64(f64);
+
+impl F64 {
+    /// The value, or `None` for NaN and infinities.
+    pub fn new(x: f64) -> Option<F64> {
+        x.is_finite().then_some(F64(if x == 0.0 { 0.0 } else { x }))
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for F64 {
+    fn eq(&self, o: &F64) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+
+impl Eq for F64 {}
+
+impl PartialOrd for F64 {
+    fn partial_cmp(&self, o: &F64) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for F64 {
+    fn cmp(&self, o: &F64) -> Ordering {
+        // -0.0 is normalised on construction (and by deserialisation it might not be): compare
+        // zero by value.
+        if self.0 == 0.0 && o.0 == 0.0 {
+            return Ordering::Equal;
+        }
+        self.0.total_cmp(&o.0)
+    }
+}
+
+impl std::hash::Hash for F64 {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let x = if self.0 == 0.0 { 0.0f64 } else { self.0 };
+        x.to_bits().hash(h)
+    }
+}
+
+impl fmt::Display for F64 {
+    /// The shortest digits that read back as the same double, written as MariaDB prints a
+    /// DOUBLE: plain decimal for 1e-15 <= |x| < 1e15 (`1`, `0.1`, `0.00000025`,
+    /// `999000000000000`), otherwise with an exponent (`1.5e15`, `1e-16`, `-1.5e-300`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0;
+        let a = x.abs();
+        if a != 0.0 && !(1e-15..1e15).contains(&a) {
+            // Rust's `{:e}` is the shortest round-trip mantissa: `1e300`, `1.5e-16`.
+            write!(f, "{x:e}")
+        } else {
+            // `{}` is the shortest round-trip decimal without exponent (`0.1`, `3`).
+            write!(f, "{x}")
+        }
+    }
+}
+
+impl Decimal {
+    /// The double nearest to this decimal (correctly rounded).
+    pub fn to_f64(self) -> f64 {
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+}
+
 /// One SQL value. `Text` is valid UTF-8; text that is not stays `Bytes`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Value {
@@ -270,6 +345,11 @@ pub enum Value {
     Date(i32),
     /// A date-time without zone: microseconds since 1970-01-01 00:00:00.
     DateTime(i64),
+    /// An approximate number (`FLOAT`, `DOUBLE`).
+    Double(F64),
+    /// A MySQL `TIME`: a signed duration in microseconds (may be negative or above 24 hours;
+    /// MySQL's range is -838:59:59.999999..=838:59:59.999999).
+    Time(i64),
 }
 
 impl Value {
@@ -284,6 +364,8 @@ impl Value {
             Value::Null => None,
             Value::Int(i) => Some(*i != 0),
             Value::Dec(d) => Some(!d.is_zero()),
+            Value::Double(x) => Some(x.get() != 0.0),
+            Value::Time(us) => Some(*us != 0),
             Value::Text(t) => Some(Decimal::parse(t).is_some_and(|d| !d.is_zero())),
             _ => Some(true),
         }
@@ -306,6 +388,16 @@ impl Value {
         }
     }
 
+    /// The value as a double, for numeric values (decimals correctly rounded).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Dec(d) => Some(d.to_f64()),
+            Value::Double(x) => Some(x.get()),
+            _ => None,
+        }
+    }
+
     /// SQL comparison: `None` when either side is NULL or the kinds are not comparable.
     /// Integers and decimals compare numerically.
     pub fn sql_cmp(&self, o: &Value) -> Option<Ordering> {
@@ -315,6 +407,12 @@ impl Value {
             (Value::Int(_) | Value::Dec(_), Value::Int(_) | Value::Dec(_)) => {
                 Some(self.as_decimal()?.cmp_numeric(&o.as_decimal()?))
             }
+            // As in MySQL, a comparison with a DOUBLE is done in floating point.
+            (Value::Double(_), Value::Int(_) | Value::Dec(_) | Value::Double(_))
+            | (Value::Int(_) | Value::Dec(_), Value::Double(_)) => {
+                self.as_f64()?.partial_cmp(&o.as_f64()?)
+            }
+            (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
             (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
             (Value::Bytes(a), Value::Bytes(b)) => Some(a.cmp(b)),
             (Value::Text(a), Value::Bytes(b)) => Some(a.as_bytes().cmp(b.as_slice())),
@@ -327,8 +425,10 @@ impl Value {
         }
     }
 
-    /// Writes the value as a JSON value: numbers with their exact digits, days as
-    /// `"YYYY-MM-DD"`, date-times as `"YYYY-MM-DD HH:MM:SS[.fff[fff]]"`, bytes as hex text.
+    /// Writes the value as a JSON value: numbers with their exact digits (doubles as the
+    /// shortest text that reads back as the same double), days as `"YYYY-MM-DD"`, date-times
+    /// as `"YYYY-MM-DD HH:MM:SS[.fff[fff]]"`, times as `"[-]HH:MM:SS[.fff[fff]]"`, bytes as hex
+    /// text.
     pub fn write_json(&self, out: &mut String) {
         use std::fmt::Write;
         match self {
@@ -348,7 +448,12 @@ impl Value {
                 }
                 write_json_str(&s, out)
             }
-            Value::Date(_) | Value::DateTime(_) => write_json_str(&self.to_string(), out),
+            Value::Double(x) => {
+                let _ = write!(out, "{x}");
+            }
+            Value::Date(_) | Value::DateTime(_) | Value::Time(_) => {
+                write_json_str(&self.to_string(), out)
+            }
         }
     }
 }
@@ -379,6 +484,23 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("NULL"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Dec(d) => write!(f, "{d}"),
+            Value::Double(x) => write!(f, "{x}"),
+            Value::Time(us) => {
+                let a = us.unsigned_abs();
+                let secs = a / 1_000_000;
+                let micros = a % 1_000_000;
+                if *us < 0 {
+                    f.write_str("-")?;
+                }
+                write!(
+                    f,
+                    "{:02}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )?;
+                write_fraction(f, micros)
+            }
             Value::Text(t) => f.write_str(t),
             Value::Bytes(b) => {
                 f.write_str("0x")?;
@@ -401,16 +523,59 @@ impl fmt::Display for Value {
                     secs / 60 % 60,
                     secs % 60
                 )?;
-                if micros % 1000 == 0 && micros != 0 {
-                    write!(f, ".{:03}", micros / 1000)
-                } else if micros != 0 {
-                    write!(f, ".{micros:06}")
-                } else {
-                    Ok(())
-                }
+                write_fraction(f, micros as u64)
             }
         }
     }
+}
+
+/// `.fff` or `.ffffff` (nothing for whole seconds), as date-times and times are displayed.
+fn write_fraction(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
+    if micros.is_multiple_of(1000) && micros != 0 {
+        write!(f, ".{:03}", micros / 1000)
+    } else if micros != 0 {
+        write!(f, ".{micros:06}")
+    } else {
+        Ok(())
+    }
+}
+
+/// MySQL's TIME range in microseconds: -838:59:59.999999..=838:59:59.999999.
+pub const TIME_RANGE: std::ops::RangeInclusive<i64> =
+    -(839 * 3_600_000_000 - 1)..=839 * 3_600_000_000 - 1;
+
+/// Parses `[-]H+:MM[:SS[.ffffff]]` (MySQL's TIME text) into microseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (hms, frac) = match s.find('.') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    };
+    let mut p = hms.split(':');
+    let h = digits(p.next()?)?;
+    let m = digits(p.next()?)?;
+    let sec = digits(p.next().unwrap_or("0"))?;
+    if p.next().is_some() || m > 59 || sec > 59 || frac.len() > 6 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut micros: i64 = 0;
+    for i in 0..6 {
+        micros = micros * 10 + frac.as_bytes().get(i).map_or(0, |b| (b - b'0') as i64);
+    }
+    let us = h
+        .checked_mul(3600)?
+        .checked_add(m * 60 + sec)?
+        .checked_mul(1_000_000)?
+        .checked_add(micros)?;
+    let us = if neg { -us } else { us };
+    TIME_RANGE.contains(&us).then_some(us)
 }
 
 /// Microseconds in one day.
@@ -597,6 +762,69 @@ mod tests {
             parse_datetime("9999-12-31 23:59:59.999999"),
             Some(*MICROS_RANGE.end())
         );
+    }
+
+    #[test]
+    fn doubles_have_a_total_order_and_print_like_mariadb() {
+        let d = |x: f64| F64::new(x).unwrap();
+        assert_eq!(d(-0.0), d(0.0));
+        assert_eq!(d(-0.0).get().to_bits(), 0.0f64.to_bits(), "-0 normalised");
+        assert!(F64::new(f64::NAN).is_none() && F64::new(f64::INFINITY).is_none());
+        assert!(d(-1.5) < d(0.0) && d(0.0) < d(1e-300));
+        let hash = |x: F64| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            x.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(d(0.0)), hash(F64(-0.0)));
+        // As MariaDB 11 prints them (checked with `SELECT`).
+        for (x, s) in [
+            (1e15, "1e15"),
+            (1e14, "100000000000000"),
+            (1e-5, "0.00001"),
+            (2.5e-7, "0.00000025"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (3.0, "3"),
+            (1e300, "1e300"),
+            (1.1, "1.1"),
+            (1e-15, "0.000000000000001"),
+            (1e-16, "1e-16"),
+            (9.99e14, "999000000000000"),
+            (1.5e15, "1.5e15"),
+            (123456789012345678.0, "1.2345678901234568e17"),
+            (-1.5e-300, "-1.5e-300"),
+        ] {
+            assert_eq!(d(x).to_string(), s);
+            let mut j = String::new();
+            Value::Double(d(x)).write_json(&mut j);
+            assert_eq!(j.parse::<f64>().unwrap(), x, "JSON number reads back");
+        }
+        let v = |x: f64| Value::Double(d(x));
+        assert_eq!(
+            v(0.5).sql_cmp(&Value::Dec(Decimal::new(5, 1))),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            v(0.1).sql_cmp(&Value::Dec(Decimal::new(1, 1))),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(v(2.5).sql_cmp(&Value::Int(3)), Some(Ordering::Less));
+    }
+
+    #[test]
+    fn times_print_and_parse_like_mysql() {
+        assert_eq!(Value::Time(-3_020_399_000_000).to_string(), "-838:59:59");
+        assert_eq!(Value::Time(45_296_123_456).to_string(), "12:34:56.123456");
+        assert_eq!(Value::Time(43_200_500_000).to_string(), "12:00:00.500");
+        assert_eq!(Value::Time(-500_000).to_string(), "-00:00:00.500");
+        assert_eq!(parse_time("-838:59:59"), Some(-3_020_399_000_000));
+        assert_eq!(parse_time("12:00:00.5"), Some(43_200_500_000));
+        assert_eq!(parse_time("839:00:00"), None);
+        assert_eq!(parse_time("1:60:00"), None);
+        let mut j = String::new();
+        Value::Time(3_600_000_000).write_json(&mut j);
+        assert_eq!(j, "\"01:00:00\"");
     }
 
     #[test]

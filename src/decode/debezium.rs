@@ -1,13 +1,18 @@
 //! Debezium MySQL connector messages (JsonConverter), with `schemas.enable` on or off.
 //!
 //! - Envelope `before`/`after`/`source`/`op`; ops `c`, `r`, `u`, `d`. Tombstones (`null`, or
-//!   `{"schema":null,"payload":null}`), transaction BEGIN/END markers and key records are
-//!   [`Decoded::Ignored`].
+//!   `{"schema":null,"payload":null}`), transaction BEGIN markers, key records, schema-change
+//!   records (`SchemaChangeValue`, the legacy top-level `ddl`/`databaseName` form, Flink CDC's
+//!   `historyRecord`) and heartbeats (`Heartbeat`, `{"ts_ms": ..}`) are [`Decoded::Ignored`].
+//! - Schema drift follows [`SchemaDrift`]; column types and encodings are listed in README.md
+//!   ("Source tables and their types"). Flink CDC snapshot reads (`file: ""`, `pos: 0`) have
+//!   version 0, older than any binlog position.
 //! - Table from `source.db` + `source.table`; version from `source.file`/`pos`/`row`; time from
 //!   `source.ts_ms` (pre-1.0 connectors: `ts_sec` x 1000).
 //! - Column values as Debezium encodes them: DECIMAL in `string`, `double` or `precise` mode
 //!   (precise = base64 of the big-endian two's-complement unscaled value; the scale is only in
-//!   the schema, so a precise decimal without schema is refused); DATE as days since the epoch;
+//!   the schema, so a precise decimal without schema is refused; with `decimal.format=NUMERIC`
+//!   a JSON number, parsed from its text); DATE as days since the epoch;
 //!   DATETIME as epoch milliseconds (`io.debezium.time.Timestamp`) or microseconds
 //!   (`MicroTimestamp`); TIMESTAMP as an ISO-8601 string (`ZonedTimestamp`); ENUM as its string.
 //!   Without a schema the declared column type decides: DATETIME(0..3) is milliseconds,
@@ -28,7 +33,8 @@ use super::{ChangeEvent, Decoded, Decoder, Row, TxMarker, TxTag};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
 use crate::value::{
-    DAY_RANGE, Decimal, MICROS_PER_DAY, MICROS_RANGE, Value, parse_date, parse_datetime,
+    DAY_RANGE, Decimal, F64, MICROS_PER_DAY, MICROS_RANGE, TIME_RANGE, Value, parse_date,
+    parse_datetime, parse_time,
 };
 
 pub use super::DecodeError;
@@ -62,6 +68,42 @@ struct Message<'a> {
     ts_ms: Option<u64>,
     #[serde(default)]
     data_collections: Option<Vec<DataCollection<'a>>>,
+    // Schema-change records (`io.debezium.connector.mysql.SchemaChangeValue`, and the legacy
+    // form with these at the top level) and Flink CDC's `historyRecord`.
+    #[serde(borrow, default)]
+    ddl: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "databaseName")]
+    database_name: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "tableChanges")]
+    table_changes: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "historyRecord")]
+    history_record: Option<&'a RawValue>,
+    // A heartbeat's key (`io.debezium.connector.common.ServerNameKey`).
+    #[serde(borrow, default, rename = "serverName")]
+    server_name: Option<&'a RawValue>,
+}
+
+impl Message<'_> {
+    /// A schema-change record (DDL) rather than a row change.
+    fn is_schema_change(&self) -> bool {
+        self.ddl.is_some()
+            || self.table_changes.is_some()
+            || self.history_record.is_some()
+            || (self.database_name.is_some() && self.op.is_none())
+    }
+
+    /// A heartbeat: `{"ts_ms": ..}` and nothing else (or its `{"serverName": ..}` key).
+    fn is_heartbeat(&self) -> bool {
+        let nothing_else = self.op.is_none()
+            && self.source.is_none()
+            && self.before.is_none()
+            && self.after.is_none()
+            && self.status.is_none()
+            && self.id.is_none()
+            && self.transaction.is_none()
+            && self.data_collections.is_none();
+        nothing_else && (self.ts_ms.is_some() != self.server_name.is_some())
+    }
 }
 
 /// The `transaction` block of a change event.
@@ -127,8 +169,8 @@ struct FieldSchema {
     ty: String,
     /// Logical name (`org.apache.kafka.connect.data.Decimal`, `io.debezium.time.Date`, ...).
     name: Option<String>,
-    /// `parameters.scale` of a Decimal.
-    scale: Option<u8>,
+    /// `parameters.scale` of a Decimal: its value, or why it is unusable.
+    scale: Option<Result<u8, String>>,
 }
 
 /// Field schemas of the `after`/`before` struct, by column name.
@@ -148,18 +190,67 @@ struct ConnectSchema {
     parameters: Option<HashMap<String, serde_json::Value>>,
 }
 
+/// What a message's Connect schema says it is.
+#[derive(Clone, Debug)]
+enum SchemaKind {
+    /// A change-event envelope with these row field schemas.
+    Envelope(Arc<RowSchema>),
+    /// A key record.
+    Key,
+    /// A transaction BEGIN/END marker (decoded from its payload).
+    TxMarker,
+    /// A schema-change record (DDL).
+    SchemaChange,
+    /// A heartbeat.
+    Heartbeat,
+}
+
+/// How events whose columns differ from schema.sql are treated (`--schema-drift`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum SchemaDrift {
+    /// Columns an event carries that schema.sql does not declare are ignored (and counted, see
+    /// [`Decoder::take_undeclared_columns`]); nullable declared columns the event lacks are
+    /// NULL. A NOT NULL column that is missing is still an error. The default: an upstream
+    /// `ALTER TABLE .. ADD COLUMN` does not stop the views.
+    #[default]
+    Lenient,
+    /// Every column must be declared and every declared column present: any difference is an
+    /// error (the record is dead-lettered).
+    Strict,
+}
+
+impl std::str::FromStr for SchemaDrift {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lenient" => Ok(SchemaDrift::Lenient),
+            "strict" => Ok(SchemaDrift::Strict),
+            other => Err(format!("schema drift `{other}`: use strict or lenient")),
+        }
+    }
+}
+
 /// Decodes Debezium JSON messages against a [`Catalog`]. Holds a cache of parsed Connect schemas.
 pub struct DebeziumDecoder {
     catalog: Arc<Catalog>,
-    schema_cache: HashMap<Box<str>, Arc<RowSchema>>,
+    schema_cache: HashMap<Box<str>, SchemaKind>,
+    drift: SchemaDrift,
+    undeclared: std::cell::Cell<u64>,
 }
 
 impl DebeziumDecoder {
-    /// A decoder for the tables of `catalog`.
+    /// A decoder for the tables of `catalog` ([`SchemaDrift::Lenient`]).
     pub fn new(catalog: Arc<Catalog>) -> Self {
+        DebeziumDecoder::with_drift(catalog, SchemaDrift::default())
+    }
+
+    /// A decoder for the tables of `catalog` with the given schema-drift policy.
+    pub fn with_drift(catalog: Arc<Catalog>, drift: SchemaDrift) -> Self {
         DebeziumDecoder {
             catalog,
             schema_cache: HashMap::new(),
+            drift,
+            undeclared: std::cell::Cell::new(0),
         }
     }
 
@@ -189,15 +280,15 @@ impl DebeziumDecoder {
                 _ => return Ok(Decoded::Ignored("tombstone")),
             };
             let row_schema = match msg.schema {
-                Some(s) if s.get() != "null" => Some(self.row_schema(s)?),
+                Some(s) if s.get() != "null" => match self.row_schema(s)? {
+                    SchemaKind::Envelope(r) => Some(r),
+                    SchemaKind::Key => return Ok(Decoded::Ignored("key record")),
+                    SchemaKind::SchemaChange => return Ok(Decoded::Ignored("schema change")),
+                    SchemaKind::Heartbeat => return Ok(Decoded::Ignored("heartbeat")),
+                    SchemaKind::TxMarker => None,
+                },
                 _ => None,
             };
-            if row_schema.as_ref().is_some_and(|s| s.is_empty()) {
-                let kind = ignored_kind(payload.get());
-                if kind != "transaction marker" {
-                    return Ok(Decoded::Ignored(kind));
-                }
-            }
             let inner: Message = serde_json::from_str(payload.get())
                 .map_err(|e| DecodeError(format!("malformed payload: {e}")))?;
             self.envelope(inner, row_schema.as_deref())
@@ -206,25 +297,42 @@ impl DebeziumDecoder {
         }
     }
 
-    fn row_schema(&mut self, schema: &RawValue) -> Result<Arc<RowSchema>, DecodeError> {
+    fn row_schema(&mut self, schema: &RawValue) -> Result<SchemaKind, DecodeError> {
         if let Some(s) = self.schema_cache.get(schema.get()) {
             return Ok(s.clone());
         }
         let parsed: ConnectSchema = serde_json::from_str(schema.get())
             .map_err(|e| DecodeError(format!("malformed schema: {e}")))?;
         let mut fields = RowSchema::new();
-        let is_key = parsed.name.as_deref().is_some_and(|n| n.ends_with(".Key"));
-        if !is_key {
+        let name = parsed.name.as_deref().unwrap_or_default();
+        let field_named = |n: &str| parsed.fields.iter().any(|f| f.field.as_deref() == Some(n));
+        let kind = if name.ends_with(".Key") || name.ends_with("ServerNameKey") {
+            Some(SchemaKind::Key)
+        } else if name.ends_with(".SchemaChangeValue")
+            || name.ends_with(".SchemaChangeKey")
+            || field_named("ddl")
+            || field_named("historyRecord")
+        {
+            Some(SchemaKind::SchemaChange)
+        } else if name.ends_with(".Heartbeat") || (parsed.fields.len() == 1 && field_named("ts_ms"))
+        {
+            Some(SchemaKind::Heartbeat)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            self.cache(schema, kind.clone());
+            return Ok(kind);
+        }
+        {
             for part in &parsed.fields {
                 if matches!(part.field.as_deref(), Some("after" | "before")) {
                     for f in &part.fields {
-                        let scale = f.parameters.as_ref().and_then(|p| p.get("scale")).and_then(
-                            |v| match v {
-                                serde_json::Value::String(s) => s.parse().ok(),
-                                serde_json::Value::Number(n) => n.as_u64().map(|n| n as u8),
-                                _ => None,
-                            },
-                        );
+                        let scale = f
+                            .parameters
+                            .as_ref()
+                            .and_then(|p| p.get("scale"))
+                            .map(schema_scale);
                         fields.insert(
                             f.field.clone().unwrap_or_default().to_ascii_lowercase(),
                             FieldSchema {
@@ -243,32 +351,31 @@ impl DebeziumDecoder {
                     .all(|f| f.field.as_deref() != Some("op"))
             {
                 // Not an envelope and not a key: a transaction marker or something else.
-                let kind = if parsed
-                    .fields
-                    .iter()
-                    .any(|f| f.field.as_deref() == Some("status"))
-                {
-                    Arc::new(RowSchema::new())
-                } else {
-                    return err(format!(
-                        "schema `{}` is not a Debezium change-event envelope",
-                        parsed.name.unwrap_or_default()
-                    ));
-                };
-                return Ok(kind);
+                if field_named("status") {
+                    return Ok(SchemaKind::TxMarker);
+                }
+                return err(format!(
+                    "schema `{name}` is not a Debezium change-event envelope"
+                ));
             }
         }
-        let arc = Arc::new(fields);
+        let kind = SchemaKind::Envelope(Arc::new(fields));
+        self.cache(schema, kind.clone());
+        Ok(kind)
+    }
+
+    fn cache(&mut self, schema: &RawValue, kind: SchemaKind) {
         if self.schema_cache.len() < 1024 {
-            self.schema_cache.insert(schema.get().into(), arc.clone());
+            self.schema_cache.insert(schema.get().into(), kind);
         }
-        Ok(arc)
     }
 
     fn envelope(&self, msg: Message, schema: Option<&RowSchema>) -> Result<Decoded, DecodeError> {
         let op = match msg.op.as_deref() {
             Some(op) => op,
             None if msg.status.is_some() => return marker(&msg),
+            None if msg.is_schema_change() => return Ok(Decoded::Ignored("schema change")),
+            None if msg.is_heartbeat() => return Ok(Decoded::Ignored("heartbeat")),
             None => return err("not a Debezium change event: no `op` field"),
         };
         let source = match msg.source {
@@ -326,7 +433,8 @@ impl DebeziumDecoder {
             match raw {
                 None => Ok(None),
                 Some(r) if r.get() == "null" => Ok(None),
-                Some(r) => decode_row(table_def, r, schema, which == "before")
+                Some(r) => self
+                    .decode_row(table_def, r, schema, which == "before")
                     .map(Some)
                     .map_err(|e| {
                         DecodeError(format!("`{which}` of {}: {}", table_def.qualified(), e.0))
@@ -415,13 +523,25 @@ impl Decoder for DebeziumDecoder {
     fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         DebeziumDecoder::decode(self, bytes)
     }
+
+    fn take_undeclared_columns(&mut self) -> u64 {
+        self.undeclared.replace(0)
+    }
 }
 
-fn ignored_kind(payload: &str) -> &'static str {
-    if payload.contains("\"status\"") {
-        "transaction marker"
-    } else {
-        "key record"
+/// `parameters.scale` of a Connect Decimal schema (a string or a number).
+fn schema_scale(v: &serde_json::Value) -> Result<u8, String> {
+    let n = match v {
+        serde_json::Value::String(s) => s.parse::<i64>().ok(),
+        serde_json::Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    match n {
+        Some(n @ 0..=38) => Ok(n as u8),
+        Some(n) => Err(format!(
+            "precise decimal scale {n} is out of range 0..=38 (cdcflow keeps at most 38 digits)"
+        )),
+        None => Err(format!("precise decimal scale `{v}` is not an integer")),
     }
 }
 
@@ -429,8 +549,13 @@ fn key_of(table: &Table, row: &Row) -> Row {
     table.primary_key.iter().map(|&i| row[i].clone()).collect()
 }
 
-/// The numeric suffix of a binlog file name: `mysql-bin.000003` -> 3.
+/// The numeric suffix of a binlog file name: `mysql-bin.000003` -> 3. An empty name is 0:
+/// Flink CDC's snapshot reads carry `file: ""` and `pos: 0`, and a snapshot read is older than
+/// any binlog position.
 fn binlog_sequence(file: &str) -> Result<u64, DecodeError> {
+    if file.is_empty() {
+        return Ok(0);
+    }
     file.rsplit('.')
         .next()
         .and_then(|s| s.parse().ok())
@@ -441,59 +566,71 @@ fn binlog_sequence(file: &str) -> Result<u64, DecodeError> {
         })
 }
 
-/// Decodes a row object. With `key_only`, only the primary-key columns are decoded and
-/// required (other columns become NULL): a `before` image serves only to find the key, so a
-/// value that no longer matches schema.sql there must not block a delete.
-fn decode_row(
-    table: &Table,
-    raw: &RawValue,
-    schema: Option<&RowSchema>,
-    key_only: bool,
-) -> Result<Row, DecodeError> {
-    let fields: RawFields =
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError(format!("not an object: {e}")))?;
-    let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
-    for (position, (name, value)) in fields.0.into_iter().enumerate() {
-        // Debezium writes the columns in declaration order: try that position first.
-        let at_position = table.columns.get(position).is_some_and(|c| c.name == name);
-        let idx = match if at_position {
-            Some(position)
-        } else {
-            table.column(&name)
-        } {
-            Some(i) if key_only && !table.primary_key.contains(&i) => continue,
-            Some(i) => i,
-            None if key_only => continue,
-            None => {
+impl DebeziumDecoder {
+    /// Decodes a row object. With `key_only`, only the primary-key columns are decoded and
+    /// required (other columns become NULL): a `before` image serves only to find the key, so
+    /// a value that no longer matches schema.sql there must not block a delete. Columns that
+    /// schema.sql does not declare, and nullable declared columns that are missing, follow the
+    /// [`SchemaDrift`] policy.
+    fn decode_row(
+        &self,
+        table: &Table,
+        raw: &RawValue,
+        schema: Option<&RowSchema>,
+        key_only: bool,
+    ) -> Result<Row, DecodeError> {
+        let fields: RawFields = serde_json::from_str(raw.get())
+            .map_err(|e| DecodeError(format!("not an object: {e}")))?;
+        let strict = self.drift == SchemaDrift::Strict;
+        let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
+        for (position, (name, value)) in fields.0.into_iter().enumerate() {
+            // Debezium writes the columns in declaration order: try that position first.
+            let at_position = table.columns.get(position).is_some_and(|c| c.name == name);
+            let idx = match if at_position {
+                Some(position)
+            } else {
+                table.column(&name)
+            } {
+                Some(i) if key_only && !table.primary_key.contains(&i) => continue,
+                Some(i) => i,
+                None if key_only => continue,
+                None if !strict => {
+                    self.undeclared.set(self.undeclared.get() + 1);
+                    continue;
+                }
+                None => {
+                    return err(format!(
+                        "column `{name}` is not declared in schema.sql for {} \
+                         (--schema-drift strict)",
+                        table.qualified()
+                    ));
+                }
+            };
+            let fs = schema.and_then(|s| {
+                s.get(name.as_ref())
+                    .or_else(|| s.get(name.to_ascii_lowercase().as_str()))
+            });
+            let col = &table.columns[idx];
+            let v = decode_value(&col.ty, value.get(), fs)
+                .map_err(|e| DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0)))?;
+            if v.is_null() && !col.nullable {
                 return err(format!(
-                    "column `{name}` is not declared in schema.sql for {}",
-                    table.qualified()
+                    "column `{}` is NOT NULL but the value is null",
+                    col.name
                 ));
             }
-        };
-        let fs = schema.and_then(|s| {
-            s.get(name.as_ref())
-                .or_else(|| s.get(name.to_ascii_lowercase().as_str()))
-        });
-        let col = &table.columns[idx];
-        let v = decode_value(&col.ty, value.get(), fs)
-            .map_err(|e| DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0)))?;
-        if v.is_null() && !col.nullable {
-            return err(format!(
-                "column `{}` is NOT NULL but the value is null",
-                col.name
-            ));
+            row[idx] = Some(v);
         }
-        row[idx] = Some(v);
+        row.into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(v) => Ok(v),
+                None if key_only && !table.primary_key.contains(&i) => Ok(Value::Null),
+                None if !strict && table.columns[i].nullable => Ok(Value::Null),
+                None => err(format!("column `{}` is missing", table.columns[i].name)),
+            })
+            .collect()
     }
-    row.into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Some(v) => Ok(v),
-            None if key_only && !table.primary_key.contains(&i) => Ok(Value::Null),
-            None => err(format!("column `{}` is missing", table.columns[i].name)),
-        })
-        .collect()
 }
 
 /// Text of a JSON string literal, unescaped; `None` if `raw` is not a string.
@@ -553,6 +690,8 @@ fn twos_complement(bytes: &[u8]) -> Option<i128> {
     Some(v)
 }
 
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
 fn decode_value(
     ty: &ColumnType,
     raw: &str,
@@ -563,28 +702,105 @@ fn decode_value(
     }
     let logical = fs.and_then(|f| f.name.as_deref());
     match ty {
-        ColumnType::Int { .. } => {
-            if logical == Some("org.apache.kafka.connect.data.Decimal") {
+        ColumnType::Int { unsigned } => {
+            let i = if logical == Some(CONNECT_DECIMAL) {
                 // bigint.unsigned.handling.mode=precise
                 let d = precise_decimal(raw, fs)?;
-                return match d.rescale(0).and_then(|d| i64::try_from(d.mantissa).ok()) {
-                    Some(i) => Ok(Value::Int(i)),
-                    None => err(format!("{d} does not fit a signed 64-bit integer")),
-                };
+                match d.rescale(0).and_then(|d| i64::try_from(d.mantissa).ok()) {
+                    Some(i) => i,
+                    None => return err(format!("{d} does not fit a signed 64-bit integer")),
+                }
+            } else if raw == "true" || raw == "false" {
+                // BOOLEAN / TINYINT(1) with a boolean converter, BIT(1) declared as an integer.
+                (raw == "true") as i64
+            } else {
+                json_int(raw)?
+            };
+            if *unsigned && i < 0 {
+                return err(format!("{i} is negative for an UNSIGNED column"));
             }
-            if raw == "true" || raw == "false" {
-                return Ok(Value::Int((raw == "true") as i64));
-            }
-            Ok(Value::Int(json_int(raw)?))
+            Ok(Value::Int(i))
         }
-        ColumnType::Decimal { precision, scale } => {
+        ColumnType::Year => {
+            // io.debezium.time.Year: the year as an int32.
+            let y = match json_str(raw)? {
+                Some(s) => json_int(&s)?,
+                None => json_int(raw)?,
+            };
+            if !(0..=9999).contains(&y) {
+                return err(format!("year {y} is out of range"));
+            }
+            Ok(Value::Int(y))
+        }
+        ColumnType::BigIntUnsigned => {
+            unsigned_64(raw, fs).map(|u| Value::Dec(Decimal::new(u as i128, 0)))
+        }
+        ColumnType::Bit { width } => {
+            let v: u64 = if raw == "true" || raw == "false" {
+                // BIT(1): a Connect boolean.
+                (raw == "true") as u64
+            } else if let Some(s) = json_str(raw)? {
+                // io.debezium.data.Bits: base64 of the bits, least significant byte first.
+                let bytes = B64
+                    .decode(s.as_bytes())
+                    .map_err(|e| DecodeError(format!("bad base64 in BIT value: {e}")))?;
+                if bytes.len() > 8 {
+                    return err(format!(
+                        "BIT value of {} bytes exceeds 64 bits",
+                        bytes.len()
+                    ));
+                }
+                bytes
+                    .iter()
+                    .rev()
+                    .fold(0u64, |acc, b| (acc << 8) | *b as u64)
+            } else {
+                match raw.parse::<u64>() {
+                    Ok(v) => v,
+                    Err(_) => {
+                        return err(format!(
+                            "expected BIT bits, got {} `{}`",
+                            kind(raw),
+                            clip(raw)
+                        ));
+                    }
+                }
+            };
+            if *width < 64 && v >> *width != 0 {
+                return err(format!("{v} does not fit BIT({width})"));
+            }
+            Ok(if *width <= 63 {
+                Value::Int(v as i64)
+            } else {
+                Value::Dec(Decimal::new(v as i128, 0))
+            })
+        }
+        ColumnType::Decimal {
+            precision,
+            scale,
+            unsigned,
+        } => {
+            let schema_double = fs.is_some_and(|f| {
+                matches!(f.ty.as_str(), "double" | "float" | "float64" | "float32")
+            });
             let d = if let Some(s) = json_str(raw)? {
-                let precise = fs.is_some_and(|f| f.ty == "bytes")
-                    || logical == Some("org.apache.kafka.connect.data.Decimal");
+                let precise =
+                    fs.is_some_and(|f| f.ty == "bytes") || logical == Some(CONNECT_DECIMAL);
                 if precise {
                     precise_decimal(raw, fs)?
                 } else {
                     match Decimal::parse(&s) {
+                        Some(_) if fs.is_none() && looks_precise(&s, *scale) => {
+                            return err(format!(
+                                "`{}` is ambiguous without a schema: a DECIMAL with scale {scale} \
+                                 in decimal.handling.mode=string has a decimal point, so this \
+                                 looks like base64 (decimal.handling.mode=precise), whose scale \
+                                 is only in the schema: enable schemas \
+                                 (value.converter.schemas.enable=true) or use \
+                                 decimal.handling.mode=string",
+                                clip(&s)
+                            ));
+                        }
                         Some(d) => d,
                         None if fs.is_none() => {
                             return err(format!(
@@ -599,16 +815,28 @@ fn decode_value(
                     }
                 }
             } else if raw.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
-                // decimal.handling.mode=double: exact only while the digits fit a double.
-                if *precision > 15 {
+                // A JSON number: decimal.handling.mode=precise with decimal.format=NUMERIC
+                // (exact digits), or decimal.handling.mode=double. The raw JSON text is parsed,
+                // never a double: every digit is kept.
+                if schema_double && *precision > 15 {
                     return err(format!(
-                        "DECIMAL({precision},{scale}) sent as a JSON number \
+                        "DECIMAL({precision},{scale}) sent as a double \
                          (decimal.handling.mode=double) cannot be exact beyond 15 digits: \
                          use decimal.handling.mode=string or precise"
                     ));
                 }
                 match Decimal::parse(raw) {
                     Some(d) => d,
+                    None if raw
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b)) =>
+                    {
+                        return err(format!(
+                            "`{}` has more than 38 significant digits or a scale beyond 38: \
+                             cdcflow keeps decimals exactly in 38 digits (i128)",
+                            clip(raw)
+                        ));
+                    }
                     None => return err(format!("`{}` is not a number", clip(raw))),
                 }
             } else {
@@ -616,16 +844,37 @@ fn decode_value(
             };
             let exact = d.rescale(*scale).ok_or_else(|| {
                 DecodeError(format!(
-                    "{d} does not fit DECIMAL({precision},{scale}) exactly"
+                    "{d} does not fit DECIMAL({precision},{scale}) exactly (or exceeds the 38 \
+                     digits cdcflow keeps)"
                 ))
             })?;
-            let limit = 10i128.pow(*precision as u32);
-            if exact.mantissa.unsigned_abs() >= limit as u128 {
+            if let Some(limit) = 10i128.checked_pow(*precision as u32)
+                && exact.mantissa.unsigned_abs() >= limit as u128
+            {
                 return err(format!(
                     "{d} is out of range for DECIMAL({precision},{scale})"
                 ));
             }
+            if *unsigned && exact.mantissa < 0 {
+                return err(format!("{d} is negative for an UNSIGNED column"));
+            }
             Ok(Value::Dec(exact))
+        }
+        ColumnType::Double { .. } => {
+            let text = match json_str(raw)? {
+                Some(s) => s,
+                None if raw
+                    .starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) =>
+                {
+                    Cow::Borrowed(raw)
+                }
+                None => return err(format!("expected a number, got {}", kind(raw))),
+            };
+            // Rust's parser rounds the decimal text correctly to the nearest double.
+            match text.trim().parse::<f64>().ok().and_then(F64::new) {
+                Some(x) => Ok(Value::Double(x)),
+                None => err(format!("`{}` is not a finite number", clip(&text))),
+            }
         }
         ColumnType::Text { max_chars } => {
             let s = match json_str(raw)? {
@@ -643,6 +892,14 @@ fn decode_value(
             }
             Ok(Value::Text(s.into_owned()))
         }
+        ColumnType::Json => match json_str(raw)? {
+            // io.debezium.data.Json: the document as a string.
+            Some(s) => Ok(Value::Text(s.into_owned())),
+            None => err(format!(
+                "expected a JSON document as a string, got {}",
+                kind(raw)
+            )),
+        },
         ColumnType::Enum(members) => {
             let s = match json_str(raw)? {
                 Some(s) => s,
@@ -650,6 +907,19 @@ fn decode_value(
             };
             if !members.iter().any(|m| m.as_str() == s) {
                 return err(format!("`{}` is not a member of the ENUM", clip(&s)));
+            }
+            Ok(Value::Text(s.into_owned()))
+        }
+        ColumnType::Set(members) => {
+            // io.debezium.data.EnumSet: the members, comma-joined.
+            let s = match json_str(raw)? {
+                Some(s) => s,
+                None => return err(format!("expected a SET string, got {}", kind(raw))),
+            };
+            if !s.is_empty()
+                && let Some(m) = s.split(',').find(|m| !members.iter().any(|x| x == m))
+            {
+                return err(format!("`{}` is not a member of the SET", clip(m)));
             }
             Ok(Value::Text(s.into_owned()))
         }
@@ -694,31 +964,152 @@ fn decode_value(
                 .map(Value::DateTime)
                 .ok_or_else(|| DecodeError(format!("{n} is outside 0000-01-01..9999-12-31")))
         }
+        ColumnType::Time { .. } => {
+            if let Some(s) = json_str(raw)? {
+                return parse_time(&s)
+                    .map(Value::Time)
+                    .ok_or_else(|| DecodeError(format!("`{}` is not a TIME", clip(&s))));
+            }
+            let n = json_int(raw)?;
+            let micros = match logical {
+                Some("io.debezium.time.NanoTime") => {
+                    if n % 1000 != 0 {
+                        return err("nanoseconds cannot be kept (at most microseconds)");
+                    }
+                    Some(n / 1000)
+                }
+                // time.precision.mode=adaptive (TIME(0..3)) and connect: milliseconds.
+                Some("io.debezium.time.Time" | "org.apache.kafka.connect.data.Time") => {
+                    n.checked_mul(1000)
+                }
+                // io.debezium.time.MicroTime, and without a schema Debezium's default mode
+                // (adaptive_time_microseconds): microseconds.
+                _ => Some(n),
+            };
+            micros
+                .filter(|us| TIME_RANGE.contains(us))
+                .map(Value::Time)
+                .ok_or_else(|| DecodeError(format!("{n} is outside -838:59:59..838:59:59")))
+        }
         ColumnType::Bytes => match json_str(raw)? {
-            Some(s) => base64::engine::general_purpose::STANDARD
+            Some(s) => B64
                 .decode(s.as_bytes())
                 .map(Value::Bytes)
                 .map_err(|e| DecodeError(format!("bad base64: {e}"))),
             None => err(format!("expected base64 bytes, got {}", kind(raw))),
         },
+        ColumnType::Geometry => {
+            // io.debezium.data.geometry.{Geometry,Point,..}: {"wkb": base64, "srid": int}.
+            #[derive(Deserialize)]
+            struct Geometry<'a> {
+                #[serde(borrow)]
+                wkb: Cow<'a, str>,
+            }
+            let g: Geometry = serde_json::from_str(raw).map_err(|e| {
+                DecodeError(format!(
+                    "expected a geometry {{\"wkb\": .., \"srid\": ..}}: {e}"
+                ))
+            })?;
+            B64.decode(g.wkb.as_bytes())
+                .map(Value::Bytes)
+                .map_err(|e| DecodeError(format!("bad base64 in `wkb`: {e}")))
+        }
+    }
+}
+
+/// Connect's logical Decimal.
+const CONNECT_DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
+
+/// Whether a schemaless decimal string made only of digits must be base64 rather than
+/// `decimal.handling.mode=string` text: in string mode Debezium writes a DECIMAL with a scale
+/// above 0 with its decimal point, so a digit-only string of a valid base64 length (a multiple
+/// of 4) for such a column is taken as base64. For a scale-0 column a digit string is a number.
+fn looks_precise(s: &str, scale: u8) -> bool {
+    scale > 0 && !s.is_empty() && s.len().is_multiple_of(4) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A `BIGINT UNSIGNED` value as Debezium sends it: `bigint.unsigned.handling.mode=long` (an
+/// int64; values above 2^63-1 arrive wrapped to negative and are unwrapped, exactly) or
+/// `precise` (a Connect Decimal of scale 0: base64 bytes, or with decimal.format=NUMERIC a JSON
+/// number), or a digit string.
+fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> {
+    let out_of_range =
+        |d: &dyn fmt::Display| DecodeError(format!("{d} is out of range for BIGINT UNSIGNED"));
+    let from_decimal = |d: Decimal| -> Result<u64, DecodeError> {
+        let i = d
+            .rescale(0)
+            .ok_or_else(|| DecodeError(format!("{d} is not an integer")))?;
+        u64::try_from(i.mantissa).map_err(|_| out_of_range(&d))
+    };
+    if let Some(s) = json_str(raw)? {
+        let precise = fs.is_some_and(|f| f.ty == "bytes")
+            || fs.and_then(|f| f.name.as_deref()) == Some(CONNECT_DECIMAL);
+        if precise {
+            return from_decimal(precise_decimal(raw, fs)?);
+        }
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return from_decimal(Decimal::parse(&s).ok_or_else(|| out_of_range(&s))?);
+        }
+        // Schemaless precise mode: base64 of the two's-complement value, scale 0.
+        let bytes = B64.decode(s.as_bytes()).map_err(|e| {
+            DecodeError(format!(
+                "expected a number or base64 (precise), got `{}`: {e}",
+                clip(&s)
+            ))
+        })?;
+        let m = twos_complement(&bytes).ok_or_else(|| out_of_range(&s))?;
+        return from_decimal(Decimal::new(m, 0));
+    }
+    if let Ok(i) = raw.parse::<i64>() {
+        // Connect has no unsigned int64: Debezium's `long` mode wraps values >= 2^63.
+        return Ok(i as u64);
+    }
+    if let Ok(u) = raw.parse::<u64>() {
+        return Ok(u);
+    }
+    match Decimal::parse(raw) {
+        Some(d) => from_decimal(d),
+        None => err(format!(
+            "expected an unsigned integer, got {} `{}`",
+            kind(raw),
+            clip(raw)
+        )),
     }
 }
 
 fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, DecodeError> {
-    let scale = match fs.and_then(|f| f.scale) {
-        Some(s) => s,
+    let scale = match fs.and_then(|f| f.scale.clone()) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return err(e),
         None => return err("precise decimal without `parameters.scale` in its schema"),
     };
     let s = match json_str(raw)? {
         Some(s) => s,
-        None => return err(format!("expected base64 bytes, got {}", kind(raw))),
+        // decimal.format=NUMERIC: the JsonConverter writes the exact digits as a JSON number.
+        None => {
+            return match Decimal::parse(raw) {
+                Some(d) if d.scale <= scale => d.rescale(scale).ok_or_else(|| {
+                    DecodeError(format!("{raw} exceeds the 38 digits cdcflow keeps"))
+                }),
+                Some(_) => err(format!(
+                    "{} has more digits than the schema's scale {scale}",
+                    clip(raw)
+                )),
+                None => err(format!(
+                    "expected a precise decimal (base64 or a number), got {} `{}`",
+                    kind(raw),
+                    clip(raw)
+                )),
+            };
+        }
     };
-    let bytes = base64::engine::general_purpose::STANDARD
+    let bytes = B64
         .decode(s.as_bytes())
         .map_err(|e| DecodeError(format!("bad base64 in precise decimal: {e}")))?;
     let m = twos_complement(&bytes).ok_or_else(|| {
         DecodeError(format!(
-            "precise decimal of {} bytes is out of range",
+            "precise decimal of {} bytes is out of range: cdcflow keeps decimals exactly in \
+             38 digits (i128, at most 16 bytes)",
             bytes.len()
         ))
     })?;
@@ -742,5 +1133,79 @@ mod tests {
     fn binlog_sequence_parses_suffix() {
         assert_eq!(binlog_sequence("mysql-bin.000003").unwrap(), 3);
         assert!(binlog_sequence("nofile").is_err());
+        assert_eq!(binlog_sequence("").unwrap(), 0, "Flink CDC snapshot reads");
+    }
+
+    fn dec_col(p: u8, s: u8) -> ColumnType {
+        ColumnType::Decimal {
+            precision: p,
+            scale: s,
+            unsigned: false,
+        }
+    }
+
+    fn precise_schema(scale: serde_json::Value) -> FieldSchema {
+        FieldSchema {
+            ty: "bytes".into(),
+            name: Some(CONNECT_DECIMAL.into()),
+            scale: Some(schema_scale(&scale)),
+        }
+    }
+
+    #[test]
+    fn regression_precise_scale_truncated_as_u8() {
+        // `"scale": 258` used to become 2 (`258 as u8`): 1234 read as 12.34.
+        let fs = precise_schema(serde_json::json!(258));
+        let e = decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).unwrap_err();
+        assert!(e.0.contains("258"), "{e}");
+        let fs = precise_schema(serde_json::json!("-1"));
+        assert!(decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).is_err());
+        let fs = precise_schema(serde_json::json!("2"));
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"BNI=\"", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::new(1234, 2))
+        );
+        // decimal.format=NUMERIC: the number itself, exactly.
+        assert_eq!(
+            decode_value(&dec_col(30, 2), "123456789012345678901234.50", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::parse("123456789012345678901234.50").unwrap())
+        );
+    }
+
+    #[test]
+    fn regression_base64_all_digits_misread() {
+        // "1234" is valid base64 (bytes D7 6D F8): a precise DECIMAL(10,2) without schema used
+        // to be read as the decimal string 1234.00. In string mode a scale-2 decimal has its
+        // point, so the digits-only string is refused as ambiguous instead.
+        let e = decode_value(&dec_col(10, 2), "\"1234\"", None).unwrap_err();
+        assert!(e.0.contains("ambiguous"), "{e}");
+        // Not a base64 length, or with a point: a decimal string.
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"123\"", None).unwrap(),
+            Value::Dec(Decimal::new(12300, 2))
+        );
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"12.34\"", None).unwrap(),
+            Value::Dec(Decimal::new(1234, 2))
+        );
+        // Scale 0: string mode writes no point, so digits are a number.
+        assert_eq!(
+            decode_value(&dec_col(10, 0), "\"1234\"", None).unwrap(),
+            Value::Dec(Decimal::new(1234, 0))
+        );
+    }
+
+    #[test]
+    fn double_mode_with_a_schema_refuses_more_than_15_digits() {
+        let fs = FieldSchema {
+            ty: "double".into(),
+            name: None,
+            scale: None,
+        };
+        assert!(decode_value(&dec_col(20, 2), "12.5", Some(&fs)).is_err());
+        assert_eq!(
+            decode_value(&dec_col(15, 2), "12.5", Some(&fs)).unwrap(),
+            Value::Dec(Decimal::new(1250, 2))
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! schema, transaction boundaries, or a reason the message carries nothing.
 //!
 //! Contract: a decoder never panics on input; it returns the events of a message, a reason the
-//! message carries no row change (tombstone, transaction marker, key record), or an error that
+//! message carries no row change (tombstone, transaction marker, key record, schema change,
+//! heartbeat), or an error that
 //! says what is wrong. The caller adds the source position and keeps the raw record.
 
 pub mod debezium;
@@ -18,6 +19,12 @@ pub struct DecodeError(pub String);
 pub trait Decoder: Send {
     /// Decodes one message value.
     fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError>;
+
+    /// Column values seen since the last call that the declared schema does not have and that
+    /// were ignored (schema drift, see [`debezium::SchemaDrift`]); resets the count.
+    fn take_undeclared_columns(&mut self) -> u64 {
+        0
+    }
 }
 
 /// What one message meant.
@@ -27,6 +34,7 @@ pub enum Decoded {
     Events(Vec<ChangeEvent>),
     /// The END marker of a source transaction.
     TxEnd(TxMarker),
-    /// A message that carries no row change, and why (counted, not an error).
+    /// A message that carries no row change, and why (counted, not an error): `"tombstone"`,
+    /// `"key record"`, `"transaction BEGIN"`, `"schema change"`, `"heartbeat"`.
     Ignored(&'static str),
 }

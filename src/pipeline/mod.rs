@@ -31,7 +31,7 @@ use timely::dataflow::operators::vec::UnorderedInput;
 
 use crate::dataflow::tx::{TxOptions, TxState};
 use crate::dataflow::{self, ingest::IngestHandle};
-use crate::decode::debezium::DebeziumDecoder;
+use crate::decode::debezium::{DebeziumDecoder, SchemaDrift};
 use crate::decode::{Decoded, Decoder};
 use crate::event::{ChangeEvent, Input as EngineInput};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -141,6 +141,9 @@ pub struct RunOptions {
     pub commit_interval: Duration,
     /// Pipeline-wide metric families (frontier, consumer lag, checkpoints, state rows).
     pub pipeline_metrics: Option<crate::http::PipelineMetrics>,
+    /// How events whose columns differ from schema.sql are decoded ([`replay`]'s decoder;
+    /// [`run`] takes its decoder from the caller, see [`debezium_with`]).
+    pub schema_drift: SchemaDrift,
 }
 
 impl RunOptions {
@@ -160,6 +163,7 @@ impl RunOptions {
             shutdown: None,
             commit_interval: Duration::from_secs(1),
             pipeline_metrics: None,
+            schema_drift: SchemaDrift::default(),
         }
     }
 }
@@ -184,9 +188,14 @@ pub struct RunOutcome {
 /// Makes a decoder for each worker.
 pub type DecoderFactory = Arc<dyn Fn(Arc<Catalog>) -> Box<dyn Decoder> + Send + Sync>;
 
-/// The Debezium JSON decoder.
+/// The Debezium JSON decoder (lenient about schema drift).
 pub fn debezium() -> DecoderFactory {
-    Arc::new(|catalog| Box::new(DebeziumDecoder::new(catalog)))
+    debezium_with(SchemaDrift::default())
+}
+
+/// The Debezium JSON decoder with a schema-drift policy.
+pub fn debezium_with(drift: SchemaDrift) -> DecoderFactory {
+    Arc::new(move |catalog| Box::new(DebeziumDecoder::with_drift(catalog, drift)))
 }
 
 /// Replays `inputs` (Debezium JSON lines) to their end through the views of `dataflows`.
@@ -199,7 +208,7 @@ pub fn replay(
     run(
         dataflows,
         Arc::new(FileSource::new(inputs)),
-        debezium(),
+        debezium_with(options.schema_drift),
         options,
         sink,
         Arc::new(Metrics::default()),
@@ -693,6 +702,7 @@ impl Driver<'_> {
         let track = settings.state.is_some() || settings.total_bytes.is_none();
         let now = now_ms();
         let (mut records, mut ignored, mut late, mut events) = (0u64, 0u64, 0u64, 0u64);
+        let mut undeclared = 0u64;
         let mut reject_error: Option<anyhow::Error> = None;
         let count_tables = settings.pipeline_metrics.is_some();
         let mut per_table: std::collections::HashMap<(usize, usize), u64> = Default::default();
@@ -734,7 +744,9 @@ impl Driver<'_> {
                         reject_error.get_or_insert(e);
                     }
                 };
-                let decoded = match decoder.decode(rec.payload) {
+                let decoded = decoder.decode(rec.payload);
+                undeclared += decoder.take_undeclared_columns();
+                let decoded = match decoded {
                     Ok(d) => d,
                     Err(e) => {
                         reject(&e.0);
@@ -815,6 +827,7 @@ impl Driver<'_> {
         let m = self.metrics;
         Metrics::add(&m.records, records);
         Metrics::add(&m.ignored, ignored);
+        Metrics::add(&m.undeclared_columns, undeclared);
         Metrics::add(&m.late, late);
         Metrics::add(&m.events, events);
         Ok(records as usize)

@@ -312,7 +312,9 @@ fn field_mapping(ty: Type) -> String {
         Type::Dec { .. } => r#"{"type":"double"}"#.into(),
         Type::Date => r#"{"type":"date","format":"yyyy-MM-dd"}"#.into(),
         Type::DateTime => format!(r#"{{"type":"date","format":"{DATETIME_FORMAT}"}}"#),
-        Type::Text | Type::Bytes | Type::Null => r#"{"type":"keyword"}"#.into(),
+        Type::Double => r#"{"type":"double"}"#.into(),
+        // `[-]HH:MM:SS[.ffffff]`, possibly beyond 24 hours: not an Elasticsearch date.
+        Type::Text | Type::Bytes | Type::Null | Type::Time => r#"{"type":"keyword"}"#.into(),
     }
 }
 

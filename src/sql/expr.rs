@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::func::Func;
 pub use crate::value::DIV_PRECISION_INCREMENT;
-use crate::value::{Decimal, MAX_SHOWN, MICROS_PER_DAY, Value, div_scale};
+use crate::value::{Decimal, F64, MAX_SHOWN, MICROS_PER_DAY, Value, div_scale};
 
 /// The static type of an expression.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,6 +41,10 @@ pub enum Type {
     DateTime,
     /// The type of a bare NULL literal.
     Null,
+    /// Approximate number (`FLOAT`/`DOUBLE`): any DOUBLE operand makes `+ - * /` double.
+    Double,
+    /// A MySQL `TIME` (signed microseconds).
+    Time,
 }
 
 impl Type {
@@ -54,7 +58,7 @@ impl Type {
 
     /// Integer or decimal.
     pub fn is_numeric(self) -> bool {
-        matches!(self, Type::Int | Type::Dec { .. })
+        matches!(self, Type::Int | Type::Dec { .. } | Type::Double)
     }
 
     /// The type a value has once rounded to what MySQL shows (itself unless it is a decimal
@@ -78,6 +82,8 @@ impl fmt::Display for Type {
             Type::Date => f.write_str("date"),
             Type::DateTime => f.write_str("datetime"),
             Type::Null => f.write_str("null"),
+            Type::Double => f.write_str("double"),
+            Type::Time => f.write_str("time"),
         }
     }
 }
@@ -192,6 +198,7 @@ impl Expr {
             Expr::Neg(a) => match a.eval(row)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| overflow("negation"))?),
                 Value::Dec(d) => Value::Dec(Decimal::new(-d.mantissa, d.scale)),
+                Value::Double(x) => double(-x.get())?,
                 Value::Null => Value::Null,
                 other => return Err(EvalError(format!("cannot negate {other}"))),
             },
@@ -337,6 +344,7 @@ pub fn cast(v: Value, ty: Type) -> Result<Value, EvalError> {
             Value::Dec(d.round_to(scale).ok_or_else(|| overflow("decimal"))?)
         }
         (Value::Date(d), Type::DateTime) => Value::DateTime(d as i64 * MICROS_PER_DAY),
+        (v @ (Value::Int(_) | Value::Dec(_)), Type::Double) => double(v.as_f64().unwrap_or(0.0))?,
         (v, _) => v,
     })
 }
@@ -354,6 +362,18 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
             if l.is_null() || r.is_null() {
                 return Ok(Value::Null);
+            }
+            if matches!(l, Value::Double(_)) || matches!(r, Value::Double(_)) {
+                let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+                    return Err(EvalError(format!("arithmetic on non-numbers {l} and {r}")));
+                };
+                return match op {
+                    BinOp::Add => double(a + b),
+                    BinOp::Sub => double(a - b),
+                    BinOp::Mul => double(a * b),
+                    _ if b == 0.0 => Ok(Value::Null),
+                    _ => double(a / b),
+                };
             }
             if let (Value::Int(a), Value::Int(b), false) = (l, r, op == BinOp::Div) {
                 let v = match op {
@@ -383,6 +403,13 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     })
 }
 
+/// A double result, or an error when it is out of range (MySQL: "DOUBLE value is out of range").
+fn double(x: f64) -> Result<Value, EvalError> {
+    F64::new(x)
+        .map(Value::Double)
+        .ok_or_else(|| overflow("DOUBLE value"))
+}
+
 /// The static result type of a binary operation, or why it is refused.
 pub fn binary_type(op: BinOp, l: Type, r: Type) -> Result<Type, String> {
     match op {
@@ -393,6 +420,11 @@ pub fn binary_type(op: BinOp, l: Type, r: Type) -> Result<Type, String> {
                 _ => None,
             };
             let (Some((a, ha)), Some((b, hb))) = (scales(l), scales(r)) else {
+                if (l == Type::Double || r == Type::Double)
+                    && [l, r].iter().all(|t| t.is_numeric() || *t == Type::Null)
+                {
+                    return Ok(Type::Double);
+                }
                 return Err(format!("arithmetic needs numbers, got {l} and {r}"));
             };
             // The carried scale follows the values (see `Decimal::checked_*_sql`); the shown
@@ -462,6 +494,8 @@ pub fn unify(types: &[Type]) -> Result<Type, String> {
                 scale: a.max(b),
                 shown: ha.max(hb),
             },
+            (Type::Double, Type::Int | Type::Dec { .. })
+            | (Type::Int | Type::Dec { .. }, Type::Double) => Type::Double,
             (Type::Date, Type::DateTime) | (Type::DateTime, Type::Date) => Type::DateTime,
             (a, b) => return Err(format!("branches of different types: {a} and {b}")),
         };
@@ -533,5 +567,35 @@ mod tests {
         assert_eq!(div.eval(&[]).unwrap(), Value::Null);
         let big = Expr::Binary(BinOp::Add, lit(Value::Int(i64::MAX)), lit(Value::Int(1)));
         assert!(big.eval(&[]).is_err());
+    }
+
+    #[test]
+    fn any_double_operand_makes_arithmetic_double() {
+        let x = |f: f64| Value::Double(F64::new(f).unwrap());
+        let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
+        let ev = |op, a: Value, b: Value| Expr::Binary(op, lit(a), lit(b)).eval(&[]).unwrap();
+        assert_eq!(ev(BinOp::Add, Value::Int(1), x(0.5)), x(1.5));
+        assert_eq!(ev(BinOp::Div, Value::Int(7), x(2.0)), x(3.5));
+        assert_eq!(ev(BinOp::Mul, d("0.1"), x(3.0)), x(0.1 * 3.0));
+        assert_eq!(ev(BinOp::Div, x(1.0), Value::Int(0)), Value::Null);
+        assert_eq!(ev(BinOp::Eq, x(0.1), d("0.1")), Value::Int(1));
+        let huge = Expr::Binary(BinOp::Mul, lit(x(1e300)), lit(x(1e300)));
+        assert!(
+            huge.eval(&[]).is_err(),
+            "overflow is an error, never infinity"
+        );
+        assert_eq!(Expr::Neg(lit(x(0.0))).eval(&[]).unwrap().to_string(), "0");
+        for (l, r) in [
+            (Type::Int, Type::Double),
+            (Type::Double, Type::dec(2)),
+            (Type::Double, Type::Double),
+        ] {
+            assert_eq!(binary_type(BinOp::Add, l, r), Ok(Type::Double));
+            assert_eq!(binary_type(BinOp::Div, l, r), Ok(Type::Double));
+        }
+        assert!(binary_type(BinOp::Add, Type::Double, Type::Text).is_err());
+        assert_eq!(unify(&[Type::Int, Type::Double]), Ok(Type::Double));
+        assert!(comparable(Type::Double, Type::dec(3)));
+        assert_eq!(cast(Value::Int(2), Type::Double).unwrap(), x(2.0));
     }
 }

@@ -545,6 +545,9 @@ pub fn eval(f: Func, args: &[Value]) -> Result<Value, EvalError> {
                     .ok_or_else(|| EvalError("ABS out of range".into()))?,
             ),
             Value::Dec(d) => Value::Dec(crate::value::Decimal::new(d.mantissa.abs(), d.scale)),
+            Value::Double(x) => Value::Double(
+                crate::value::F64::new(x.get().abs()).ok_or_else(|| EvalError("ABS".into()))?,
+            ),
             other => return Err(EvalError(format!("ABS of {other}"))),
         },
         Func::Concat | Func::NullIf | Func::Greatest | Func::Least => unreachable!("above"),

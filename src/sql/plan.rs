@@ -977,6 +977,7 @@ impl<'a> Planner<'a> {
             AggFunc::Sum | AggFunc::SumDistinct => match arg_type {
                 Type::Int | Type::Null => Type::dec(0),
                 d @ Type::Dec { .. } => d,
+                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
                 t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
             },
             AggFunc::Avg | AggFunc::AvgDistinct => match arg_type {
@@ -990,6 +991,7 @@ impl<'a> Planner<'a> {
                     scale: div_scale(scale, 0),
                     shown: (shown + DIV_PRECISION_INCREMENT).min(MAX_SHOWN),
                 },
+                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
                 t => return Err(self.err(e.span(), &format!("AVG needs a number, got {t}"))),
             },
             AggFunc::Min | AggFunc::Max => arg_type,
@@ -1040,6 +1042,17 @@ impl<'a> Planner<'a> {
                     ast::Value::Number(n, _) => {
                         if let Ok(i) = n.parse::<i64>() {
                             Value::Int(i)
+                        } else if n.contains(['e', 'E']) {
+                            // MySQL reads a number with an exponent as a DOUBLE.
+                            match n.parse::<f64>().ok().and_then(crate::value::F64::new) {
+                                Some(x) => Value::Double(x),
+                                None => {
+                                    return Err(self.err(
+                                        e.span(),
+                                        &format!("number `{n}` is out of DOUBLE's range"),
+                                    ));
+                                }
+                            }
                         } else {
                             match Decimal::parse(n) {
                                 Some(d) => Value::Dec(d),
@@ -1526,6 +1539,11 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Why SUM/AVG over a DOUBLE is refused (for now).
+const DOUBLE_SUM_REFUSED: &str = "SUM/AVG of a DOUBLE/FLOAT value is not supported: a floating-point \
+sum is not exact under retraction; declare the column DECIMAL(p,s) \
+(MIN, MAX, COUNT, GROUP BY and WHERE on doubles are supported)";
+
 /// The type of a literal's value.
 fn literal_type(v: &Value) -> Type {
     match v {
@@ -1536,6 +1554,8 @@ fn literal_type(v: &Value) -> Type {
         Value::Bytes(_) => Type::Bytes,
         Value::Date(_) => Type::Date,
         Value::DateTime(_) => Type::DateTime,
+        Value::Double(_) => Type::Double,
+        Value::Time(_) => Type::Time,
     }
 }
 
@@ -1549,12 +1569,18 @@ fn literal_or(t: Type, e: &Expr) -> Type {
 /// The expression type of a column type.
 pub fn column_type(t: &ColumnType) -> Type {
     match t {
-        ColumnType::Int { .. } => Type::Int,
+        ColumnType::Int { .. } | ColumnType::Year => Type::Int,
+        ColumnType::Bit { width } if *width <= 63 => Type::Int,
+        ColumnType::Bit { .. } | ColumnType::BigIntUnsigned => Type::dec(0),
         ColumnType::Decimal { scale, .. } => Type::dec(*scale),
-        ColumnType::Text { .. } | ColumnType::Enum(_) => Type::Text,
-        ColumnType::Bytes => Type::Bytes,
+        ColumnType::Double { .. } => Type::Double,
+        ColumnType::Text { .. } | ColumnType::Enum(_) | ColumnType::Set(_) | ColumnType::Json => {
+            Type::Text
+        }
+        ColumnType::Bytes | ColumnType::Geometry => Type::Bytes,
         ColumnType::Date => Type::Date,
         ColumnType::DateTime { .. } | ColumnType::Timestamp { .. } => Type::DateTime,
+        ColumnType::Time { .. } => Type::Time,
     }
 }
 

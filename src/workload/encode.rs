@@ -175,18 +175,8 @@ impl<'a> Encoder<'a> {
                     }
                     DecimalMode::Precise => {
                         let bytes = d.mantissa.to_be_bytes();
-                        // Minimal two's-complement: drop redundant sign bytes.
-                        let mut start = 0;
-                        while start < 15 {
-                            let (b, next) = (bytes[start], bytes[start + 1]);
-                            if (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
-                                start += 1;
-                            } else {
-                                break;
-                            }
-                        }
                         write_json_str(
-                            &base64::engine::general_purpose::STANDARD.encode(&bytes[start..]),
+                            &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
                             out,
                         );
                     }
@@ -216,15 +206,104 @@ impl<'a> Encoder<'a> {
                 &base64::engine::general_purpose::STANDARD.encode(t.as_bytes()),
                 out,
             ),
+            (ColumnType::BigIntUnsigned, Value::Dec(d)) => {
+                let u = u64::try_from(d.mantissa).unwrap_or(0);
+                if self.decimal == DecimalMode::Precise {
+                    let bytes = (u as i128).to_be_bytes();
+                    write_json_str(
+                        &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
+                        out,
+                    );
+                } else {
+                    // bigint.unsigned.handling.mode=long: Connect's int64 wraps above 2^63-1.
+                    let _ = write!(out, "{}", u as i64);
+                }
+            }
+            (ColumnType::Bit { width: 1 }, Value::Int(i)) => {
+                out.push_str(if *i != 0 { "true" } else { "false" })
+            }
+            (ColumnType::Bit { width }, v @ (Value::Int(_) | Value::Dec(_))) => {
+                let u = v.as_decimal().map_or(0, |d| d.mantissa as u64);
+                let n = (*width as usize).div_ceil(8);
+                write_json_str(
+                    &base64::engine::general_purpose::STANDARD.encode(&u.to_le_bytes()[..n]),
+                    out,
+                );
+            }
+            (ColumnType::Geometry, Value::Bytes(b)) => {
+                out.push_str("{\"wkb\":");
+                write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out);
+                out.push_str(",\"srid\":null}");
+            }
+            (ColumnType::Time { .. }, Value::Time(us)) => {
+                let _ = write!(out, "{us}");
+            }
             (_, v) => v.write_json(out),
         }
     }
 }
 
+/// Minimal big-endian two's complement: redundant sign bytes dropped.
+fn minimal(bytes: &[u8; 16]) -> &[u8] {
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (bytes[start], bytes[start + 1]);
+        if (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    &bytes[start..]
+}
+
 fn field_schema(name: &str, ty: &ColumnType, optional: bool, decimal: DecimalMode) -> String {
+    if *ty == ColumnType::Geometry {
+        let mut s = format!(
+            "{{\"type\":\"struct\",\"fields\":[{{\"type\":\"bytes\",\"optional\":false,\"field\":\"wkb\"}},\
+             {{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}}],\"optional\":{optional},\
+             \"name\":\"io.debezium.data.geometry.Geometry\",\"version\":1,\
+             \"doc\":\"Geometry\",\"field\":"
+        );
+        write_json_str(name, &mut s);
+        s.push('}');
+        return s;
+    }
+    let set_params = |m: &[String]| {
+        let mut allowed = String::new();
+        write_json_str(&m.join(","), &mut allowed);
+        format!("{{\"allowed\":{allowed}}}")
+    };
     let (t, logical, params) = match ty {
         ColumnType::Int { .. } => ("int64", None, None),
-        ColumnType::Decimal { precision, scale } => match decimal {
+        ColumnType::Geometry => unreachable!("above"),
+        ColumnType::BigIntUnsigned => match decimal {
+            DecimalMode::Precise => (
+                "bytes",
+                Some("org.apache.kafka.connect.data.Decimal"),
+                Some("{\"scale\":\"0\"}".to_string()),
+            ),
+            _ => ("int64", None, None),
+        },
+        ColumnType::Bit { width: 1 } => ("boolean", None, None),
+        ColumnType::Bit { width } => (
+            "bytes",
+            Some("io.debezium.data.Bits"),
+            Some(format!("{{\"length\":\"{width}\"}}")),
+        ),
+        ColumnType::Double { single: true } => ("float", None, None),
+        ColumnType::Double { single: false } => ("double", None, None),
+        ColumnType::Json => ("string", Some("io.debezium.data.Json"), None),
+        ColumnType::Set(m) => (
+            "string",
+            Some("io.debezium.data.EnumSet"),
+            Some(set_params(m)),
+        ),
+        ColumnType::Time { .. } => ("int64", Some("io.debezium.time.MicroTime"), None),
+        ColumnType::Year => ("int32", Some("io.debezium.time.Year"), None),
+        ColumnType::Decimal {
+            precision, scale, ..
+        } => match decimal {
             DecimalMode::String => ("string", None, None),
             DecimalMode::Double => ("double", None, None),
             DecimalMode::Precise => (
@@ -236,15 +315,7 @@ fn field_schema(name: &str, ty: &ColumnType, optional: bool, decimal: DecimalMod
             ),
         },
         ColumnType::Text { .. } => ("string", None, None),
-        ColumnType::Enum(m) => {
-            let mut allowed = String::new();
-            write_json_str(&m.join(","), &mut allowed);
-            (
-                "string",
-                Some("io.debezium.data.Enum"),
-                Some(format!("{{\"allowed\":{allowed}}}")),
-            )
-        }
+        ColumnType::Enum(m) => ("string", Some("io.debezium.data.Enum"), Some(set_params(m))),
         ColumnType::Date => ("int32", Some("io.debezium.time.Date"), None),
         ColumnType::DateTime { precision } if *precision <= 3 => {
             ("int64", Some("io.debezium.time.Timestamp"), None)

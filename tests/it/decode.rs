@@ -347,3 +347,353 @@ fn datetime_precision_decides_units_without_schema() {
     assert_eq!(row[3].to_string(), "2023-03-23");
     assert_eq!(row[4].to_string(), "2023-03-23 22:00:10.123456");
 }
+
+fn all_types_catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::load(&root().join("fixtures/debezium/all_types.sql")).unwrap())
+}
+
+fn decode_all(dec: &mut DebeziumDecoder, name: &str) -> Vec<Decoded> {
+    let bytes = fixture(&format!("debezium/{name}"));
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            dec.decode(l)
+                .unwrap_or_else(|e| panic!("{name}:{}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The after row of a decoded message, by column name.
+fn after_of(catalog: &Catalog, d: &Decoded) -> std::collections::HashMap<String, Value> {
+    let Decoded::Events(e) = d else {
+        panic!("{d:?}")
+    };
+    let t = &catalog.tables[e[0].table];
+    let row = e[0].row.as_ref().unwrap();
+    t.columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| (c.name.clone(), v.clone()))
+        .collect()
+}
+
+fn dbl(x: f64) -> Value {
+    Value::Double(cdcflow::value::F64::new(x).unwrap())
+}
+
+fn dv(s: &str) -> Value {
+    Value::Dec(Decimal::parse(s).unwrap())
+}
+
+/// The values every encoding of the first all-types row decodes to.
+fn check_first_all_types_row(r: &std::collections::HashMap<String, Value>) {
+    let u64max = dv("18446744073709551615");
+    assert_eq!(r["id"], dv("1"), "BIGINT UNSIGNED is a decimal of scale 0");
+    assert_eq!(r["flag"], Value::Int(1));
+    assert_eq!(r["ok"], Value::Int(1), "BOOL from JSON true");
+    assert_eq!(r["tiny"], Value::Int(-128));
+    assert_eq!(r["small_u"], Value::Int(65535));
+    assert_eq!(r["medium"], Value::Int(-8388608));
+    assert_eq!(r["qty"], Value::Int(4294967295));
+    assert_eq!(r["big"], Value::Int(i64::MIN));
+    assert_eq!(r["big_u"], u64max);
+    assert_eq!(r["bit1"], Value::Int(1));
+    assert_eq!(r["bits"], Value::Int(0xABC), "little-endian Bits");
+    assert_eq!(r["bit64"], u64max);
+    assert_eq!(r["price"], dv("12.50"));
+    assert_eq!(r["wide"], dv("12345678.123456789012345678901234567890"));
+    assert_eq!(r["amount_u"], dv("0.0001"));
+    assert_eq!(r["num"], dv("99999"));
+    assert_eq!(r["fixed_pt"], dv("-123.456"));
+    assert_eq!(r["ratio"], dbl(1.1));
+    assert_eq!(r["score"], dbl(2.5e-7));
+    assert_eq!(r["lat"], dbl(40.7127837));
+    assert_eq!(r["dp"], dbl(0.0));
+    assert_eq!(r["dp"].to_string(), "0", "-0 is normalised");
+    assert_eq!(r["code"], Value::Text("ABC-001".into()));
+    assert_eq!(r["title"], Value::Text("Ünïcødé \"q\"".into()));
+    assert_eq!(r["body"], Value::Text("line1\nline2".into()));
+    assert_eq!(r["body_m"], Value::Text("".into()));
+    assert_eq!(r["doc"], Value::Text(r#"{"k":[1,2]}"#.into()));
+    assert_eq!(r["state"], Value::Text("paid".into()));
+    assert_eq!(r["tags"], Value::Text("a,c".into()));
+    assert_eq!(r["d"].to_string(), "2023-03-23");
+    assert_eq!(r["dt"].to_string(), "2023-03-23 14:30:05");
+    assert_eq!(r["dt3"].to_string(), "2023-03-23 14:30:05.123");
+    assert_eq!(r["dt6"].to_string(), "2023-03-23 14:30:05.123456");
+    assert_eq!(r["ts"].to_string(), "2023-03-23 14:30:05");
+    assert_eq!(r["ts6"].to_string(), "2023-03-23 14:30:05.123456");
+    assert_eq!(r["t"], Value::Time(-3_020_399_000_000));
+    assert_eq!(r["t"].to_string(), "-838:59:59");
+    assert_eq!(r["t6"].to_string(), "12:34:56.123456");
+    assert_eq!(r["y"], Value::Int(2024));
+    assert_eq!(r["bin"], Value::Bytes(vec![0xDE, 0xAD, 0xBE, 0xEF]));
+    assert_eq!(r["vbin"], Value::Bytes(vec![0, 1]));
+    assert_eq!(r["blob_t"], Value::Null);
+    assert_eq!(r["blob_b"], Value::Bytes(b"blob".to_vec()));
+    let mut wkb = vec![1, 1, 0, 0, 0];
+    wkb.extend(1.0f64.to_le_bytes());
+    wkb.extend(2.0f64.to_le_bytes());
+    assert_eq!(r["geo"], Value::Bytes(wkb.clone()), "POINT(1 2) as WKB");
+    assert_eq!(r["pt"], Value::Bytes(wkb));
+    assert_eq!(r["line"], Value::Null);
+    assert_eq!(r["created_at"].to_string(), "2023-03-23 14:30:05.123");
+}
+
+#[test]
+fn every_mysql_type_decodes_exactly_without_schemas() {
+    let catalog = all_types_catalog();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "all-types-schemas-off.jsonl");
+    check_first_all_types_row(&after_of(&catalog, &got[0]));
+    // Flink CDC snapshot read: `file: ""`, `pos: 0`: applied, older than any binlog position.
+    let Decoded::Events(snap) = &got[1] else {
+        panic!("{:?}", got[1])
+    };
+    assert_eq!(snap[0].version, Version::default());
+    assert_eq!(snap[0].key, vec![dv("7")]);
+    assert_eq!(got[2], Decoded::Ignored("heartbeat"));
+    assert_eq!(got[3], Decoded::Ignored("schema change"), "legacy form");
+    assert_eq!(got[4], Decoded::Ignored("schema change"));
+    assert_eq!(
+        got[5],
+        Decoded::Ignored("schema change"),
+        "Flink CDC historyRecord"
+    );
+    // After the ADD COLUMN the new column is ignored and counted (lenient by default).
+    let r = after_of(&catalog, &got[6]);
+    assert_eq!(r["name"], Value::Text("eight".into()));
+    assert_eq!(
+        cdcflow::decode::Decoder::take_undeclared_columns(&mut dec),
+        1
+    );
+}
+
+#[test]
+fn every_mysql_type_decodes_exactly_with_schemas_in_precise_and_connect_modes() {
+    let catalog = all_types_catalog();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "all-types-schemas-on.jsonl");
+    check_first_all_types_row(&after_of(&catalog, &got[0]));
+    // time.precision.mode=connect: DATE days, DATETIME and TIME milliseconds.
+    let r = after_of(&catalog, &got[1]);
+    assert_eq!(r["id"], dv("18446744073709551615"));
+    assert_eq!(r["flag"], Value::Int(0));
+    assert_eq!(r["ok"], Value::Null);
+    assert_eq!(r["bit1"], Value::Int(0));
+    assert_eq!(r["d"].to_string(), "1969-12-31");
+    assert_eq!(r["dt"].to_string(), "1969-12-31 23:59:59");
+    assert_eq!(r["dt3"].to_string(), "9999-12-31 23:59:59.999");
+    assert_eq!(r["dt6"].to_string(), "2023-03-23 14:30:05.123");
+    assert_eq!(r["t"].to_string(), "23:59:59.999");
+    assert_eq!(r["t6"].to_string(), "00:00:00");
+    assert_eq!(r["tags"], Value::Text("".into()), "the empty SET");
+    assert_eq!(r["wide"], Value::Null);
+    assert_eq!(got[2], Decoded::Ignored("key record"), "heartbeat key");
+    assert_eq!(got[3], Decoded::Ignored("heartbeat"));
+}
+
+fn category_catalog() -> Arc<Catalog> {
+    Arc::new(
+        Catalog::parse(
+            "category.sql",
+            "CREATE DATABASE product; CREATE TABLE product.category (id BIGINT NOT NULL PRIMARY KEY, \
+             aa VARCHAR(255), b VARCHAR(255), cc VARCHAR(255), dd VARCHAR(255));",
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn real_schema_change_record_is_ignored_and_a_new_column_does_not_stop_the_table() {
+    use cdcflow::decode::Decoder as _;
+    use cdcflow::decode::debezium::SchemaDrift;
+    let catalog = category_catalog();
+    let name = "real-1.9.3-schema-change-then-new-column.jsonl";
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, name);
+    assert_eq!(got[0], Decoded::Ignored("schema change"));
+    let r = after_of(&catalog, &got[1]);
+    assert_eq!(r["aa"], Value::Text("aa".into()));
+    assert_eq!(r["dd"], Value::Text("dd".into()));
+    assert_eq!(dec.take_undeclared_columns(), 1, "`e` in `after`");
+    assert_eq!(dec.take_undeclared_columns(), 0, "the count resets");
+    // Strict: the same update is an error that names the column.
+    let mut strict = DebeziumDecoder::with_drift(catalog, SchemaDrift::Strict);
+    let line = fixture(&format!("debezium/{name}"));
+    let second = line.split(|b| *b == b'\n').nth(1).unwrap();
+    let e = strict.decode(second).unwrap_err();
+    assert!(e.0.contains("column `e` is not declared"), "{e}");
+}
+
+#[test]
+fn missing_nullable_columns_are_null_and_missing_not_null_columns_are_errors() {
+    use cdcflow::decode::debezium::SchemaDrift;
+    let catalog = category_catalog();
+    let msg = |after: &str| {
+        format!(
+            r#"{{"before":null,"after":{after},"source":{{"db":"product","table":"category","file":"binlog.000001","pos":4,"row":0,"ts_ms":1}},"op":"c"}}"#
+        )
+    };
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = dec.decode(msg(r#"{"id":1,"aa":"x"}"#).as_bytes()).unwrap();
+    let r = after_of(&catalog, &got);
+    assert_eq!(r["aa"], Value::Text("x".into()));
+    assert_eq!(r["b"], Value::Null, "a re-serializer dropped the null");
+    let e = dec.decode(msg(r#"{"aa":"x"}"#).as_bytes()).unwrap_err();
+    assert!(e.0.contains("`id` is missing"), "{e}");
+    let mut strict = DebeziumDecoder::with_drift(catalog, SchemaDrift::Strict);
+    let e = strict
+        .decode(msg(r#"{"id":1,"aa":"x"}"#).as_bytes())
+        .unwrap_err();
+    assert!(e.0.contains("`b` is missing"), "{e}");
+}
+
+/// One schemaless message for `a.t (id INT PRIMARY KEY, v <ty>)` with `v` = `raw`.
+fn decode_v(ty: &str, raw: &str) -> Result<Value, String> {
+    let catalog = Arc::new(
+        Catalog::parse(
+            "t.sql",
+            &format!("CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, v {ty});"),
+        )
+        .unwrap(),
+    );
+    let mut dec = DebeziumDecoder::new(catalog);
+    let msg = format!(
+        r#"{{"before":null,"after":{{"id":1,"v":{raw}}},"source":{{"db":"a","table":"t","file":"b.000001","pos":4,"row":0,"ts_ms":1}},"op":"c"}}"#
+    );
+    match dec.decode(msg.as_bytes()) {
+        Ok(Decoded::Events(e)) => Ok(e[0].row.as_ref().unwrap()[1].clone()),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e.0),
+    }
+}
+
+#[test]
+fn decimals_as_json_numbers_keep_every_digit() {
+    // decimal.handling.mode=precise with decimal.format=NUMERIC: the raw JSON text, never f64.
+    assert_eq!(
+        decode_v("DECIMAL(38,10)", "1234567890123456789012345678.0123456789"),
+        Ok(dv("1234567890123456789012345678.0123456789"))
+    );
+    assert_eq!(decode_v("DECIMAL(20,2)", "0.1"), Ok(dv("0.10")));
+    assert_eq!(decode_v("DECIMAL(20,2)", "1e2"), Ok(dv("100.00")));
+    let e = decode_v("DECIMAL(65,0)", &"9".repeat(40)).unwrap_err();
+    assert!(e.contains("38"), "{e}");
+    let e = decode_v("DECIMAL(10,2)", "1.234").unwrap_err();
+    assert!(e.contains("exactly"), "{e}");
+    let e = decode_v("DECIMAL(10,2) UNSIGNED", "\"-1.00\"").unwrap_err();
+    assert!(e.contains("negative"), "{e}");
+    // decimal.handling.mode=string
+    assert_eq!(decode_v("DECIMAL(10,2)", "\"-12.50\""), Ok(dv("-12.50")));
+    assert_eq!(decode_v("DECIMAL(10,0)", "\"1234\""), Ok(dv("1234")));
+}
+
+#[test]
+fn bigint_unsigned_in_every_debezium_mode() {
+    let max = dv("18446744073709551615");
+    // bigint.unsigned.handling.mode=long wraps values above 2^63-1 to negative int64.
+    assert_eq!(decode_v("BIGINT UNSIGNED", "-1"), Ok(max.clone()));
+    assert_eq!(
+        decode_v("BIGINT UNSIGNED", "18446744073709551615"),
+        Ok(max.clone())
+    );
+    assert_eq!(
+        decode_v("BIGINT UNSIGNED", "\"18446744073709551615\""),
+        Ok(max.clone())
+    );
+    // precise without schema: base64 of the two's complement, scale 0.
+    assert_eq!(decode_v("BIGINT UNSIGNED", "\"AP//////////\""), Ok(max));
+    assert_eq!(decode_v("SERIAL", "5"), Ok(dv("5")));
+    assert!(decode_v("BIGINT UNSIGNED", "18446744073709551616").is_err());
+}
+
+#[test]
+fn times_bits_sets_and_doubles_are_checked() {
+    assert_eq!(
+        decode_v("TIME(3)", "\"-01:02:03.5\""),
+        Ok(Value::Time(-3_723_500_000))
+    );
+    assert_eq!(
+        decode_v("TIME", "3600000000"),
+        Ok(Value::Time(3_600_000_000))
+    );
+    assert!(
+        decode_v("TIME", "3020400000000").is_err(),
+        "beyond 838:59:59"
+    );
+    assert_eq!(decode_v("BIT(3)", "\"Bw==\""), Ok(Value::Int(7)));
+    assert!(
+        decode_v("BIT(3)", "\"CA==\"").is_err(),
+        "8 does not fit 3 bits"
+    );
+    assert!(
+        decode_v("SET('a','b')", "\"a,z\"")
+            .unwrap_err()
+            .contains("`z`")
+    );
+    assert_eq!(decode_v("DOUBLE", "1.0E300"), Ok(dbl(1e300)));
+    assert!(decode_v("DOUBLE", "\"NaN\"").is_err());
+    assert_eq!(decode_v("YEAR", "1999"), Ok(Value::Int(1999)));
+    assert_eq!(decode_v("TINYINT(1)", "true"), Ok(Value::Int(1)));
+    assert!(
+        decode_v("INT UNSIGNED", "-1")
+            .unwrap_err()
+            .contains("negative")
+    );
+}
+
+#[test]
+fn a_column_added_upstream_keeps_the_views_updating() {
+    // The same workload, once as is and once with a column schema.sql does not declare in
+    // every row image: the views end identical and the extra values are counted.
+    let d = outbound();
+    let (base, _) = workload(30, 5, 0, 0.0, false, DecimalMode::String);
+    let text = String::from_utf8(base.clone()).unwrap();
+    let drifted: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = if i % 2 == 0 {
+                l.replace(r#""after":{"id":"#, r#""after":{"added_later":"x","id":"#)
+            } else {
+                l.to_string()
+            };
+            l + "\n"
+        })
+        .collect();
+    let a = replay(&d, base, 1, 0);
+    let b = replay(&d, drifted.into_bytes(), 1, 0);
+    assert_eq!(a.state, b.state);
+    assert!(b.rejected.is_empty(), "{:?}", b.rejected);
+    assert!(b.metrics.undeclared_columns > 0);
+    assert_eq!(a.metrics.undeclared_columns, 0);
+}
+
+#[test]
+fn views_over_doubles_and_times_plan_and_sum_of_double_is_refused() {
+    let catalog = || {
+        Catalog::parse(
+            "s.sql",
+            "CREATE DATABASE a; CREATE TABLE a.t (id INT PRIMARY KEY, g INT, x DOUBLE, tm TIME, \
+             u BIGINT UNSIGNED);",
+        )
+        .unwrap()
+    };
+    let view = |sql: &str| {
+        cdcflow::sql::Dataflows::from_sources(
+            catalog(),
+            &[("v.sql".into(), "v".into(), sql.into())],
+        )
+    };
+    view(
+        "SELECT g, MIN(x), MAX(x), COUNT(x), MAX(tm), SUM(u) FROM a.t WHERE x * 2 > 0.5 GROUP BY g",
+    )
+    .unwrap();
+    view("SELECT x, COUNT(*) FROM a.t GROUP BY x").unwrap();
+    let e = view("SELECT g, SUM(x) FROM a.t GROUP BY g").unwrap_err();
+    assert!(e.message.contains("DOUBLE"), "{e}");
+    assert_eq!((e.line, e.column), (1, 11), "{e}");
+}

@@ -218,6 +218,10 @@ fn doc(view: &ViewPlan, n: i64) -> Row {
                         _ => 1,
                     },
             ),
+            Type::Double => {
+                Value::Double(cdcflow::value::F64::new(n as f64 * 0.1 - 1e-7).expect("finite"))
+            }
+            Type::Time => Value::Time(n * 3_600_000_123 - 86_400_000_000),
             Type::Null => Value::Null,
         })
         .collect()

@@ -78,6 +78,7 @@ pub(crate) fn sql_literal(v: &Value) -> String {
         Value::Null => "NULL".into(),
         Value::Int(i) => i.to_string(),
         Value::Dec(d) => d.to_string(),
+        Value::Double(x) => x.to_string(),
         Value::Text(t) => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")),
         other => format!("'{other}'"),
     }
