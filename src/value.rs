@@ -529,6 +529,46 @@ impl fmt::Display for Value {
     }
 }
 
+/// A value as MySQL shows it in a column of `fsp` fractional-second digits: a DATETIME(3)
+/// shows `.000`, a DATETIME(0) none; without `fsp` (or for other values) as [`Value`]'s
+/// `Display`.
+pub struct Shown<'a>(pub &'a Value, pub Option<u8>);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (us, p) = match (self.0, self.1) {
+            (Value::DateTime(us) | Value::Time(us), Some(p)) => (*us, p.min(6)),
+            (v, _) => return write!(f, "{v}"),
+        };
+        let micros = match self.0 {
+            Value::DateTime(_) => us.rem_euclid(1_000_000),
+            _ => (us.unsigned_abs() % 1_000_000) as i64,
+        };
+        let whole = match self.0 {
+            Value::DateTime(_) => Value::DateTime(us - micros),
+            _ => Value::Time(if us < 0 { us + micros } else { us - micros }),
+        };
+        write!(f, "{whole}")?;
+        if p > 0 {
+            let digits = micros / 10i64.pow(6 - p as u32);
+            write!(f, ".{digits:0width$}", width = p as usize)?;
+        }
+        Ok(())
+    }
+}
+
+impl Value {
+    /// Writes the value as JSON, a date-time or time with exactly `fsp` fraction digits.
+    pub fn write_json_shown(&self, fsp: Option<u8>, out: &mut String) {
+        match (self, fsp) {
+            (Value::DateTime(_) | Value::Time(_), Some(_)) => {
+                write_json_str(&Shown(self, fsp).to_string(), out)
+            }
+            _ => self.write_json(out),
+        }
+    }
+}
+
 /// `.fff` or `.ffffff` (nothing for whole seconds), as date-times and times are displayed.
 fn write_fraction(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
     if micros.is_multiple_of(1000) && micros != 0 {

@@ -540,8 +540,7 @@ impl ElasticsearchSink {
                     s.push_str(",\"require_alias\":true");
                 }
                 s.push_str("}}\n");
-                self.names
-                    .doc_json(&self.names.views[c.view].1, doc, &mut s);
+                self.names.doc_json(c.view, doc, &mut s);
                 s.push('\n');
             }
             None => {

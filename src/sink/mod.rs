@@ -83,6 +83,8 @@ impl Sink for Fanout {
 pub struct Names {
     /// Per view: its name and its column names.
     pub views: Vec<(String, Vec<String>)>,
+    /// Per view and column: fractional-second digits of a DATETIME/TIME column.
+    pub fsp: Vec<Vec<Option<u8>>>,
 }
 
 impl Names {
@@ -98,12 +100,16 @@ impl Names {
                     )
                 })
                 .collect(),
+            fsp: views
+                .iter()
+                .map(|v| v.output.iter().map(|o| o.fsp).collect())
+                .collect(),
         }
     }
 
     /// Renders one change as a JSON-lines record (without the newline).
     pub fn change_json(&self, c: &Change, out: &mut String) {
-        let (view, cols) = &self.views[c.view];
+        let view = &self.views[c.view].0;
         out.push_str("{\"view\":");
         write_json_str(view, out);
         out.push_str(",\"id\":");
@@ -116,21 +122,22 @@ impl Names {
         out.push_str(&c.time.to_string());
         if let Some(doc) = &c.doc {
             out.push_str(",\"doc\":");
-            self.doc_json(cols, doc, out);
+            self.doc_json(c.view, doc, out);
         }
         out.push('}');
     }
 
-    /// Renders a document as a JSON object.
-    pub fn doc_json(&self, cols: &[String], doc: &Row, out: &mut String) {
+    /// Renders a document of view `view` as a JSON object.
+    pub fn doc_json(&self, view: usize, doc: &Row, out: &mut String) {
         out.push('{');
+        let cols = &self.views[view].1;
         for (i, (name, v)) in cols.iter().zip(doc).enumerate() {
             if i > 0 {
                 out.push(',');
             }
             write_json_str(name, out);
             out.push(':');
-            v.write_json(out);
+            v.write_json_shown(self.fsp[view].get(i).copied().flatten(), out);
         }
         out.push('}');
     }

@@ -123,6 +123,10 @@ pub struct OutputColumn {
     pub expr: Expr,
     /// Static type.
     pub ty: Type,
+    /// Fractional-second digits shown for a DATETIME/TIMESTAMP/TIME value that comes straight
+    /// from a column (as a group key, or through MIN/MAX): MariaDB shows the column's
+    /// precision (`.000` for DATETIME(3)); `None` shows the digits the value has.
+    pub fsp: Option<u8>,
 }
 
 /// The logical plan of one view.
@@ -711,10 +715,12 @@ impl<'a> Planner<'a> {
         for (name, e) in &items {
             let (expr, ty) = self.resolve_grouped(&scopes, e, &group_raw, &mut aggregates)?;
             // A document holds what MySQL shows.
+            let fsp = self.fsp_of(&scopes, &expr, &group_raw, &aggregates);
             output.push(OutputColumn {
                 name: name.clone(),
                 expr: coerce(expr, ty, ty.shown()),
                 ty: ty.shown(),
+                fsp,
             });
         }
         let having = match &select.having {
@@ -812,6 +818,39 @@ impl<'a> Planner<'a> {
             id_width: id_width.unwrap_or(group_by.len()),
             global: id_width == Some(0),
         })
+    }
+
+    /// The fractional-second digits of a group-row expression that is a date-time or time
+    /// column (a group key, or MIN/MAX of one).
+    fn fsp_of(
+        &self,
+        scopes: &[Scope],
+        e: &Expr,
+        group_raw: &[Expr],
+        aggregates: &[Aggregate],
+    ) -> Option<u8> {
+        let column = |x: &Expr| -> Option<u8> {
+            let Expr::Column(c) = x else { return None };
+            let sc = &scopes[source_of(scopes, *c)];
+            match self.catalog.tables[sc.table].columns.get(c - sc.offset)?.ty {
+                ColumnType::DateTime { precision }
+                | ColumnType::Timestamp { precision }
+                | ColumnType::Time { precision } => Some(precision),
+                _ => None,
+            }
+        };
+        let k = group_raw.len();
+        match e {
+            Expr::Column(i) if *i < k => column(&group_raw[*i]),
+            Expr::Column(i) => {
+                let a = aggregates.get(i - k)?;
+                match a.func {
+                    AggFunc::Min | AggFunc::Max => column(a.arg.as_ref()?),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// Whether `e` calls an aggregate function (resolution errors are reported later).

@@ -253,7 +253,7 @@ fn expected(views: &[ViewPlan], times: &[Vec<Change>]) -> Vec<BTreeMap<String, J
         match &c.doc {
             Some(d) => {
                 let mut s = String::new();
-                names.doc_json(&names.views[c.view].1, d, &mut s);
+                names.doc_json(c.view, d, &mut s);
                 out[c.view].insert(c.id.clone(), serde_json::from_str(&s).unwrap());
             }
             None => {

@@ -207,7 +207,7 @@ pub(crate) fn wait(mut child: Child, limit: Duration, log: &Path) {
 fn doc_json(d: &Dataflows, view: usize, doc: &cdcflow::decode::Row) -> Json {
     let names = Names::of(&d.views);
     let mut s = String::new();
-    names.doc_json(&names.views[view].1, doc, &mut s);
+    names.doc_json(view, doc, &mut s);
     serde_json::from_str(&s).unwrap()
 }
 

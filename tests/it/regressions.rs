@@ -210,11 +210,9 @@ fn regression_datetime_text_with_multibyte_characters_is_rejected_not_a_panic() 
 
 /// A DATETIME(p) value prints with exactly p fractional digits, as MariaDB prints it:
 /// `2026-03-02 10:00:00.000` from a DATETIME(3), `...10:00:00.120000` from a DATETIME(6).
-/// Today the engine drops `.000` and prints 3 digits for any whole millisecond: the column's
-/// precision does not reach the output (the plan's `Type::DateTime` has no precision, see the
-/// report of issue 7). Un-ignore once the plan types carry it.
+/// The engine dropped `.000` and printed 3 digits for any whole millisecond; now an output
+/// column straight from a DATETIME(p) column (group key, MIN/MAX) shows p digits.
 #[test]
-#[ignore = "known bug: DATETIME precision does not reach the output (needs Type::DateTime(p) in the plan)"]
 fn regression_datetime3_keeps_trailing_zeros() {
     let d = dataflows(
         "CREATE DATABASE w; CREATE TABLE w.s (id INT PRIMARY KEY, wh INT NOT NULL, at DATETIME(3) NOT NULL, at6 DATETIME(6) NOT NULL);",
@@ -242,7 +240,7 @@ fn regression_datetime3_keeps_trailing_zeros() {
     let names = cdcflow::sink::Names::of(&d.views);
     let (_, doc) = out.state.iter().next().expect("one document");
     let mut json = String::new();
-    names.doc_json(&names.views[0].1, doc, &mut json);
+    names.doc_json(0, doc, &mut json);
     assert_eq!(
         json,
         r#"{"wh":1,"last":"2026-03-02 10:00:00.000","first":"2026-03-02 10:00:00.120000"}"#
