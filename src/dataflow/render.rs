@@ -13,7 +13,7 @@ use std::sync::Arc;
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::ToStream;
+use timely::dataflow::operators::vec::{Map as _, ToStream};
 
 use super::accum::Accum;
 use crate::decode::Row;
@@ -49,24 +49,24 @@ pub fn render_view<'s>(
         let s = &plan.sources[i];
         let cols = s.columns.clone();
         let filter = s.filter.clone();
-        let (m, v) = (metrics.clone(), view.clone());
-        tables[s.table]
-            .clone()
-            .expect("every table a plan reads is rendered")
-            .flat_map(move |row: Row| {
+        checked(
+            tables[s.table]
+                .clone()
+                .expect("every table a plan reads is rendered"),
+            &metrics,
+            &view,
+            move |row: Row| {
                 let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
                 match &filter {
-                    None => Some((true, projected)),
+                    None => (Some((true, projected)), None),
                     Some(f) => match f.holds(&projected) {
-                        Ok(true) => Some((true, projected)),
-                        Ok(false) => None,
-                        Err(e) => {
-                            report(&m, &v, e);
-                            Some((false, projected))
-                        }
+                        Ok(true) => (Some((true, projected)), None),
+                        Ok(false) => (None, None),
+                        Err(e) => (Some((false, projected)), Some(e)),
                     },
                 }
-            })
+            },
+        )
     };
     let ok_rows =
         |rows: VecCollection<'s, Time, (bool, Row)>| rows.flat_map(|(ok, r)| ok.then_some(r));
@@ -78,12 +78,10 @@ pub fn render_view<'s>(
         let right_width = plan.sources[ji + 1].columns.len();
         // `(key, row)` for rows whose key evaluates; a row whose key fails is out as a whole.
         let keyed = |rows: Rows<'s>, keys: Vec<Expr>| {
-            let (m, v) = (metrics.clone(), view.clone());
-            rows.flat_map(move |row: Row| match eval_all(&keys, &row) {
-                Ok(k) => Some((k, row)),
-                Err(e) => {
-                    report(&m, &v, e);
-                    None
+            checked(rows, &metrics, &view, move |row: Row| {
+                match eval_all(&keys, &row) {
+                    Ok(k) => (Some((k, row)), None),
+                    Err(e) => (None, Some(e)),
                 }
             })
         };
@@ -126,12 +124,11 @@ pub fn render_view<'s>(
         };
     }
     if let Some(f) = plan.filter.clone() {
-        let (m, v) = (metrics.clone(), view.clone());
-        joined = joined.filter(move |row| match f.holds(row) {
-            Ok(b) => b,
-            Err(e) => {
-                report(&m, &v, e);
-                false
+        joined = checked(joined, &metrics, &view, move |row: Row| {
+            match f.holds(&row) {
+                Ok(true) => (Some(row), None),
+                Ok(false) => (None, None),
+                Err(e) => (None, Some(e)),
             }
         });
     }
@@ -140,8 +137,7 @@ pub fn render_view<'s>(
     // argument fails to evaluate is out of every aggregate of its group, never in some of them.
     let group_by = plan.group_by.clone();
     let args: Vec<Option<Expr>> = plan.aggregates.iter().map(|a| a.arg.clone()).collect();
-    let (m, v) = (metrics.clone(), view.clone());
-    let grouped = joined.flat_map(move |row: Row| {
+    let grouped = checked(joined, &metrics, &view, move |row: Row| {
         let evaluated = eval_all(&group_by, &row).and_then(|key| {
             let vals = args
                 .iter()
@@ -150,11 +146,8 @@ pub fn render_view<'s>(
             Ok((key, vals))
         });
         match evaluated {
-            Ok(x) => Some(x),
-            Err(e) => {
-                report(&m, &v, e);
-                None
-            }
+            Ok(x) => (Some(x), None),
+            Err(e) => (None, Some(e)),
         }
     });
 
@@ -303,6 +296,33 @@ pub fn render_view<'s>(
             }
         }
     })
+}
+
+/// Maps every record with `f`, which gives the record kept (if any) and the evaluation error
+/// that excluded or marked it (if any). An error is counted once per record entering the
+/// collection, not again when that record is retracted: `eval_errors` counts rows.
+fn checked<'s, D, D2>(
+    rows: VecCollection<'s, Time, D>,
+    metrics: &Arc<Metrics>,
+    view: &Arc<str>,
+    f: impl Fn(D) -> (Option<D2>, Option<EvalError>) + 'static,
+) -> VecCollection<'s, Time, D2>
+where
+    D: Clone + 'static,
+    D2: Clone + 'static,
+{
+    let (m, v) = (metrics.clone(), view.clone());
+    rows.inner
+        .flat_map(move |(d, t, r)| {
+            let (out, err) = f(d);
+            if let Some(e) = err
+                && r > 0
+            {
+                report(&m, &v, e);
+            }
+            out.map(|x| (x, t, r))
+        })
+        .as_collection()
 }
 
 fn eval_all(exprs: &[Expr], row: &[Value]) -> Result<Row, EvalError> {

@@ -473,3 +473,33 @@ fn views_without_group_by_give_a_document_per_row_or_one_global_document() {
         assert!(docs(&out, 1).is_empty());
     }
 }
+
+#[test]
+fn regression_eval_errors_counts_rows_not_evaluations() {
+    // x * x overflows for the row; it is inserted, updated (still failing) and deleted, and read
+    // by two aggregates: two row versions entered the view, so two errors, whatever the number
+    // of evaluations and retractions.
+    let d = dataflows(
+        WHOLE,
+        &[(
+            "v",
+            "SELECT g, SUM(x * x) sq, MAX(x * x) hi FROM s.a GROUP BY g",
+        )],
+    );
+    let row = |x: i64| vec![Value::Int(1), Value::Int(1), Value::Int(x), Value::Null];
+    let changes = vec![
+        change(0, Op::Create, None, Some(row(i64::MAX)), 0),
+        change(
+            0,
+            Op::Update,
+            Some(row(i64::MAX)),
+            Some(row(i64::MAX - 1)),
+            1,
+        ),
+        change(0, Op::Delete, Some(row(i64::MAX - 1)), None, 2),
+    ];
+    for workers in [1, 2] {
+        let out = replay(&d, encode(&d, &changes), workers, 0);
+        assert_eq!(out.metrics.eval_errors, 2, "{workers} workers");
+    }
+}
