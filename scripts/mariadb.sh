@@ -41,7 +41,8 @@ start() {
     fi
     "$MARIADBD" --no-defaults --user="$(id -un)" --datadir="$DIR/data" --socket="$DIR/sock" \
         --pid-file="$DIR/pid" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
-        --server-id=1 >"$DIR/server.log" 2>&1 &
+        --server-id=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+        >"$DIR/server.log" 2>&1 &
     for _ in $(seq 1 100); do
         if mariadb --no-defaults --socket="$DIR/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
             echo "$DIR/sock"

@@ -145,6 +145,8 @@ pub enum Expr {
     Cast(Box<Expr>, Type),
     /// A scalar function (see [`super::func`]).
     Func(Func, Vec<Expr>),
+    /// The case- and accent-insensitive comparison key of a text (see [`super::collation`]).
+    Collate(Box<Expr>),
 }
 
 /// A failure while evaluating an expression on a row (e.g. integer overflow).
@@ -258,6 +260,10 @@ impl Expr {
                 other => return Err(EvalError(format!("DATE() of {other}"))),
             },
             Expr::Cast(a, ty) => cast(a.eval(row)?, *ty)?,
+            Expr::Collate(a) => match a.eval(row)? {
+                Value::Text(t) => Value::Text(super::collation::fold(&t)),
+                other => other,
+            },
             Expr::Func(f, args) => {
                 let vals = args
                     .iter()
@@ -296,6 +302,7 @@ impl Expr {
             Expr::Date(a) => Expr::Date(b(a)),
             Expr::Cast(a, t) => Expr::Cast(b(a), *t),
             Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(|e| e.map_columns(f)).collect()),
+            Expr::Collate(a) => Expr::Collate(b(a)),
         }
     }
 
@@ -308,9 +315,12 @@ impl Expr {
                 l.columns(out);
                 r.columns(out);
             }
-            Expr::Not(a) | Expr::Neg(a) | Expr::IsNull(a, _) | Expr::Date(a) | Expr::Cast(a, _) => {
-                a.columns(out)
-            }
+            Expr::Not(a)
+            | Expr::Neg(a)
+            | Expr::IsNull(a, _)
+            | Expr::Date(a)
+            | Expr::Cast(a, _)
+            | Expr::Collate(a) => a.columns(out),
             Expr::InList(a, l, _) => {
                 a.columns(out);
                 l.iter().for_each(|e| e.columns(out));

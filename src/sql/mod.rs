@@ -1,5 +1,6 @@
 //! SQL: the declared schema plus one view per `NAME.sql`, parsed and planned at start-up.
 
+pub mod collation;
 pub mod expr;
 pub mod func;
 pub mod plan;

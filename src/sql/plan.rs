@@ -309,6 +309,7 @@ fn show(e: &Expr, names: &[String]) -> String {
         Expr::Date(a) => format!("DATE({})", s(a)),
         Expr::Cast(a, t) => format!("CAST({} AS {t})", s(a)),
         Expr::Func(f, a) => format!("{f:?}({})", a.iter().map(s).collect::<Vec<_>>().join(", ")),
+        Expr::Collate(a) => format!("COLLATE_CI({})", s(a)),
     }
 }
 
@@ -326,6 +327,7 @@ pub fn plan_view(
         file,
         having_aliases: Default::default(),
         round_aggregate_args: Default::default(),
+        binary_columns: Default::default(),
     };
     let st = match statements.as_slice() {
         [st] => st,
@@ -382,6 +384,8 @@ struct Planner<'a> {
     /// aggregates), whose fields hold the shown scale. Without GROUP BY, or with a DISTINCT
     /// aggregate, it aggregates the carried values.
     round_aggregate_args: std::cell::Cell<bool>,
+    /// Full-row columns of a binary collation (`*_bin`, `binary`): they compare as bytes.
+    binary_columns: std::cell::RefCell<BTreeSet<usize>>,
 }
 
 /// A source while resolving: its alias, table, and offset in the full (unprojected) row.
@@ -483,6 +487,16 @@ impl<'a> Planner<'a> {
             join_specs.push((kind, on));
         }
 
+        *self.binary_columns.borrow_mut() = scopes
+            .iter()
+            .flat_map(|sc| {
+                let t = &self.catalog.tables[sc.table];
+                (0..t.columns.len())
+                    .filter(|i| super::collation::is_binary(t.collation(*i)))
+                    .map(move |i| sc.offset + i)
+            })
+            .collect();
+
         // 2. Resolve ON clauses into keys and filters, over the full row.
         let mut source_filters: Vec<Vec<Expr>> = vec![Vec::new(); scopes.len()];
         let mut post_filters: Vec<Expr> = Vec::new();
@@ -530,8 +544,15 @@ impl<'a> Planner<'a> {
                         let (b, tb) = (coerce((**b).clone(), tb, tb.shown()), tb.shown());
                         let common = unify(&[ta, tb])
                             .map_err(|m| self.err(conj.span(), &format!("join keys: {m}")))?;
-                        lk.push(coerce(a, ta, common));
-                        rk.push(coerce(b, tb, common));
+                        let ci = self.is_ci(&a, common) && self.is_ci(&b, common);
+                        let (a, b) = (coerce(a, ta, common), coerce(b, tb, common));
+                        if ci {
+                            lk.push(Expr::Collate(Box::new(a)));
+                            rk.push(Expr::Collate(Box::new(b)));
+                        } else {
+                            lk.push(a);
+                            rk.push(b);
+                        }
                         continue;
                     }
                 }
@@ -677,9 +698,19 @@ impl<'a> Planner<'a> {
         }
         // A group key is the value MySQL shows (its temporary table stores it at the shown
         // scale); SELECT and HAVING match their expressions against the unrounded ones.
+        // A text group of a case-insensitive collation groups by its comparison key; the
+        // spelling shown is a MIN over the group's rows (added below).
+        let group_ci: Vec<bool> = group_raw
+            .iter()
+            .map(|(e, t)| id_width.is_none() && self.is_ci(e, *t))
+            .collect();
         let group_by: Vec<Expr> = group_raw
             .iter()
-            .map(|(e, t)| coerce(e.clone(), *t, t.shown()))
+            .zip(&group_ci)
+            .map(|((e, t), ci)| {
+                let e = coerce(e.clone(), *t, t.shown());
+                if *ci { Expr::Collate(Box::new(e)) } else { e }
+            })
             .collect();
         let group_raw: Vec<Expr> = group_raw.into_iter().map(|(e, _)| e).collect();
         let distinct_aggregate = items
@@ -723,7 +754,7 @@ impl<'a> Planner<'a> {
                 fsp,
             });
         }
-        let having = match &select.having {
+        let mut having = match &select.having {
             Some(h) => {
                 *self.having_aliases.borrow_mut() = aliases
                     .iter()
@@ -738,6 +769,27 @@ impl<'a> Planner<'a> {
         if select.qualify.is_some() || !select.named_window.is_empty() || select.prewhere.is_some()
         {
             return Err(self.err(select.span(), &format!("unsupported clause ({SUPPORTED})")));
+        }
+        // What SELECT and HAVING read of a case-insensitive text group is its shown spelling.
+        let k = group_raw.len();
+        let mut shown_as: HashMap<usize, usize> = HashMap::new();
+        for (i, g) in group_raw.iter().enumerate() {
+            if group_ci[i] {
+                shown_as.insert(i, k + aggregates.len());
+                aggregates.push(Aggregate {
+                    func: AggFunc::Min,
+                    arg: Some(g.clone()),
+                    arg_type: Type::Text,
+                    ty: Type::Text,
+                });
+            }
+        }
+        if !shown_as.is_empty() {
+            let f = |c: usize| shown_as.get(&c).copied().unwrap_or(c);
+            for o in &mut output {
+                o.expr = o.expr.map_columns(&f);
+            }
+            having = having.map(|h| h.map_columns(&f));
         }
 
         // 5. Projection: the full-row columns anything reads, per source.
@@ -850,6 +902,31 @@ impl<'a> Planner<'a> {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// Whether `e` reads a column of a binary collation.
+    fn reads_binary(&self, e: &Expr) -> bool {
+        let mut cols = Vec::new();
+        e.columns(&mut cols);
+        let bin = self.binary_columns.borrow();
+        cols.iter().any(|c| bin.contains(c))
+    }
+
+    /// Whether values of `e` (of type `t`) compare case- and accent-insensitively.
+    fn is_ci(&self, e: &Expr, t: Type) -> bool {
+        t == Type::Text && !self.reads_binary(e)
+    }
+
+    /// `e` as its comparison key when it is case-insensitive text.
+    fn collated(&self, e: Expr, t: Type) -> Expr {
+        if let Expr::Literal(Value::Text(s)) = &e {
+            return Expr::Literal(Value::Text(super::collation::fold(s)));
+        }
+        if self.is_ci(&e, t) {
+            Expr::Collate(Box::new(e))
+        } else {
+            e
         }
     }
 
@@ -1010,6 +1087,11 @@ impl<'a> Planner<'a> {
                 arg_type.shown(),
             ),
             (_, arg) => (arg, arg_type),
+        };
+        // COUNT(DISTINCT) of text counts what its collation tells apart.
+        let arg = match (func, arg) {
+            (AggFunc::CountDistinct, Some(x)) => Some(self.collated(x, arg_type)),
+            (_, arg) => arg,
         };
         let ty = match func {
             AggFunc::CountStar | AggFunc::Count | AggFunc::CountDistinct => Type::Int,
@@ -1208,6 +1290,19 @@ impl<'a> Planner<'a> {
                     }
                     item_types.push(literal_or(it, &i));
                     items.push(i);
+                }
+                // Text compares under its collation (see `binary_with`).
+                if t == Type::Text
+                    && !self.reads_binary(&x)
+                    && !items.iter().any(|i| self.reads_binary(i))
+                {
+                    let x = Expr::Collate(Box::new(x));
+                    let items = items
+                        .into_iter()
+                        .zip(&item_types)
+                        .map(|(i, it)| self.collated(i, *it))
+                        .collect();
+                    return Ok((Expr::InList(Box::new(x), items, *negated), Type::Int));
                 }
                 // MariaDB turns `x IN (y)` into `x = y`, which rounds both sides to what they show.
                 if let [y] = items.as_mut_slice() {
@@ -1513,6 +1608,17 @@ impl<'a> Planner<'a> {
         } else {
             (l, lt, r, rt)
         };
+        // Text compares under its collation: insensitively unless a side is binary.
+        let (l, r) = if is_cmp
+            && matches!(lt, Type::Text | Type::Null)
+            && matches!(rt, Type::Text | Type::Null)
+            && !self.reads_binary(&l)
+            && !self.reads_binary(&r)
+        {
+            (self.collated(l, lt), self.collated(r, rt))
+        } else {
+            (l, r)
+        };
         let ty = binary_type(op, lt, rt).map_err(|m| self.err(span, &m))?;
         Ok((Expr::Binary(op, Box::new(l), Box::new(r)), ty))
     }
@@ -1691,5 +1797,6 @@ fn rebuild(e: &Expr, f: &mut dyn FnMut(&Expr) -> Expr) -> Expr {
         Expr::Date(a) => Expr::Date(Box::new(f(a))),
         Expr::Cast(a, t) => Expr::Cast(Box::new(f(a)), *t),
         Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(&mut *f).collect()),
+        Expr::Collate(a) => Expr::Collate(Box::new(f(a))),
     }
 }

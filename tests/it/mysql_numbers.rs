@@ -503,3 +503,61 @@ fn regression_eval_errors_counts_rows_not_evaluations() {
         assert_eq!(out.metrics.eval_errors, 2, "{workers} workers");
     }
 }
+
+#[test]
+fn regression_text_groups_and_compares_under_its_collation() {
+    // MariaDB (utf8mb4_general_ci by default): 'dhl', 'DHL' and 'dhl ' are one group, 'Café'
+    // and 'cafe' another; a utf8mb4_bin column tells 'a' and 'A' apart.
+    let d = dataflows(
+        "CREATE DATABASE k;
+         CREATE TABLE k.c (id INT PRIMARY KEY, name VARCHAR(20), code VARCHAR(10) COLLATE utf8mb4_bin)
+           DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;",
+        &[
+            (
+                "a",
+                "SELECT name, COUNT(*) n, COUNT(DISTINCT name) dn, COUNT(DISTINCT code) dc FROM k.c GROUP BY name",
+            ),
+            (
+                "b",
+                "SELECT code, COUNT(*) n, SUM(name = 'DHL') dhl, SUM(name IN ('CAFE', 'x')) cafe FROM k.c GROUP BY code",
+            ),
+        ],
+    );
+    let t = |s: &str| Value::Text(s.into());
+    let rows: Vec<(usize, Row)> = [
+        (1, "dhl", "a"),
+        (2, "DHL", "A"),
+        (3, "dhl ", "a"),
+        (4, "Café", "b"),
+        (5, "cafe", "B"),
+        (6, "ups", "c"),
+    ]
+    .iter()
+    .map(|(id, n, c)| (0, vec![Value::Int(*id), t(n), t(c)]))
+    .collect();
+    let bytes = inserts(&d, &rows);
+    for workers in [1, 2] {
+        let out = replay(&d, bytes.clone(), workers, 0);
+        let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The id is the comparison key; the spelling shown is the smallest by bytes.
+        assert_eq!(
+            docs(&out, 0),
+            vec![
+                ("cafe".to_string(), row(&["Café", "2", "1", "2"])),
+                ("dhl".to_string(), row(&["DHL", "3", "1", "2"])),
+                ("ups".to_string(), row(&["ups", "1", "1", "1"])),
+            ],
+            "{workers} workers"
+        );
+        assert_eq!(
+            docs(&out, 1),
+            vec![
+                ("A".to_string(), row(&["A", "1", "1", "0"])),
+                ("B".to_string(), row(&["B", "1", "0", "1"])),
+                ("a".to_string(), row(&["a", "2", "2", "0"])),
+                ("b".to_string(), row(&["b", "1", "0", "1"])),
+                ("c".to_string(), row(&["c", "1", "0", "0"])),
+            ]
+        );
+    }
+}

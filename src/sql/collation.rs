@@ -1,0 +1,60 @@
+//! Text comparison as MySQL's collations compare it.
+//!
+//! Contract: a text column compares, groups, joins and counts DISTINCT under its collation.
+//! The default (no `COLLATE`, or any `*_ci` collation) is MariaDB's `utf8mb4_general_ci`:
+//! case- and accent-insensitive, and PAD SPACE (trailing spaces do not count), so 'DHL',
+//! 'dhl' and 'dhl ' are one group. A `*_bin` or `binary` collation compares bytes. An
+//! expression is compared binarily when it reads a binary-collated column; literals take the
+//! other side's collation (MySQL's coercibility: a column's collation wins over a literal's).
+//!
+//! The insensitive comparison is on a key ([`fold`]): the text decomposed (NFD), combining
+//! marks dropped, each character lower-cased on its own (simple case mapping), trailing spaces
+//! removed (so lower-case ASCII text is its own key, and document ids keep its spelling). Which spelling a merged group shows is arbitrary in MySQL; here it is the smallest
+//! spelling by bytes among the group's current rows, so it is deterministic and the same on
+//! every worker.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Whether a collation name compares bytes (`*_bin`, `binary`).
+pub fn is_binary(collation: Option<&str>) -> bool {
+    collation.is_some_and(|c| c == "binary" || c.ends_with("_bin"))
+}
+
+/// The comparison key of `s` under a case- and accent-insensitive PAD SPACE collation.
+pub fn fold(s: &str) -> String {
+    let trimmed = s.trim_end_matches(' ');
+    if trimmed
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        return trimmed.to_string();
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    for c in trimmed.nfd().filter(|c| !is_combining_mark(*c)) {
+        let mut low = c.to_lowercase();
+        match (low.next(), low.next()) {
+            (Some(u), None) => out.push(u),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn general_ci_keys() {
+        assert_eq!(fold("dhl"), fold("DHL"));
+        assert_eq!(fold("dhl  "), fold("DHL"));
+        assert_eq!(fold("café"), fold("CAFE"));
+        assert_eq!(fold("Ünïcode"), fold("unicode"));
+        assert_ne!(fold(" dhl"), fold("dhl"));
+        assert!(is_binary(Some("utf8mb4_bin")));
+        assert!(is_binary(Some("binary")));
+        assert!(!is_binary(Some("utf8mb4_general_ci")));
+        assert!(!is_binary(None));
+    }
+}
