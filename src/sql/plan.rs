@@ -27,7 +27,7 @@ use crate::value::{
 
 /// What the SQL subset supports, quoted in refusals.
 pub const SUPPORTED: &str = "supported: SELECT <expressions> FROM db.table [alias] \
-[[INNER] JOIN | LEFT [OUTER] JOIN db.table [alias] ON <equalities>]... [WHERE ..] GROUP BY .. [HAVING ..]; \
+[[INNER] JOIN | LEFT [OUTER] JOIN db.table [alias] ON <equalities> [AND <conditions>]]... [WHERE ..] [GROUP BY .. [HAVING ..]]; \
 expressions: columns, literals, + - * /, = <> < <= > >=, AND OR NOT, IN (..), IS [NOT] NULL, \
 BETWEEN, CASE [x] WHEN, IF, COALESCE, IFNULL, DATE(x), ROUND, text and date functions, d ± INTERVAL n unit; aggregates: COUNT(*), COUNT(x), COUNT(DISTINCT x), SUM, MIN, MAX, AVG, SUM(DISTINCT x), AVG(DISTINCT x)";
 
@@ -506,6 +506,7 @@ impl<'a> Planner<'a> {
             let visible = &scopes[..=right];
             let mut lk = Vec::new();
             let mut rk = Vec::new();
+            let mut conditions = Vec::new();
             for conj in conjuncts(on) {
                 let (e, t) = self.resolve(visible, conj)?;
                 if t != Type::Int && t != Type::Null {
@@ -560,10 +561,18 @@ impl<'a> Planner<'a> {
                     source_filters[right].push(e);
                 } else if *kind == JoinKind::Inner {
                     post_filters.push(e);
+                } else if sides.iter().all(|s| *s < right) {
+                    // A LEFT JOIN's condition on earlier tables only: a left row for which it
+                    // is not true matches nothing and stays, padded. As one more key: 1 when
+                    // it holds, else NULL (which never matches), against a constant 1.
+                    conditions.push((
+                        Expr::Case(vec![(e, Expr::Literal(Value::Int(1)))], None),
+                        Expr::Literal(Value::Int(1)),
+                    ));
                 } else {
                     return Err(self.err(
                         conj.span(),
-                        "LEFT JOIN ... ON supports equalities between the joined table and earlier ones, and conditions on the joined table only",
+                        "LEFT JOIN ... ON supports equalities between the joined table and earlier ones, and conditions on either side alone, not conditions mixing both",
                     ));
                 }
             }
@@ -575,6 +584,10 @@ impl<'a> Planner<'a> {
                         scopes[right].alias
                     ),
                 ));
+            }
+            for (l, r) in conditions {
+                lk.push(l);
+                rk.push(r);
             }
             join_keys.push((*kind, lk, rk));
         }

@@ -673,8 +673,9 @@ impl<'a> Gen<'a> {
                 on = format!("{on} AND {}", self.cond_on(new));
             }
             self.scope.push(new);
-            if !left && self.chance(0.25) {
-                // An inner join's ON may also test the earlier tables.
+            if self.chance(0.25) {
+                // ON may also test the earlier tables (for a LEFT JOIN: a left row for which
+                // it fails is kept, unmatched).
                 let earlier: Vec<usize> = self.scope[..self.scope.len() - 1].to_vec();
                 let c = self.cond(&earlier, 1);
                 on = format!("{on} AND {c}");
