@@ -561,6 +561,20 @@ mod tests {
     }
 
     #[test]
+    fn regression_decimal_scale_past_38_through_multiplication_does_not_wrap() {
+        // It wrapped its u8 after enough multiplications; MySQL caps the scale (MariaDB shows
+        // 38 digits of DECIMAL(38,30) * DECIMAL(38,30)).
+        let mut t = Type::dec(30);
+        for _ in 0..10 {
+            t = binary_type(BinOp::Mul, t, Type::dec(30)).unwrap();
+        }
+        assert_eq!(t, Type::Dec { scale: 38, shown: 38 });
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        let p = d("0.000000000000000000001").checked_mul_sql(d("0.000000000000000000003"));
+        assert_eq!(p.unwrap().to_string(), format!("0.{}", "0".repeat(38)));
+    }
+
+    #[test]
     fn arithmetic_types_and_values() {
         let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
         let e = Expr::Binary(BinOp::Mul, lit(Value::Int(3)), lit(d("19.99")));
