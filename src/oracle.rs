@@ -201,6 +201,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                     .cloned()
                     .unwrap_or(Value::Null),
             };
+            let v = crate::dataflow::render::uncollate(a, v);
             group_row.push(v);
         }
         if plan

@@ -446,13 +446,16 @@ fn finish(
                     .unwrap_or(&empty);
                 sum_or_avg(a.func == AggFunc::AvgDistinct, d, 0, scale)?
             }
-            AggFunc::Min | AggFunc::Max => extra
-                .iter()
-                .find_map(|p| match p {
-                    Part::Val(j, x) if *j as usize == i => Some(x.clone()),
-                    _ => None,
-                })
-                .unwrap_or(Value::Null),
+            AggFunc::Min | AggFunc::Max => {
+                let v = extra
+                    .iter()
+                    .find_map(|p| match p {
+                        Part::Val(j, x) if *j as usize == i => Some(x.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or(Value::Null);
+                uncollate(a, v)
+            }
             AggFunc::CountDistinct => Value::Int(
                 extra
                     .iter()
@@ -466,6 +469,16 @@ fn finish(
         out.push(v);
     }
     Ok(out)
+}
+
+/// The spelling of a collated MIN/MAX result (see [`Aggregate::collated`]).
+pub fn uncollate(a: &Aggregate, v: Value) -> Value {
+    match v {
+        Value::Text(k) if a.collated => {
+            Value::Text(crate::sql::collation::unsort_key(&k).to_string())
+        }
+        v => v,
+    }
 }
 
 /// SUM (or AVG) from a count at slot `first` and a sum's two limbs after it, at `scale`.

@@ -147,6 +147,8 @@ pub enum Expr {
     Func(Func, Vec<Expr>),
     /// The case- and accent-insensitive comparison key of a text (see [`super::collation`]).
     Collate(Box<Expr>),
+    /// A text's collation order key for MIN/MAX ([`super::collation::sort_key`]).
+    SortKey(Box<Expr>),
 }
 
 /// A failure while evaluating an expression on a row (e.g. integer overflow).
@@ -264,6 +266,10 @@ impl Expr {
                 Value::Text(t) => Value::Text(super::collation::fold(&t)),
                 other => other,
             },
+            Expr::SortKey(a) => match a.eval(row)? {
+                Value::Text(t) => Value::Text(super::collation::sort_key(&t)),
+                other => other,
+            },
             Expr::Func(f, args) => {
                 let vals = args
                     .iter()
@@ -303,6 +309,7 @@ impl Expr {
             Expr::Cast(a, t) => Expr::Cast(b(a), *t),
             Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(|e| e.map_columns(f)).collect()),
             Expr::Collate(a) => Expr::Collate(b(a)),
+            Expr::SortKey(a) => Expr::SortKey(b(a)),
         }
     }
 
@@ -320,7 +327,8 @@ impl Expr {
             | Expr::IsNull(a, _)
             | Expr::Date(a)
             | Expr::Cast(a, _)
-            | Expr::Collate(a) => a.columns(out),
+            | Expr::Collate(a)
+            | Expr::SortKey(a) => a.columns(out),
             Expr::InList(a, l, _) => {
                 a.columns(out);
                 l.iter().for_each(|e| e.columns(out));
@@ -568,7 +576,13 @@ mod tests {
         for _ in 0..10 {
             t = binary_type(BinOp::Mul, t, Type::dec(30)).unwrap();
         }
-        assert_eq!(t, Type::Dec { scale: 38, shown: 38 });
+        assert_eq!(
+            t,
+            Type::Dec {
+                scale: 38,
+                shown: 38
+            }
+        );
         let d = |s: &str| Decimal::parse(s).unwrap();
         let p = d("0.000000000000000000001").checked_mul_sql(d("0.000000000000000000003"));
         assert_eq!(p.unwrap().to_string(), format!("0.{}", "0".repeat(38)));

@@ -112,6 +112,9 @@ pub struct Aggregate {
     pub arg_type: Type,
     /// Static type of the result.
     pub ty: Type,
+    /// MIN/MAX of case-insensitive text: the argument is a [`Expr::SortKey`], and the result
+    /// the spelling inside the extreme key.
+    pub collated: bool,
 }
 
 /// One output column (a document field).
@@ -310,6 +313,7 @@ fn show(e: &Expr, names: &[String]) -> String {
         Expr::Cast(a, t) => format!("CAST({} AS {t})", s(a)),
         Expr::Func(f, a) => format!("{f:?}({})", a.iter().map(s).collect::<Vec<_>>().join(", ")),
         Expr::Collate(a) => format!("COLLATE_CI({})", s(a)),
+        Expr::SortKey(a) => format!("SORT_KEY_CI({})", s(a)),
     }
 }
 
@@ -791,9 +795,10 @@ impl<'a> Planner<'a> {
                 shown_as.insert(i, k + aggregates.len());
                 aggregates.push(Aggregate {
                     func: AggFunc::Min,
-                    arg: Some(g.clone()),
+                    arg: Some(Expr::SortKey(Box::new(g.clone()))),
                     arg_type: Type::Text,
                     ty: Type::Text,
+                    collated: true,
                 });
             }
         }
@@ -1101,9 +1106,12 @@ impl<'a> Planner<'a> {
             ),
             (_, arg) => (arg, arg_type),
         };
-        // COUNT(DISTINCT) of text counts what its collation tells apart.
+        // COUNT(DISTINCT) of text counts what its collation tells apart; MIN/MAX order by it.
+        let collated = matches!(func, AggFunc::Min | AggFunc::Max)
+            && arg.as_ref().is_some_and(|x| self.is_ci(x, arg_type));
         let arg = match (func, arg) {
             (AggFunc::CountDistinct, Some(x)) => Some(self.collated(x, arg_type)),
+            (_, Some(x)) if collated => Some(Expr::SortKey(Box::new(x))),
             (_, arg) => arg,
         };
         let ty = match func {
@@ -1135,6 +1143,7 @@ impl<'a> Planner<'a> {
             arg,
             arg_type,
             ty,
+            collated,
         })
     }
 
@@ -1811,5 +1820,6 @@ fn rebuild(e: &Expr, f: &mut dyn FnMut(&Expr) -> Expr) -> Expr {
         Expr::Cast(a, t) => Expr::Cast(Box::new(f(a)), *t),
         Expr::Func(fu, a) => Expr::Func(*fu, a.iter().map(&mut *f).collect()),
         Expr::Collate(a) => Expr::Collate(Box::new(f(a))),
+        Expr::SortKey(a) => Expr::SortKey(Box::new(f(a))),
     }
 }

@@ -521,6 +521,8 @@ fn regression_text_groups_and_compares_under_its_collation() {
                 "b",
                 "SELECT code, COUNT(*) n, SUM(name = 'DHL') dhl, SUM(name IN ('CAFE', 'x')) cafe FROM k.c GROUP BY code",
             ),
+            // MIN/MAX order by the collation: 'ups' > 'DHL' > 'Café'; MAX(code) by bytes.
+            ("c", "SELECT MIN(name) lo, MAX(name) hi, MAX(code) hc FROM k.c"),
         ],
     );
     let t = |s: &str| Value::Text(s.into());
@@ -558,6 +560,10 @@ fn regression_text_groups_and_compares_under_its_collation() {
                 ("b".to_string(), row(&["b", "1", "0", "1"])),
                 ("c".to_string(), row(&["c", "1", "0", "0"])),
             ]
+        );
+        assert_eq!(
+            docs(&out, 2),
+            vec![("all".to_string(), row(&["Café", "ups", "c"]))]
         );
     }
 }
