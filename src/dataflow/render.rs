@@ -10,9 +10,11 @@
 
 use std::sync::Arc;
 
+use differential_dataflow::Hashable;
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Exchange;
 use timely::dataflow::operators::vec::{Map as _, ToStream};
 
 use super::accum::Accum;
@@ -269,8 +271,9 @@ pub fn render_view<'s>(
     let having = plan.having.clone();
     let output: Vec<Expr> = plan.output.iter().map(|o| o.expr.clone()).collect();
     let id_width = plan.id_width;
+    let regroup = id_width < plan.group_by.len();
     let (m, v) = (metrics, view);
-    group_rows.flat_map(move |(mut key, aggs): (Row, Row)| {
+    let docs = group_rows.flat_map(move |(mut key, aggs): (Row, Row)| {
         let mut row = key.clone();
         row.extend(aggs);
         let keep = match &having {
@@ -295,7 +298,16 @@ pub fn render_view<'s>(
                 None
             }
         }
-    })
+    });
+    if !regroup {
+        return docs;
+    }
+    // A document per row is grouped by more than its id (the columns that depend on the
+    // keys): an update moves it between groups, maybe between workers. Its retraction and its
+    // new version must meet on one worker, so that emit sees one change per id and time.
+    docs.inner
+        .exchange(|((k, _), _, _): &((Row, Row), Time, isize)| k.hashed())
+        .as_collection()
 }
 
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error

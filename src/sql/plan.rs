@@ -331,6 +331,7 @@ pub fn plan_view(
         file,
         having_aliases: Default::default(),
         round_aggregate_args: Default::default(),
+        groups_unique: Default::default(),
         binary_columns: Default::default(),
     };
     let st = match statements.as_slice() {
@@ -388,6 +389,8 @@ struct Planner<'a> {
     /// aggregates), whose fields hold the shown scale. Without GROUP BY, or with a DISTINCT
     /// aggregate, it aggregates the carried values.
     round_aggregate_args: std::cell::Cell<bool>,
+    /// Whether the GROUP BY columns include every source's primary key.
+    groups_unique: std::cell::Cell<bool>,
     /// Full-row columns of a binary collation (`*_bin`, `binary`): they compare as bytes.
     binary_columns: std::cell::RefCell<BTreeSet<usize>>,
 }
@@ -755,7 +758,24 @@ impl<'a> Planner<'a> {
                 _ => None,
             })
             .collect();
-        let by_pk = grouped_columns.is_some_and(|g| g == pk_first);
+        let by_pk = grouped_columns.as_ref().is_some_and(|g| *g == pk_first);
+        let all_pks: BTreeSet<usize> = scopes
+            .iter()
+            .flat_map(|sc| {
+                self.catalog.tables[sc.table]
+                    .primary_key
+                    .iter()
+                    .map(move |c| sc.offset + c)
+            })
+            .collect();
+        let grouped_set: BTreeSet<usize> = group_raw
+            .iter()
+            .filter_map(|g| match g {
+                Expr::Column(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        self.groups_unique.set(all_pks.is_subset(&grouped_set));
         self.round_aggregate_args
             .set(!group_exprs.is_empty() && !(on_first && (distinct_aggregate || by_pk)));
         let mut aggregates: Vec<Aggregate> = Vec::new();
@@ -1092,13 +1112,17 @@ impl<'a> Planner<'a> {
             ("AVG", ..) => AggFunc::Avg,
             _ => unreachable!(),
         };
-        // DISTINCT compares what the values show (MySQL keeps them in a temporary table at
-        // the shown scale); so do all aggregates of a grouping through a temporary table.
+        // A grouping through a temporary table aggregates what the arguments show (its
+        // fields hold the shown scale).
+        // DISTINCT values are kept in a temporary structure at the shown scale, unless the
+        // groups hold every source's primary key (MariaDB then drops the DISTINCT: each group
+        // is one row).
         let rounded = self.round_aggregate_args.get()
-            || matches!(
-                func,
-                AggFunc::CountDistinct | AggFunc::SumDistinct | AggFunc::AvgDistinct
-            );
+            || (!self.groups_unique.get()
+                && matches!(
+                    func,
+                    AggFunc::CountDistinct | AggFunc::SumDistinct | AggFunc::AvgDistinct
+                ));
         let (arg, arg_type) = match (rounded, arg) {
             (true, Some(x)) => (
                 Some(coerce(x, arg_type, arg_type.shown())),

@@ -389,6 +389,12 @@ impl<'a> Gen<'a> {
                     Ty::Text,
                 )
             }
+            3 if self.chance(0.5) => match self.below(4) {
+                0 => (format!("UPPER({col})"), Ty::Text),
+                1 => (format!("LOWER({col})"), Ty::Text),
+                2 => (format!("CONCAT({col}, '-', {lit})"), Ty::Text),
+                _ => (format!("LEFT({col}, 3)"), Ty::Text),
+            },
             _ => (format!("COALESCE({col}, 'none')"), Ty::Text),
         })
     }
@@ -428,8 +434,17 @@ impl<'a> Gen<'a> {
             3 => match self.column(scope, &[Ty::Text]) {
                 Some((s, c)) => {
                     let n = 1 + self.below(3);
+                    // Text compares case-insensitively (utf8mb4_general_ci): vary the case.
                     let vals: Vec<String> = (0..n)
-                        .map(|_| format!("'{}'", self.pick(c.texts)))
+                        .map(|_| {
+                            let t = self.pick(c.texts).to_string();
+                            let t = if self.chance(0.3) {
+                                t.to_uppercase()
+                            } else {
+                                t
+                            };
+                            format!("'{t}'")
+                        })
                         .collect();
                     let not = if self.chance(0.3) { "NOT " } else { "" };
                     if n == 1 && self.chance(0.5) {
@@ -501,7 +516,13 @@ impl<'a> Gen<'a> {
                 }
                 4 | 5 => {
                     if let Some((s, _)) = self.column(&scope, &[Ty::DateTime]) {
-                        return (format!("DATE({s})"), Ty::Date);
+                        return match self.below(6) {
+                            0 => (format!("YEAR({s})"), Ty::Int),
+                            1 => (format!("DAYOFWEEK({s})"), Ty::Int),
+                            2 => (format!("DATE_FORMAT({s}, '%Y-%m-%d %H')"), Ty::Text),
+                            3 => (format!("DATE({s} + INTERVAL 1 DAY)"), Ty::Date),
+                            _ => (format!("DATE({s})"), Ty::Date),
+                        };
                     }
                 }
                 6 => {
@@ -548,7 +569,12 @@ impl<'a> Gen<'a> {
             }
             5 => {
                 let (x, _) = self.num(&scope, 2);
-                (format!("AVG({x})"), Ty::Dec)
+                let d = if self.chance(0.3) { "DISTINCT " } else { "" };
+                (format!("AVG({d}{x})"), Ty::Dec)
+            }
+            6 if self.chance(0.5) => {
+                let (x, _) = self.num(&scope, 2);
+                (format!("SUM(DISTINCT {x})"), Ty::Dec)
             }
             _ => {
                 let f = if self.chance(0.5) { "MIN" } else { "MAX" };
@@ -624,6 +650,10 @@ impl<'a> Gen<'a> {
 
     fn having(&mut self) -> String {
         let scope = self.scope.clone();
+        if self.chance(0.2) {
+            // MySQL lets HAVING name an output alias.
+            return "a0 IS NOT NULL OR COUNT(*) > 1".to_string();
+        }
         match self.below(4) {
             0 => format!("COUNT(*) > {}", self.below(2)),
             1 => {
@@ -700,6 +730,34 @@ impl<'a> Gen<'a> {
             self.flags.division_inside_expr = false;
         }
         let mut sql = String::from("SELECT ");
+        if self.chance(0.12) {
+            // Without GROUP BY: one global document (aggregates) or one per result row.
+            let mut items = Vec::new();
+            if self.chance(0.5) {
+                for i in 0..1 + self.below(3) {
+                    let a = self.output_agg();
+                    items.push(format!("{a} AS a{i}"));
+                }
+            } else {
+                for i in 0..1 + self.below(3) {
+                    let (x, _) = if self.chance(0.5) {
+                        self.num(&scope, 1)
+                    } else {
+                        self.text(&scope, 1).unwrap_or_else(|| self.num(&scope, 1))
+                    };
+                    items.push(format!("{x} AS c{i}"));
+                }
+            }
+            sql.push_str(&items.join(", "));
+            sql.push_str(" FROM ");
+            sql.push_str(&from);
+            if self.chance(0.6) {
+                let c = self.cond(&scope, 1);
+                sql.push_str(&format!(" WHERE {c}"));
+            }
+            self.flags = saved;
+            return sql;
+        }
         let ngroups = 1 + self.below(3);
         let mut groups: Vec<E> = Vec::new();
         while groups.len() < ngroups {
