@@ -595,7 +595,9 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             });
         }
     } else if a.skip_bad_events {
-        eprintln!("note: --skip-bad-events: undecodable binlog events are dead-lettered and skipped");
+        eprintln!(
+            "note: --skip-bad-events: undecodable binlog events are dead-lettered and skipped"
+        );
     }
     // In a cluster only process 0 (it hosts worker 0, the sink) writes the change log.
     let sink: Option<Box<dyn Sink>> = match &a.out {

@@ -340,9 +340,10 @@ impl BinlogDecoder {
         let mut row = Vec::with_capacity(m.cols.len());
         for (ci, cm) in m.cols.iter().enumerate() {
             let col = &t.columns[ci];
-            let cell = data.cells.get(cm.binlog).ok_or_else(|| {
-                format!("the row of {} has too few columns", t.qualified())
-            })?;
+            let cell = data
+                .cells
+                .get(cm.binlog)
+                .ok_or_else(|| format!("the row of {} has too few columns", t.qualified()))?;
             let v = match cell {
                 None => {
                     if !col.nullable {
@@ -411,9 +412,7 @@ fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String
         _ => None,
     };
     match (ty, v) {
-        (ColumnType::Int { .. } | ColumnType::Year | ColumnType::Bit { .. }, _)
-            if n.is_some() =>
-        {
+        (ColumnType::Int { .. } | ColumnType::Year | ColumnType::Bit { .. }, _) if n.is_some() => {
             let n = n.expect("checked");
             match i64::try_from(n) {
                 Ok(i) => Ok(Value::Int(i)),
@@ -483,7 +482,8 @@ fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String
                 ));
             }
             let days = days_from_civil(d.year as i64, d.month as u32, d.day as u32);
-            let secs = days * 86_400 + d.hour as i64 * 3600 + d.minute as i64 * 60 + d.second as i64;
+            let secs =
+                days * 86_400 + d.hour as i64 * 3600 + d.minute as i64 * 60 + d.second as i64;
             Ok(Value::DateTime(secs * 1_000_000 + d.millis as i64 * 1000))
         }
         (ColumnType::Timestamp { .. }, MySqlValue::Timestamp(ms)) => {
@@ -491,9 +491,7 @@ fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String
         }
         (ColumnType::Time { .. }, MySqlValue::Time(t)) => {
             let sign = if t.hour < 0 { -1 } else { 1 };
-            let us = (t.hour.unsigned_abs() as i64 * 3600
-                + t.minute as i64 * 60
-                + t.second as i64)
+            let us = (t.hour.unsigned_abs() as i64 * 3600 + t.minute as i64 * 60 + t.second as i64)
                 * 1_000_000
                 + t.millis as i64 * 1000;
             Ok(Value::Time(sign * us))
@@ -535,7 +533,8 @@ fn fde_checksum(ev: &[u8]) -> Result<bool, String> {
 fn crc_ok(ev: &[u8]) -> bool {
     let n = ev.len();
     n >= HEADER + 4
-        && crc32fast::hash(&ev[..n - 4]) == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
+        && crc32fast::hash(&ev[..n - 4])
+            == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
 }
 
 impl Decoder for BinlogDecoder {
@@ -563,7 +562,10 @@ impl Decoder for BinlogDecoder {
                 self.reject(
                     seq,
                     pos,
-                    format!("truncated file: {} bytes where an event header of 19 is due", rest.len()),
+                    format!(
+                        "truncated file: {} bytes where an event header of 19 is due",
+                        rest.len()
+                    ),
                     rest,
                 );
                 return Ok(Decoded::Ignored("rejected binlog event"));
@@ -612,13 +614,18 @@ impl Decoder for BinlogDecoder {
                 ty::XID => commit = Some(timestamp * 1000),
                 ty::QUERY => {
                     let text = query_text(&ev[..body_end]).unwrap_or(b"");
-                    if text.eq_ignore_ascii_case(b"COMMIT") || text.eq_ignore_ascii_case(b"ROLLBACK")
+                    if text.eq_ignore_ascii_case(b"COMMIT")
+                        || text.eq_ignore_ascii_case(b"ROLLBACK")
                     {
                         commit = Some(timestamp * 1000);
                     }
                 }
                 ty::TABLE_MAP => self.table_map(seq, pos, ev, body),
-                ty::WRITE_V1 | ty::UPDATE_V1 | ty::DELETE_V1 | ty::WRITE_V2 | ty::UPDATE_V2
+                ty::WRITE_V1
+                | ty::UPDATE_V1
+                | ty::DELETE_V1
+                | ty::WRITE_V2
+                | ty::UPDATE_V2
                 | ty::DELETE_V2 => {
                     let before = events.len();
                     self.rows_event(seq, pos, t, ev, body, &mut events);
@@ -714,7 +721,12 @@ impl BinlogDecoder {
             }
             Err(_) => {
                 self.maps.remove(&table_id);
-                self.reject(seq, pos, format!("table map of {db}.{name}: the decoder panicked"), ev);
+                self.reject(
+                    seq,
+                    pos,
+                    format!("table map of {db}.{name}: the decoder panicked"),
+                    ev,
+                );
                 return;
             }
         };
@@ -780,15 +792,16 @@ impl BinlogDecoder {
                 ty::WRITE_V1 | ty::WRITE_V2 => {
                     WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
                 }
-                ty::UPDATE_V1 | ty::UPDATE_V2 => UpdateRowsEvent::parse(&mut c, maps, version)
-                    .map(|e| {
+                ty::UPDATE_V1 | ty::UPDATE_V2 => {
+                    UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
                         Rows::Update(
                             e.rows
                                 .into_iter()
                                 .map(|r| (r.before_update, r.after_update))
                                 .collect(),
                         )
-                    }),
+                    })
+                }
                 _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
             }
         }));
@@ -796,12 +809,22 @@ impl BinlogDecoder {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let table = self.catalog.tables[m.table].qualified();
-                self.reject(seq, pos, format!("row event of {table}: cannot decode: {e:?}"), ev);
+                self.reject(
+                    seq,
+                    pos,
+                    format!("row event of {table}: cannot decode: {e:?}"),
+                    ev,
+                );
                 return;
             }
             Err(_) => {
                 let table = self.catalog.tables[m.table].qualified();
-                self.reject(seq, pos, format!("row event of {table}: the decoder panicked"), ev);
+                self.reject(
+                    seq,
+                    pos,
+                    format!("row event of {table}: the decoder panicked"),
+                    ev,
+                );
                 return;
             }
         };

@@ -184,7 +184,12 @@ impl Source for BinlogSource {
     }
 
     fn total_bytes(&self) -> Option<u64> {
-        Some(self.files.iter().map(|f| f.input.bytes().len() as u64).sum())
+        Some(
+            self.files
+                .iter()
+                .map(|f| f.input.bytes().len() as u64)
+                .sum(),
+        )
     }
 }
 
@@ -489,6 +494,12 @@ impl SourceReader for BinlogReader {
             .iter()
             .map(|f| f.input.bytes().len() as u64)
             .sum();
-        Some(done + if s.file < s.files.len() { s.pos as u64 } else { 0 })
+        Some(
+            done + if s.file < s.files.len() {
+                s.pos as u64
+            } else {
+                0
+            },
+        )
     }
 }

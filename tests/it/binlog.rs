@@ -69,7 +69,10 @@ fn decode_all(d: &Dataflows, dir: &Path) -> Vec<ChangeEvent> {
                 if let Decoded::Events(evs) = dec.decode_at(rec.position, rec.payload).unwrap() {
                     events.extend(evs);
                 }
-                assert!(dec.take_rejected().is_empty(), "the fixture decodes cleanly");
+                assert!(
+                    dec.take_rejected().is_empty(),
+                    "the fixture decodes cleanly"
+                );
             })
             .unwrap();
     }
@@ -86,7 +89,11 @@ fn binlog_outbound_cases_match_mariadb() {
     let want = expected(&dir);
     let events = decode_all(&d, &dir);
     // The rolled-back transaction is not in the binlog; the unwatched table is skipped.
-    assert!(events.iter().all(|e| e.key[0].to_string() != "3" || e.table != 0));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.key[0].to_string() != "3" || e.table != 0)
+    );
     assert!(!events.is_empty());
     // Every row of a transaction carries its commit time.
     for e in &events {
@@ -96,7 +103,11 @@ fn binlog_outbound_cases_match_mariadb() {
         );
     }
     let first_tx: Vec<&ChangeEvent> = events.iter().filter(|e| e.time == 1717236015000).collect();
-    assert_eq!(first_tx.len(), 4, "order 1's transaction: 1 order, 2 items, 1 shipment");
+    assert_eq!(
+        first_tx.len(),
+        4,
+        "order 1's transaction: 1 order, 2 items, 1 shipment"
+    );
     // A primary-key change is a delete plus an insert with the same version.
     let items = d.catalog.lookup("orders", "order_items").unwrap();
     let pk_change: Vec<&ChangeEvent> = events
@@ -139,13 +150,22 @@ fn binlog_crc_mismatch_stops_or_is_dead_lettered() {
         let i = b.len() / 2;
         b[i] ^= 0x55;
     });
-    let err = replay_dir(&d, tmp.path(), 1, false).unwrap_err().to_string();
+    let err = replay_dir(&d, tmp.path(), 1, false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("CRC32 mismatch"), "{err}");
-    assert!(err.contains("mysql-bin.000") && err.contains("pos "), "{err}");
+    assert!(
+        err.contains("mysql-bin.000") && err.contains("pos "),
+        "{err}"
+    );
     assert!(err.contains("--skip-bad-events"), "{err}");
     let out = replay_dir(&d, tmp.path(), 2, true).unwrap();
     assert!(out.metrics.dead_lettered >= 1);
-    assert!(out.rejected.iter().all(|r| r.error.contains("CRC32 mismatch")));
+    assert!(
+        out.rejected
+            .iter()
+            .all(|r| r.error.contains("CRC32 mismatch"))
+    );
 }
 
 #[test]
@@ -156,7 +176,9 @@ fn binlog_truncated_file_is_an_error() {
         let n = b.len() - 30;
         b.truncate(n);
     });
-    let err = replay_dir(&d, tmp.path(), 1, false).unwrap_err().to_string();
+    let err = replay_dir(&d, tmp.path(), 1, false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("truncated file"), "{err}");
     let out = replay_dir(&d, tmp.path(), 1, true).unwrap();
     assert_eq!(out.metrics.dead_lettered, 1);
@@ -168,7 +190,10 @@ fn binlog_schema_mismatch_names_the_column() {
     // schema.sql declares a column the binlog does not have.
     let schema = std::fs::read_to_string(root().join("dataflows/schema.sql"))
         .unwrap()
-        .replace("name VARCHAR(64) NOT NULL", "name VARCHAR(64) NOT NULL,\n  phone VARCHAR(20) NULL");
+        .replace(
+            "name VARCHAR(64) NOT NULL",
+            "name VARCHAR(64) NOT NULL,\n  phone VARCHAR(20) NULL",
+        );
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("schema.sql"), schema).unwrap();
     for v in ["courier_orders", "units_shipped", "warehouse_cost"] {
