@@ -232,3 +232,17 @@ fn binlog_fixture_regenerates_live() {
     let out = replay_dir(&d, &out_dir, 2, false).unwrap();
     assert_matches(&d, &out, &want);
 }
+
+/// A binlog written with binlog_row_metadata=MINIMAL (fixtures/binlog/minimal_metadata, from
+/// scripts/binlog-fixture.sh) is refused, naming the server setting, the file and the position.
+#[test]
+fn binlog_without_full_metadata_is_refused() {
+    let d = outbound();
+    let err = replay_dir(&d, &scenario_dir("minimal_metadata"), 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("binlog_row_metadata=FULL"), "{err}");
+    assert!(err.contains("mysql-bin.000002 pos "), "{err}");
+    let out = replay_dir(&d, &scenario_dir("minimal_metadata"), 1, true).unwrap();
+    assert_eq!(out.metrics.dead_lettered, 2, "{:?}", out.rejected);
+}
