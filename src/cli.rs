@@ -577,7 +577,9 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         bail!("`-` (stdin) can be given as an input only once");
     }
     let is_binlog = |p: &PathBuf| {
-        p.as_os_str() != "-" && (p.is_dir() || crate::source::binlog::is_binlog_file(p))
+        // Only regular files are sniffed: reading a pipe's first bytes would consume them.
+        p.as_os_str() != "-"
+            && (p.is_dir() || (p.is_file() && crate::source::binlog::is_binlog_file(p)))
     };
     let binlogs = a.inputs.iter().filter(|p| is_binlog(p)).count();
     if binlogs > 0 && binlogs < a.inputs.len() {
