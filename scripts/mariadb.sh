@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # A private MariaDB for the tests: installs the Debian packages when missing, starts one server
 # bound to 127.0.0.1 with its data under target/, stops it by its PID. Idempotent.
+# The server writes a row-based binlog with full row images and full table-map metadata (what
+# the binlog source needs: column names, ENUM strings, signedness, primary keys); uncompressed.
 #
 #   scripts/mariadb.sh start   # prints the socket path on stdout
 #   scripts/mariadb.sh stop
+#
+# CDCFLOW_MARIADB_DIR (default target/mariadb-test) and CDCFLOW_TEST_MARIADB_PORT (default
+# 34306) choose another instance (scripts/binlog-fixture.sh uses its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR="$PWD/target/mariadb-test"
+DIR="${CDCFLOW_MARIADB_DIR:-$PWD/target/mariadb-test}"
 PORT="${CDCFLOW_TEST_MARIADB_PORT:-34306}"
 MARIADBD=/usr/sbin/mariadbd
 
@@ -42,7 +47,8 @@ start() {
     "$MARIADBD" --no-defaults --user="$(id -un)" --datadir="$DIR/data" --socket="$DIR/sock" \
         --pid-file="$DIR/pid" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
         --server-id=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-        >"$DIR/server.log" 2>&1 &
+        --log-bin="$DIR/data/mysql-bin" --binlog-format=ROW --binlog-row-image=FULL \
+        --binlog-row-metadata=FULL --skip-log-bin-compress >"$DIR/server.log" 2>&1 &
     for _ in $(seq 1 100); do
         if mariadb --no-defaults --socket="$DIR/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
             echo "$DIR/sock"

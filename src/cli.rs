@@ -155,8 +155,16 @@ struct ReplayArgs {
     /// on a terminal).
     #[arg(long)]
     progress: bool,
+    /// Binlog inputs: dead-letter events that cannot be decoded (CRC mismatch, truncated,
+    /// unknown or compressed types, values mysql_cdc cannot read, table maps that do not match
+    /// schema.sql) and go on, instead of stopping with the first (going on gives views without
+    /// those rows).
+    #[arg(long)]
+    skip_bad_events: bool,
     /// Debezium JSON-lines files; each is one source partition. Pipes, FIFOs and `/dev/stdin`
-    /// are read as streams; `-` is stdin.
+    /// are read as streams; `-` is stdin. Or MySQL/MariaDB binlog files (they start with the
+    /// binlog magic bytes) and directories of them, replayed in file-sequence order as one
+    /// stream (all inputs must then be binlogs).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
 }
@@ -568,13 +576,30 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     if a.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("`-` (stdin) can be given as an input only once");
     }
+    let is_binlog = |p: &PathBuf| {
+        // Only regular files are sniffed: reading a pipe's first bytes would consume them.
+        p.as_os_str() != "-"
+            && (p.is_dir() || (p.is_file() && crate::source::binlog::is_binlog_file(p)))
+    };
+    let binlogs = a.inputs.iter().filter(|p| is_binlog(p)).count();
+    if binlogs > 0 && binlogs < a.inputs.len() {
+        bail!(
+            "the inputs mix binlog files (or directories) and JSON lines: replay them separately"
+        );
+    }
     let mut inputs = Vec::new();
-    for p in &a.inputs {
-        inputs.push(if p.as_os_str() == "-" {
-            Input::stdin()?
-        } else {
-            Input::open(p)?
-        });
+    if binlogs == 0 {
+        for p in &a.inputs {
+            inputs.push(if p.as_os_str() == "-" {
+                Input::stdin()?
+            } else {
+                Input::open(p)?
+            });
+        }
+    } else if a.skip_bad_events {
+        eprintln!(
+            "note: --skip-bad-events: undecodable binlog events are dead-lettered and skipped"
+        );
     }
     // In a cluster only process 0 (it hosts worker 0, the sink) writes the change log.
     let sink: Option<Box<dyn Sink>> = match &a.out {
@@ -598,7 +623,12 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         schema_drift: a.decode.schema_drift,
         ..RunOptions::new(1)
     };
-    let outcome = pipeline::replay(&dataflows, inputs, &options, sink)?;
+    let outcome = if binlogs > 0 {
+        let files = crate::source::binlog::open_files(&a.inputs)?;
+        pipeline::replay_binlog(&dataflows, files, a.skip_bad_events, &options, sink)?
+    } else {
+        pipeline::replay(&dataflows, inputs, &options, sink)?
+    };
     if !to_stdout && a.workers.process == 0 {
         let mut out = std::io::stdout().lock();
         print_state(&mut out, &names, &outcome.state)?;

@@ -6,6 +6,7 @@
 //! heartbeat), or an error that
 //! says what is wrong. The caller adds the source position and keeps the raw record.
 
+pub mod binlog;
 pub mod debezium;
 
 pub use crate::event::{ChangeEvent, Row, TxMarker, TxTag};
@@ -25,6 +26,37 @@ pub trait Decoder: Send {
     fn take_undeclared_columns(&mut self) -> u64 {
         0
     }
+
+    /// Decodes one message read at `position` of its partition (the source's own encoding of
+    /// positions; the binlog source puts the file sequence in the high 32 bits and the byte
+    /// offset in the low ones). Decoders that do not need it decode the bytes alone.
+    fn decode_at(&mut self, _position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        self.decode(bytes)
+    }
+
+    /// Parts of the messages decoded since the last call that could not be used, each with its
+    /// own position and raw bytes (a binlog transaction is one message; one undecodable event of
+    /// it is one part). The caller dead-letters and counts them; a `fatal` one stops the run.
+    fn take_rejected(&mut self) -> Vec<PartRejected> {
+        Vec::new()
+    }
+}
+
+/// A part of a message that was rejected (see [`Decoder::take_rejected`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartRejected {
+    /// Where it came from (a binlog file).
+    pub source: String,
+    /// What `line` counts (`"pos"`: a byte offset in the binlog file).
+    pub unit: &'static str,
+    /// Its position.
+    pub line: u64,
+    /// What was wrong.
+    pub error: String,
+    /// The raw bytes (a binlog event).
+    pub raw: Vec<u8>,
+    /// Going on would give wrong results (and the user did not ask to skip): stop the run.
+    pub fatal: bool,
 }
 
 /// What one message meant.

@@ -215,6 +215,43 @@ pub fn replay(
     )
 }
 
+/// The binlog decoder ([`crate::decode::binlog`]): `files` names binlog files by sequence
+/// number; `skip_bad`: undecodable events are dead-lettered and skipped instead of stopping.
+pub fn binlog_decoder(
+    files: std::collections::BTreeMap<u64, String>,
+    skip_bad: bool,
+) -> DecoderFactory {
+    let files = Arc::new(files);
+    Arc::new(move |catalog| {
+        Box::new(crate::decode::binlog::BinlogDecoder::new(
+            catalog,
+            files.clone(),
+            skip_bad,
+        ))
+    })
+}
+
+/// Replays saved binlog files (sorted by sequence) to their end through the views of
+/// `dataflows`; `skip_bad` as in [`binlog_decoder`].
+pub fn replay_binlog(
+    dataflows: &Dataflows,
+    files: Vec<crate::source::binlog::BinlogFile>,
+    skip_bad: bool,
+    options: &RunOptions,
+    sink: Option<Box<dyn Sink>>,
+) -> anyhow::Result<RunOutcome> {
+    let source = crate::source::binlog::BinlogSource::new(files)?;
+    let decoder = binlog_decoder(source.file_names(), skip_bad);
+    run(
+        dataflows,
+        Arc::new(source),
+        decoder,
+        options,
+        sink,
+        Arc::new(Metrics::default()),
+    )
+}
+
 /// Shared between the workers of this process for checkpoints and shutdown.
 struct Coordinator {
     workers: usize,
@@ -704,6 +741,7 @@ impl Driver<'_> {
         let (mut records, mut ignored, mut late, mut events) = (0u64, 0u64, 0u64, 0u64);
         let mut undeclared = 0u64;
         let mut reject_error: Option<anyhow::Error> = None;
+        let mut fatal: Option<String> = None;
         let count_tables = settings.pipeline_metrics.is_some();
         let mut per_table: std::collections::HashMap<(usize, usize), u64> = Default::default();
         let names: Vec<String> = (0..self.reader.partitions())
@@ -727,6 +765,26 @@ impl Driver<'_> {
                 if rec.partition >= names.len() {
                     names.resize_with(rec.partition + 1, String::new);
                 }
+                let decoded = decoder.decode_at(rec.position, rec.payload);
+                undeclared += decoder.take_undeclared_columns();
+                for part in decoder.take_rejected() {
+                    metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = dead.lock().expect("dead-letter lock").reject_raw(
+                        &part.source,
+                        part.unit,
+                        part.line,
+                        &part.error,
+                        &part.raw,
+                    ) {
+                        reject_error.get_or_insert(e);
+                    }
+                    if part.fatal {
+                        fatal.get_or_insert(format!(
+                            "{} {} {}: {}",
+                            part.source, part.unit, part.line, part.error
+                        ));
+                    }
+                }
                 let mut reject = |error: &str| {
                     metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     let name = if names[rec.partition].is_empty() {
@@ -744,8 +802,6 @@ impl Driver<'_> {
                         reject_error.get_or_insert(e);
                     }
                 };
-                let decoded = decoder.decode(rec.payload);
-                undeclared += decoder.take_undeclared_columns();
                 let decoded = match decoded {
                     Ok(d) => d,
                     Err(e) => {
@@ -761,6 +817,10 @@ impl Driver<'_> {
                         return;
                     }
                 };
+                if inputs.is_empty() {
+                    ignored += 1;
+                    return;
+                }
                 // Implausible commit times are rejected before they can drag the frontier.
                 let t = inputs[0].time();
                 let reference = match watermark.newest(rec.partition) {
@@ -811,6 +871,15 @@ impl Driver<'_> {
         }
         if let Some(e) = reject_error {
             return Err(e);
+        }
+        if let Some(msg) = fatal {
+            // Every worker stops at its next check.
+            let _ = self.dead.lock().expect("dead-letter lock").flush();
+            self.failure
+                .lock()
+                .expect("failure lock")
+                .get_or_insert(msg.clone());
+            bail!(msg);
         }
         for p in 0..self.reader.partitions() {
             self.watermark.set_status(p, self.reader.status(p));

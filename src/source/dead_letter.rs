@@ -68,6 +68,19 @@ impl DeadLetters {
         error: &str,
         raw: &[u8],
     ) -> anyhow::Result<()> {
+        let record = String::from_utf8_lossy(raw).into_owned();
+        self.reject_at_as(source, unit, line, error, &record, "record")
+    }
+
+    fn reject_at_as(
+        &mut self,
+        source: &str,
+        unit: &'static str,
+        line: u64,
+        error: &str,
+        record: &str,
+        field: &str,
+    ) -> anyhow::Result<()> {
         if self.printed < PRINT_LIMIT {
             if unit == "line" {
                 eprintln!("error: {source}:{line}: {error}");
@@ -81,7 +94,7 @@ impl DeadLetters {
                 );
             }
         }
-        let record = String::from_utf8_lossy(raw).into_owned();
+        let record = record.to_string();
         if let Some(path) = &self.path {
             if self.file.is_none() {
                 let f = File::create(path).with_context(|| {
@@ -94,7 +107,7 @@ impl DeadLetters {
             write_json_str(source, &mut line_json);
             line_json.push_str(&format!(",\"{unit}\":{line},\"error\":"));
             write_json_str(error, &mut line_json);
-            line_json.push_str(",\"record\":");
+            line_json.push_str(&format!(",\"{field}\":"));
             write_json_str(&record, &mut line_json);
             line_json.push_str("}\n");
             let file = self.file.as_mut().expect("opened above");
@@ -108,6 +121,24 @@ impl DeadLetters {
             record,
         });
         Ok(())
+    }
+
+    /// Keeps a rejected binary record (a binlog event): as `"record"` when it is UTF-8 text,
+    /// else base64 in `"record_base64"` (so the bytes are kept exactly).
+    pub fn reject_raw(
+        &mut self,
+        source: &str,
+        unit: &'static str,
+        line: u64,
+        error: &str,
+        raw: &[u8],
+    ) -> anyhow::Result<()> {
+        if std::str::from_utf8(raw).is_ok() {
+            return self.reject_at(source, unit, line, error, raw);
+        }
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+        self.reject_at_as(source, unit, line, error, &b64, "record_base64")
     }
 
     /// Keeps an output a sink could not write (`source` names the sink and its target, e.g.

@@ -19,6 +19,7 @@
 //! Bytes become events in a separate [`crate::decode::Decoder`]; the watermark that turns
 //! per-partition progress into the engine's input frontier is [`watermark`].
 
+pub mod binlog;
 pub mod dead_letter;
 pub mod files;
 pub mod kafka;

@@ -3,6 +3,7 @@
 mod common;
 
 mod bad_input;
+mod binlog;
 mod cli;
 mod decode;
 mod elasticsearch;

@@ -1,0 +1,894 @@
+//! MySQL/MariaDB row-based binlog: one transaction's events (a record of
+//! [`crate::source::binlog`]) -> [`ChangeEvent`]s checked against the declared schema, all at the
+//! transaction's commit time. Row values are decoded by the `mysql_cdc` crate; everything around
+//! it (checksums, framing checks, table-map validation, signedness, ENUM strings, keys, what
+//! cannot be decoded) is here.
+//!
+//! Rules:
+//! - Every event's CRC32 is checked (when the format description says events carry one) before
+//!   it is used.
+//! - A table map names its table; tables schema.sql does not declare are skipped without decoding
+//!   their rows. A declared table's map must carry the full metadata (`binlog_row_metadata=FULL`:
+//!   column names, ENUM strings, signedness, primary key) and match schema.sql: every declared
+//!   column present (by name) with a compatible type and the same signedness, ENUM members and
+//!   primary key; other columns are ignored.
+//! - Rows need the full row image (`binlog_row_image=FULL`). Integers are sign-extended from
+//!   the metadata's signedness; DECIMAL is exact (from mysql_cdc's decimal string); ENUM indexes
+//!   are mapped to their strings; TIMESTAMP is UTC. DATETIME/TIME fractions are cut to
+//!   milliseconds by mysql_cdc (a DATETIME(6) loses its last three digits).
+//! - Time: every row of a record gets the header time of its XID event (or COMMIT/ROLLBACK
+//!   query), in milliseconds (binlog timestamps have whole seconds). Version:
+//!   (file sequence, position of the row event, row index). An update that changes the primary
+//!   key is a delete of the old key and an insert of the new one, with the same version.
+//! - Nothing is lost silently: a CRC mismatch, a truncated event, a transaction without its
+//!   commit, an unknown or compressed event type, encrypted binlogs, a row event whose table map
+//!   is missing, a table map that does not match schema.sql, and a row mysql_cdc cannot decode
+//!   (non-UTF-8 text, negative TIME, ...) are each a [`PartRejected`] naming the binlog file and
+//!   position, with the raw event. Unless the user asked to skip them, they are fatal: the run
+//!   stops (going on would give wrong results). With skipping, the rest of the transaction is
+//!   used.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use mysql_cdc::events::row_events::delete_rows_event::DeleteRowsEvent;
+use mysql_cdc::events::row_events::mysql_value::MySqlValue;
+use mysql_cdc::events::row_events::row_data::RowData;
+use mysql_cdc::events::row_events::update_rows_event::UpdateRowsEvent;
+use mysql_cdc::events::row_events::write_rows_event::WriteRowsEvent;
+use mysql_cdc::events::table_map_event::TableMapEvent;
+
+use super::{DecodeError, Decoded, Decoder, PartRejected};
+use crate::event::{ChangeEvent, Row};
+use crate::schema::{Catalog, ColumnType, TableId};
+use crate::source::binlog::{HEADER, query_text};
+use crate::time::Version;
+use crate::value::{Decimal, F64, Value, days_from_civil};
+
+/// Event type codes.
+mod ty {
+    pub const QUERY: u8 = 2;
+    pub const FORMAT_DESCRIPTION: u8 = 15;
+    pub const XID: u8 = 16;
+    pub const TABLE_MAP: u8 = 19;
+    pub const WRITE_V1: u8 = 23;
+    pub const UPDATE_V1: u8 = 24;
+    pub const DELETE_V1: u8 = 25;
+    pub const WRITE_V2: u8 = 30;
+    pub const UPDATE_V2: u8 = 31;
+    pub const DELETE_V2: u8 = 32;
+    pub const MARIADB_START_ENCRYPTION: u8 = 164;
+}
+
+/// Types that carry nothing the engine needs (besides grouping, done by the source).
+fn is_harmless(t: u8) -> bool {
+    matches!(
+        t,
+        3 | 4 | 5 | 13 | 14 | 27 | 29 | 33 | 34 | 35 | 36 | 38 | 41 | 160 | 161 | 162 | 163
+    )
+}
+
+/// The `LOG_EVENT_IGNORABLE_F` header flag: a reader that does not know the event may skip it.
+const IGNORABLE: u16 = 0x80;
+
+/// Per declared column: where it is in the binlog row and how to convert it.
+#[derive(Debug)]
+struct ColMap {
+    binlog: usize,
+    unsigned: bool,
+    enum_values: Option<Vec<String>>,
+    set_values: Option<Vec<String>>,
+}
+
+/// A validated table map of a declared table.
+#[derive(Debug)]
+struct Mapped {
+    table: TableId,
+    map: TableMapEvent,
+    cols: Vec<ColMap>,
+}
+
+/// The binlog decoder (see the module doc). One per worker.
+pub struct BinlogDecoder {
+    catalog: Arc<Catalog>,
+    files: Arc<BTreeMap<u64, String>>,
+    skip_bad: bool,
+    crc: bool,
+    /// Table maps by table id: `Some` for a declared table, `None` for one that is skipped.
+    maps: HashMap<u64, Option<Arc<Mapped>>>,
+    /// mysql_cdc's view of the declared tables' maps.
+    cdc_maps: HashMap<u64, TableMapEvent>,
+    rejected: Vec<PartRejected>,
+    /// Row events of tables no view needs, skipped without decoding their rows.
+    pub skipped_row_events: u64,
+}
+
+impl BinlogDecoder {
+    /// A decoder for the tables of `catalog`; `files` names binlog files by sequence number
+    /// (for messages); `skip_bad`: undecodable events are dead-lettered and skipped instead of
+    /// stopping the run.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        files: Arc<BTreeMap<u64, String>>,
+        skip_bad: bool,
+    ) -> BinlogDecoder {
+        BinlogDecoder {
+            catalog,
+            files,
+            skip_bad,
+            crc: false,
+            maps: HashMap::new(),
+            cdc_maps: HashMap::new(),
+            rejected: Vec::new(),
+            skipped_row_events: 0,
+        }
+    }
+
+    fn file_name(&self, seq: u64) -> String {
+        self.files
+            .get(&seq)
+            .cloned()
+            .unwrap_or_else(|| format!("binlog file #{seq}"))
+    }
+
+    fn reject(&mut self, seq: u64, pos: u64, error: String, raw: &[u8]) {
+        let source = self.file_name(seq);
+        let fatal = !self.skip_bad;
+        let error = if fatal {
+            format!(
+                "{error} (stopping: going on would give wrong results; --skip-bad-events \
+                 dead-letters such events and goes on)"
+            )
+        } else {
+            error
+        };
+        self.rejected.push(PartRejected {
+            source,
+            unit: "pos",
+            line: pos,
+            error: format!("binlog event at position {pos}: {error}"),
+            raw: raw.to_vec(),
+            fatal,
+        });
+    }
+
+    /// Validates a declared table's map against schema.sql.
+    fn check_map(&self, table: TableId, map: &TableMapEvent) -> Result<Vec<ColMap>, String> {
+        let t = &self.catalog.tables[table];
+        let name = t.qualified();
+        let Some(meta) = &map.table_metadata else {
+            return Err(format!(
+                "the table map of {name} has no column metadata: set binlog_row_metadata=FULL on \
+                 the server (column names, ENUM strings, signedness and the primary key come from it)"
+            ));
+        };
+        let Some(names) = &meta.column_names else {
+            return Err(format!(
+                "the table map of {name} has no column names: set binlog_row_metadata=FULL on the server"
+            ));
+        };
+        if names.len() != map.column_types.len() {
+            return Err(format!("the table map of {name} is inconsistent"));
+        }
+        // Per binlog column: numeric index (signedness), enum index, set index.
+        let mut numeric = 0usize;
+        let mut enums = 0usize;
+        let mut sets = 0usize;
+        let mut info: Vec<(Option<bool>, Option<usize>, Option<usize>)> = Vec::new();
+        for (i, &code) in map.column_types.iter().enumerate() {
+            let real = real_type(code, map.column_metadata[i]);
+            let n = if matches!(real, 1 | 2 | 3 | 4 | 5 | 8 | 9 | 246) {
+                numeric += 1;
+                Some(
+                    meta.signedness
+                        .as_ref()
+                        .and_then(|s| s.get(numeric - 1).copied())
+                        .unwrap_or(false),
+                )
+            } else {
+                None
+            };
+            let e = (real == 247).then(|| {
+                enums += 1;
+                enums - 1
+            });
+            let s = (real == 248).then(|| {
+                sets += 1;
+                sets - 1
+            });
+            info.push((n, e, s));
+        }
+        let mut cols = Vec::new();
+        for c in &t.columns {
+            let Some(b) = names.iter().position(|n| n.eq_ignore_ascii_case(&c.name)) else {
+                return Err(format!(
+                    "{name}.{} is declared in schema.sql but not in the binlog's table map (columns: {})",
+                    c.name,
+                    names.join(", ")
+                ));
+            };
+            let real = real_type(map.column_types[b], map.column_metadata[b]);
+            let meta_b = map.column_metadata[b];
+            let ok = match &c.ty {
+                ColumnType::Int { .. } => matches!(real, 1 | 2 | 3 | 8 | 9),
+                ColumnType::BigIntUnsigned => real == 8,
+                ColumnType::Decimal { scale, .. } => real == 246 && (meta_b >> 8) as u8 == *scale,
+                ColumnType::Double { .. } => matches!(real, 4 | 5),
+                ColumnType::Bit { .. } => real == 16,
+                ColumnType::Text { .. } | ColumnType::Json => matches!(real, 15 | 253 | 254 | 252),
+                ColumnType::Bytes | ColumnType::Geometry => {
+                    matches!(real, 15 | 253 | 254 | 252 | 255)
+                }
+                ColumnType::Enum(_) => real == 247,
+                ColumnType::Set(_) => real == 248,
+                ColumnType::Date => real == 10,
+                ColumnType::DateTime { .. } => matches!(real, 12 | 18),
+                ColumnType::Timestamp { .. } => matches!(real, 7 | 17),
+                ColumnType::Time { .. } => matches!(real, 11 | 19),
+                ColumnType::Year => real == 13,
+            };
+            if !ok {
+                return Err(format!(
+                    "{name}.{} is {} in schema.sql but binlog column type {real} (metadata {meta_b})",
+                    c.name, c.ty
+                ));
+            }
+            let (signed_info, e, s) = info[b];
+            let unsigned = signed_info.unwrap_or(false);
+            let declared_unsigned = match &c.ty {
+                ColumnType::Int { unsigned } => Some(*unsigned),
+                ColumnType::BigIntUnsigned => Some(true),
+                _ => None,
+            };
+            if let Some(d) = declared_unsigned
+                && meta.signedness.is_some()
+                && d != unsigned
+            {
+                return Err(format!(
+                    "{name}.{} is {} in schema.sql but {} in the binlog",
+                    c.name,
+                    if d { "UNSIGNED" } else { "signed" },
+                    if unsigned { "UNSIGNED" } else { "signed" }
+                ));
+            }
+            if declared_unsigned.is_some() && meta.signedness.is_none() {
+                return Err(format!(
+                    "the table map of {name} has no signedness: set binlog_row_metadata=FULL on the server"
+                ));
+            }
+            let enum_values = match e {
+                Some(i) => {
+                    let Some(v) = meta.enum_string_values.as_ref().and_then(|v| v.get(i)) else {
+                        return Err(format!(
+                            "the table map of {name} has no ENUM strings: set binlog_row_metadata=FULL on the server"
+                        ));
+                    };
+                    if let ColumnType::Enum(want) = &c.ty
+                        && want != v
+                    {
+                        return Err(format!(
+                            "{name}.{} is {} in schema.sql but ENUM('{}') in the binlog",
+                            c.name,
+                            c.ty,
+                            v.join("','")
+                        ));
+                    }
+                    Some(v.clone())
+                }
+                None => None,
+            };
+            let set_values = match s {
+                Some(i) => match meta.set_string_values.as_ref().and_then(|v| v.get(i)) {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        return Err(format!(
+                            "the table map of {name} has no SET strings: set binlog_row_metadata=FULL on the server"
+                        ));
+                    }
+                },
+                None => None,
+            };
+            cols.push(ColMap {
+                binlog: b,
+                unsigned,
+                enum_values,
+                set_values,
+            });
+        }
+        // The primary key.
+        let pk: Option<Vec<usize>> = meta
+            .simple_primary_keys
+            .as_ref()
+            .map(|v| v.iter().map(|&i| i as usize).collect())
+            .or_else(|| {
+                meta.primary_keys_with_prefix
+                    .as_ref()
+                    .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
+            });
+        let declared: Vec<usize> = t.primary_key.iter().map(|&i| cols[i].binlog).collect();
+        match pk {
+            Some(pk) if pk == declared => {}
+            Some(pk) => {
+                return Err(format!(
+                    "the primary key of {name} is ({}) in the binlog but ({}) in schema.sql",
+                    pk.iter()
+                        .map(|&i| names.get(i).map_or("?", String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    t.primary_key
+                        .iter()
+                        .map(|&i| t.columns[i].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the table map of {name} names no primary key (set binlog_row_metadata=FULL \
+                     on the server; the table must have a primary key)"
+                ));
+            }
+        }
+        Ok(cols)
+    }
+
+    /// Converts one binlog row image into a declared row.
+    fn row(&self, m: &Mapped, data: &RowData) -> Result<Row, String> {
+        let t = &self.catalog.tables[m.table];
+        let mut row = Vec::with_capacity(m.cols.len());
+        for (ci, cm) in m.cols.iter().enumerate() {
+            let col = &t.columns[ci];
+            let cell = data
+                .cells
+                .get(cm.binlog)
+                .ok_or_else(|| format!("the row of {} has too few columns", t.qualified()))?;
+            let v = match cell {
+                None => {
+                    if !col.nullable {
+                        return Err(format!(
+                            "{}.{} is NULL (or missing from the row image: set binlog_row_image=FULL on the server) but NOT NULL in schema.sql",
+                            t.qualified(),
+                            col.name
+                        ));
+                    }
+                    Value::Null
+                }
+                Some(v) => convert(v, &col.ty, cm)
+                    .map_err(|e| format!("{}.{}: {e}", t.qualified(), col.name))?,
+            };
+            row.push(v);
+        }
+        Ok(row)
+    }
+
+    fn key(&self, m: &Mapped, row: &Row) -> Row {
+        self.catalog.tables[m.table]
+            .primary_key
+            .iter()
+            .map(|&i| row[i].clone())
+            .collect()
+    }
+}
+
+/// The real type of a column: ENUM and SET travel as STRING (254) with the real type in the
+/// metadata's high byte.
+fn real_type(code: u8, meta: u16) -> u8 {
+    if code == 254 {
+        let real = (meta >> 8) as u8;
+        if real == 247 || real == 248 {
+            return real;
+        }
+    }
+    code
+}
+
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    ((v << shift) as i64) >> shift
+}
+
+fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String> {
+    let int = |raw: u64, bits: u32| -> i128 {
+        if cm.unsigned {
+            raw as i128
+        } else {
+            sign_extend(raw, bits) as i128
+        }
+    };
+    let n: Option<i128> = match v {
+        MySqlValue::TinyInt(x) => Some(int(*x as u64, 8)),
+        MySqlValue::SmallInt(x) => Some(int(*x as u64, 16)),
+        MySqlValue::MediumInt(x) => Some(int(*x as u64, 24)),
+        MySqlValue::Int(x) => Some(int(*x as u64, 32)),
+        MySqlValue::BigInt(x) => Some(int(*x, 64)),
+        MySqlValue::Year(y) => Some(*y as i128),
+        MySqlValue::Bit(bits) => Some(
+            bits.iter()
+                .rev()
+                .fold(0i128, |acc, b| (acc << 1) | *b as i128),
+        ),
+        _ => None,
+    };
+    match (ty, v) {
+        (ColumnType::Int { .. } | ColumnType::Year | ColumnType::Bit { .. }, _) if n.is_some() => {
+            let n = n.expect("checked");
+            match i64::try_from(n) {
+                Ok(i) => Ok(Value::Int(i)),
+                Err(_) => Ok(Value::Dec(Decimal::new(n, 0))),
+            }
+        }
+        (ColumnType::BigIntUnsigned, _) if n.is_some() => {
+            Ok(Value::Dec(Decimal::new(n.expect("checked"), 0)))
+        }
+        (ColumnType::Decimal { scale, .. }, MySqlValue::Decimal(s)) => Decimal::parse(s)
+            .and_then(|d| d.rescale(*scale))
+            .map(Value::Dec)
+            .ok_or_else(|| format!("DECIMAL {s} does not fit 38 digits")),
+        (ColumnType::Double { .. }, MySqlValue::Double(x)) => F64::new(*x)
+            .map(Value::Double)
+            .ok_or_else(|| "not a finite number".into()),
+        (ColumnType::Double { .. }, MySqlValue::Float(x)) => F64::new(*x as f64)
+            .map(Value::Double)
+            .ok_or_else(|| "not a finite number".into()),
+        (ColumnType::Text { .. } | ColumnType::Json, MySqlValue::String(s)) => {
+            Ok(Value::Text(s.clone()))
+        }
+        (ColumnType::Text { .. } | ColumnType::Json, MySqlValue::Blob(b)) => {
+            match std::str::from_utf8(b) {
+                Ok(s) => Ok(Value::Text(s.into())),
+                Err(_) => Err("text is not UTF-8".into()),
+            }
+        }
+        (ColumnType::Bytes | ColumnType::Geometry, MySqlValue::Blob(b)) => {
+            Ok(Value::Bytes(b.clone()))
+        }
+        (ColumnType::Bytes, MySqlValue::String(s)) => Ok(Value::Bytes(s.as_bytes().to_vec())),
+        (ColumnType::Enum(_), MySqlValue::Enum(i)) => {
+            let values = cm.enum_values.as_deref().unwrap_or(&[]);
+            match (*i as usize).checked_sub(1).and_then(|i| values.get(i)) {
+                Some(s) => Ok(Value::Text(s.clone())),
+                None if *i == 0 => Ok(Value::Text(String::new())),
+                None => Err(format!("ENUM index {i} out of range")),
+            }
+        }
+        (ColumnType::Set(_), MySqlValue::Set(bits)) => {
+            let values = cm.set_values.as_deref().unwrap_or(&[]);
+            let members: Vec<&str> = values
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits >> i & 1 == 1)
+                .map(|(_, s)| s.as_str())
+                .collect();
+            Ok(Value::Text(members.join(",")))
+        }
+        (ColumnType::Date, MySqlValue::Date(d)) => {
+            if d.month == 0 || d.day == 0 {
+                return Err(format!(
+                    "zero date {:04}-{:02}-{:02}",
+                    d.year, d.month, d.day
+                ));
+            }
+            Ok(Value::Date(
+                days_from_civil(d.year as i64, d.month as u32, d.day as u32) as i32,
+            ))
+        }
+        (ColumnType::DateTime { .. }, MySqlValue::DateTime(d)) => {
+            if d.month == 0 || d.day == 0 {
+                return Err(format!(
+                    "zero date {:04}-{:02}-{:02}",
+                    d.year, d.month, d.day
+                ));
+            }
+            let days = days_from_civil(d.year as i64, d.month as u32, d.day as u32);
+            let secs =
+                days * 86_400 + d.hour as i64 * 3600 + d.minute as i64 * 60 + d.second as i64;
+            Ok(Value::DateTime(secs * 1_000_000 + d.millis as i64 * 1000))
+        }
+        (ColumnType::Timestamp { .. }, MySqlValue::Timestamp(ms)) => {
+            Ok(Value::DateTime(*ms as i64 * 1000))
+        }
+        (ColumnType::Time { .. }, MySqlValue::Time(t)) => {
+            let sign = if t.hour < 0 { -1 } else { 1 };
+            let us = (t.hour.unsigned_abs() as i64 * 3600 + t.minute as i64 * 60 + t.second as i64)
+                * 1_000_000
+                + t.millis as i64 * 1000;
+            Ok(Value::Time(sign * us))
+        }
+        _ => Err(format!("binlog value {v:?} does not fit {ty}")),
+    }
+}
+
+/// Reads the CRC32 flag of a format description event (`ev` whole).
+fn fde_checksum(ev: &[u8]) -> Result<bool, String> {
+    let p = &ev[HEADER..];
+    if p.len() < 57 {
+        return Err("format description event too short".into());
+    }
+    let version = u16::from_le_bytes([p[0], p[1]]);
+    if version != 4 {
+        return Err(format!("binlog version {version} (only v4 is supported)"));
+    }
+    if p[56] as usize != HEADER {
+        return Err(format!("event header length {} (expected 19)", p[56]));
+    }
+    // Post-header lengths follow, one per event type; the format description's own (type 15)
+    // says where the checksum-algorithm byte is.
+    let Some(&fde_post) = p.get(57 + 14) else {
+        return Err("format description event too short".into());
+    };
+    let fde_post = fde_post as usize;
+    if p.len() > fde_post {
+        match p[fde_post] {
+            0 => Ok(false),
+            1 => Ok(true),
+            a => Err(format!("unknown checksum algorithm {a}")),
+        }
+    } else {
+        Ok(false)
+    }
+}
+
+fn crc_ok(ev: &[u8]) -> bool {
+    let n = ev.len();
+    n >= HEADER + 4
+        && crc32fast::hash(&ev[..n - 4])
+            == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
+}
+
+impl Decoder for BinlogDecoder {
+    fn decode(&mut self, _bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        Err(DecodeError(
+            "a binlog record needs its position (decode_at)".into(),
+        ))
+    }
+
+    fn take_rejected(&mut self) -> Vec<PartRejected> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn decode_at(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        let seq = position >> 32;
+        let base = position & 0xffff_ffff;
+        let mut events: Vec<ChangeEvent> = Vec::new();
+        let mut commit: Option<u64> = None;
+        let mut rows_seen = false;
+        let mut off = 0usize;
+        while off < bytes.len() {
+            let pos = base + off as u64;
+            let rest = &bytes[off..];
+            if rest.len() < HEADER {
+                self.reject(
+                    seq,
+                    pos,
+                    format!(
+                        "truncated file: {} bytes where an event header of 19 is due",
+                        rest.len()
+                    ),
+                    rest,
+                );
+                return Ok(Decoded::Ignored("rejected binlog event"));
+            }
+            let len = u32::from_le_bytes([rest[9], rest[10], rest[11], rest[12]]) as usize;
+            if len < HEADER || len > rest.len() {
+                self.reject(
+                    seq,
+                    pos,
+                    format!(
+                        "truncated file: the event is {len} bytes long but {} are left",
+                        rest.len()
+                    ),
+                    rest,
+                );
+                return Ok(Decoded::Ignored("rejected binlog event"));
+            }
+            let ev = &rest[..len];
+            off += len;
+            let t = ev[4];
+            let timestamp = u32::from_le_bytes([ev[0], ev[1], ev[2], ev[3]]) as u64;
+            let flags = u16::from_le_bytes([ev[17], ev[18]]);
+            if t == ty::FORMAT_DESCRIPTION {
+                match fde_checksum(ev) {
+                    Ok(crc) => {
+                        if crc && !crc_ok(ev) {
+                            self.reject(seq, pos, "CRC32 mismatch".into(), ev);
+                            continue;
+                        }
+                        self.crc = crc;
+                        // A new file (or server restart): table ids start over.
+                        self.maps.clear();
+                        self.cdc_maps.clear();
+                    }
+                    Err(e) => self.reject(seq, pos, format!("format description: {e}"), ev),
+                }
+                continue;
+            }
+            if self.crc && !crc_ok(ev) {
+                self.reject(seq, pos, "CRC32 mismatch".into(), ev);
+                continue;
+            }
+            let body_end = if self.crc { len - 4 } else { len };
+            let body = &ev[HEADER..body_end];
+            match t {
+                ty::XID => commit = Some(timestamp * 1000),
+                ty::QUERY => {
+                    let text = query_text(&ev[..body_end]).unwrap_or(b"");
+                    if text.eq_ignore_ascii_case(b"COMMIT")
+                        || text.eq_ignore_ascii_case(b"ROLLBACK")
+                    {
+                        commit = Some(timestamp * 1000);
+                    }
+                }
+                ty::TABLE_MAP => self.table_map(seq, pos, ev, body),
+                ty::WRITE_V1
+                | ty::UPDATE_V1
+                | ty::DELETE_V1
+                | ty::WRITE_V2
+                | ty::UPDATE_V2
+                | ty::DELETE_V2 => {
+                    let before = events.len();
+                    self.rows_event(seq, pos, t, ev, body, &mut events);
+                    rows_seen |= events.len() > before;
+                }
+                ty::MARIADB_START_ENCRYPTION => self.reject(
+                    seq,
+                    pos,
+                    "the binlog is encrypted (encrypt_binlog=ON): not supported".into(),
+                    ev,
+                ),
+                165..=171 => self.reject(
+                    seq,
+                    pos,
+                    format!(
+                        "compressed event (type {t}, log_bin_compress=ON): not supported; set \
+                         log_bin_compress=OFF on the server"
+                    ),
+                    ev,
+                ),
+                39 | 40 => self.reject(
+                    seq,
+                    pos,
+                    format!(
+                        "event type {t} ({}) is not supported",
+                        if t == 39 {
+                            "partial JSON update: set binlog_row_value_options=''"
+                        } else {
+                            "compressed transaction payload: set binlog_transaction_compression=OFF"
+                        }
+                    ),
+                    ev,
+                ),
+                _ if is_harmless(t) => {}
+                _ if flags & IGNORABLE != 0 => {}
+                _ => self.reject(seq, pos, format!("unknown event type {t}"), ev),
+            }
+            if self.rejected.iter().any(|r| r.fatal) {
+                return Ok(Decoded::Ignored("rejected binlog event"));
+            }
+        }
+        if rows_seen {
+            let Some(time) = commit else {
+                self.reject(
+                    seq,
+                    base,
+                    "truncated file: the transaction has no XID or COMMIT event".into(),
+                    bytes,
+                );
+                return Ok(Decoded::Ignored("rejected binlog event"));
+            };
+            for e in &mut events {
+                e.time = time;
+            }
+            Ok(Decoded::Events(events))
+        } else {
+            Ok(Decoded::Ignored("binlog event without watched rows"))
+        }
+    }
+}
+
+impl BinlogDecoder {
+    fn table_map(&mut self, seq: u64, pos: u64, ev: &[u8], body: &[u8]) {
+        // table_id(6) flags(2) db_len(1) db NUL table_len(1) table NUL ...
+        let table_id = body
+            .get(..6)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]));
+        let names = (|| {
+            let db_len = *body.get(8)? as usize;
+            let db = body.get(9..9 + db_len)?;
+            let t_len = *body.get(9 + db_len + 1)? as usize;
+            let t = body.get(9 + db_len + 2..9 + db_len + 2 + t_len)?;
+            Some((String::from_utf8_lossy(db), String::from_utf8_lossy(t)))
+        })();
+        let (Some(table_id), Some((db, name))) = (table_id, names) else {
+            self.reject(seq, pos, "malformed table map event".into(), ev);
+            return;
+        };
+        let Some(table) = self.catalog.lookup(&db, &name) else {
+            self.maps.insert(table_id, None);
+            self.cdc_maps.remove(&table_id);
+            return;
+        };
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            TableMapEvent::parse(&mut Cursor::new(body))
+        }));
+        let map = match parsed {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                self.maps.remove(&table_id);
+                self.reject(seq, pos, format!("table map of {db}.{name}: {e:?}"), ev);
+                return;
+            }
+            Err(_) => {
+                self.maps.remove(&table_id);
+                self.reject(
+                    seq,
+                    pos,
+                    format!("table map of {db}.{name}: the decoder panicked"),
+                    ev,
+                );
+                return;
+            }
+        };
+        match self.check_map(table, &map) {
+            Ok(cols) => {
+                self.cdc_maps.insert(table_id, map.clone());
+                self.maps
+                    .insert(table_id, Some(Arc::new(Mapped { table, map, cols })));
+            }
+            Err(e) => {
+                self.maps.remove(&table_id);
+                self.cdc_maps.remove(&table_id);
+                self.reject(seq, pos, e, ev);
+            }
+        }
+    }
+
+    fn rows_event(
+        &mut self,
+        seq: u64,
+        pos: u64,
+        t: u8,
+        ev: &[u8],
+        body: &[u8],
+        out: &mut Vec<ChangeEvent>,
+    ) {
+        let Some(table_id) = body
+            .get(..6)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]))
+        else {
+            self.reject(seq, pos, "malformed row event".into(), ev);
+            return;
+        };
+        let m = match self.maps.get(&table_id) {
+            Some(None) => {
+                self.skipped_row_events += 1;
+                return;
+            }
+            Some(Some(m)) => m.clone(),
+            None => {
+                self.reject(
+                    seq,
+                    pos,
+                    format!(
+                        "row event for table id {table_id} without a usable table map (missing, \
+                         or rejected above)"
+                    ),
+                    ev,
+                );
+                return;
+            }
+        };
+        let version = if t >= ty::WRITE_V2 { 2 } else { 1 };
+        let maps = &self.cdc_maps;
+        enum Rows {
+            Write(Vec<RowData>),
+            Update(Vec<(RowData, RowData)>),
+            Delete(Vec<RowData>),
+        }
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            let mut c = Cursor::new(body);
+            match t {
+                ty::WRITE_V1 | ty::WRITE_V2 => {
+                    WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
+                }
+                ty::UPDATE_V1 | ty::UPDATE_V2 => {
+                    UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
+                        Rows::Update(
+                            e.rows
+                                .into_iter()
+                                .map(|r| (r.before_update, r.after_update))
+                                .collect(),
+                        )
+                    })
+                }
+                _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
+            }
+        }));
+        let rows = match parsed {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let table = self.catalog.tables[m.table].qualified();
+                self.reject(
+                    seq,
+                    pos,
+                    format!("row event of {table}: cannot decode: {e:?}"),
+                    ev,
+                );
+                return;
+            }
+            Err(_) => {
+                let table = self.catalog.tables[m.table].qualified();
+                self.reject(
+                    seq,
+                    pos,
+                    format!("row event of {table}: the decoder panicked"),
+                    ev,
+                );
+                return;
+            }
+        };
+        let _ = &m.map;
+        let mut made = Vec::new();
+        let mut failed = None;
+        let mut push = |row_index: usize, key: Row, row: Option<Row>| {
+            made.push(ChangeEvent {
+                table: m.table,
+                key,
+                row,
+                version: Version {
+                    file: seq,
+                    pos,
+                    row: row_index as u32,
+                },
+                time: 0,
+                tx: None,
+            });
+        };
+        match &rows {
+            Rows::Write(rs) => {
+                for (i, r) in rs.iter().enumerate() {
+                    match self.row(&m, r) {
+                        Ok(row) => push(i, self.key(&m, &row), Some(row)),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            Rows::Delete(rs) => {
+                for (i, r) in rs.iter().enumerate() {
+                    match self.row(&m, r) {
+                        Ok(row) => push(i, self.key(&m, &row), None),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            Rows::Update(rs) => {
+                for (i, (b, a)) in rs.iter().enumerate() {
+                    let (before, after) = match (self.row(&m, b), self.row(&m, a)) {
+                        (Ok(b), Ok(a)) => (b, a),
+                        (Err(e), _) | (_, Err(e)) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                    let old = self.key(&m, &before);
+                    let new = self.key(&m, &after);
+                    if old != new {
+                        push(i, old, None);
+                    }
+                    push(i, new, Some(after));
+                }
+            }
+        }
+        match failed {
+            Some(e) => self.reject(seq, pos, e, ev),
+            None => out.append(&mut made),
+        }
+    }
+}
