@@ -697,3 +697,129 @@ fn views_over_doubles_and_times_plan_and_sum_of_double_is_refused() {
     assert!(e.message.contains("DOUBLE"), "{e}");
     assert_eq!((e.line, e.column), (1, 11), "{e}");
 }
+
+fn public_catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::load(&root().join("fixtures/debezium/public.sql")).unwrap())
+}
+
+/// The one event of a decoded message.
+fn only_event(d: &Decoded) -> &cdcflow::event::ChangeEvent {
+    let Decoded::Events(e) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(e.len(), 1, "{e:?}");
+    &e[0]
+}
+
+#[test]
+fn real_public_messages_decode_to_exact_values() {
+    let catalog = public_catalog();
+    let text = |s: &str| Value::Text(s.into());
+    let dt = |ms: i64| Value::DateTime(ms * 1000);
+
+    // Debezium 2.4.1, schemas off (kohei-kohei/zenn-content): create, update, delete and the
+    // delete's tombstone on `playground.items`; DATETIME(3) values are epoch milliseconds.
+    let items = catalog.lookup("playground", "items").unwrap();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "public-zenn-2.4.1-schemas-off.jsonl");
+    assert_eq!(got.len(), 4);
+    let c = only_event(&got[0]);
+    assert_eq!(c.table, items);
+    assert_eq!(c.key, vec![Value::Int(1)]);
+    assert_eq!(
+        c.row,
+        Some(vec![
+            Value::Int(1),
+            text("Tシャツ"),
+            dt(1_702_278_557_988),
+            dt(1_702_278_557_988),
+        ])
+    );
+    assert_eq!(
+        c.version,
+        Version {
+            file: 3,
+            pos: 398,
+            row: 0
+        }
+    );
+    assert_eq!(c.time, 1_702_278_557_000);
+    assert!(c.tx.is_none());
+    let row = c.row.as_ref().unwrap();
+    assert_eq!(row[2].to_string(), "2023-12-11 07:09:17.988");
+
+    let u = only_event(&got[1]);
+    assert_eq!(u.table, items);
+    assert_eq!(u.key, vec![Value::Int(1)], "same key: one upsert");
+    assert_eq!(
+        u.row,
+        Some(vec![
+            Value::Int(1),
+            text("ロングスリーブTシャツ"),
+            dt(1_702_278_557_988),
+            dt(1_702_278_563_519),
+        ])
+    );
+    assert_eq!(
+        u.version,
+        Version {
+            file: 3,
+            pos: 748,
+            row: 0
+        }
+    );
+    assert_eq!(u.time, 1_702_278_563_000);
+    assert_eq!(u.row.as_ref().unwrap()[3].to_string(), "2023-12-11 07:09:23.519");
+
+    let d = only_event(&got[2]);
+    assert_eq!(d.table, items);
+    assert_eq!(d.key, vec![Value::Int(1)]);
+    assert_eq!(d.row, None, "a delete");
+    assert_eq!(
+        d.version,
+        Version {
+            file: 3,
+            pos: 1133,
+            row: 0
+        }
+    );
+    assert_eq!(d.time, 1_702_278_569_000);
+    assert_eq!(got[3], Decoded::Ignored("tombstone"));
+
+    // Debezium 2.7.3, schemas on (symplesims/symplesims.github.io): a snapshot read of
+    // `demosrc.products` with decimal.handling.mode=double and time.precision.mode=connect;
+    // SERIAL (BIGINT UNSIGNED) as int64, FLOAT as a Connect float, TIMESTAMP as ZonedTimestamp.
+    let products = catalog.lookup("demosrc", "products").unwrap();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "public-msk-2.7.3-schemas-on.jsonl");
+    assert_eq!(got.len(), 1);
+    let r = only_event(&got[0]);
+    assert_eq!(r.table, products);
+    assert_eq!(r.key, vec![dv("8")], "SERIAL is a decimal of scale 0");
+    // 2025-02-12T10:10:04Z is 1739355004 seconds after the epoch.
+    let ts = Value::DateTime(1_739_355_004_000_000);
+    assert_eq!(
+        r.row,
+        Some(vec![
+            dv("8"),
+            text("Coffee Maker"),
+            text("Brew the perfect cup of coffee every time"),
+            text("Home Appliances"),
+            dbl(99.99),
+            text("https://example.com/images/coffeemaker.jpg"),
+            ts.clone(),
+            ts,
+        ])
+    );
+    assert_eq!(
+        r.version,
+        Version {
+            file: 2,
+            pos: 157,
+            row: 0
+        }
+    );
+    assert_eq!(r.time, 1_739_381_500_000);
+    assert!(r.tx.is_none());
+    assert_eq!(r.row.as_ref().unwrap()[6].to_string(), "2025-02-12 10:10:04");
+}
