@@ -143,7 +143,12 @@ struct HttpArgs {
     #[arg(long, env = "CDCFLOW_HTTP", value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
     /// The token the dashboard requires (`Authorization: Bearer TOKEN` or `?token=TOKEN`).
-    #[arg(long, env = "CDCFLOW_HTTP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "CDCFLOW_HTTP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     http_token: Option<String>,
 }
 
@@ -171,7 +176,8 @@ fn start_dashboard(
         return Ok(None);
     };
     let with_token = access.token.is_some();
-    let server = crate::dashboard::server::serve(addr, access, dashboard.clone(), registry.clone())?;
+    let server =
+        crate::dashboard::server::serve(addr, access, dashboard.clone(), registry.clone())?;
     eprintln!(
         "dashboard: http://{}/{}",
         server.local_addr(),

@@ -229,11 +229,7 @@ impl Dashboard {
         let done = engine == Some(Time::MAX);
         let submitted = last.map(|t| t.saturating_add(1));
         Frontier {
-            at: if done {
-                None
-            } else {
-                engine.max(submitted)
-            },
+            at: if done { None } else { engine.max(submitted) },
             done,
             last_change: last,
         }
@@ -499,8 +495,11 @@ mod tests {
         let mut sink = d.sink();
         let v = d.view_index("warehouse_cost").unwrap();
         let doc = |n: i64| Some(vec![Value::Date(20_000), Value::Int(1), Value::Int(n)]);
-        sink.submit(10, &[change(v, 10, "a", doc(1)), change(v, 10, "b", doc(2))])
-            .unwrap();
+        sink.submit(
+            10,
+            &[change(v, 10, "a", doc(1)), change(v, 10, "b", doc(2))],
+        )
+        .unwrap();
         assert_eq!(d.changes_since(None).unwrap().lines().count(), 2);
         sink.submit(20, &[change(v, 20, "a", None)]).unwrap();
         // Time 10 left the feed: asking for it is refused, asking after it is complete.

@@ -45,9 +45,7 @@ impl HttpAccess {
             bail!("--http-token must not be empty");
         }
         if !addr.ip().is_loopback() && token.is_none() {
-            bail!(
-                "--http {addr} is not a loopback address: give --http-token (or bind 127.0.0.1)"
-            );
+            bail!("--http {addr} is not a loopback address: give --http-token (or bind 127.0.0.1)");
         }
         Ok(HttpAccess { token })
     }
@@ -70,7 +68,10 @@ pub fn router(
     registry: Arc<MetricsRegistry>,
 ) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -151,7 +152,11 @@ fn percent_decode(s: &str) -> String {
 
 /// Compares in time independent of where the strings differ.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The page and its code carry no data: they are served without a token (the page then asks
@@ -160,8 +165,16 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/" | "/app.js" | "/app.css")
 }
 
-async fn authorize(State(access): State<Arc<HttpAccess>>, request: Request, next: Next) -> Response {
-    if let Some(token) = access.token.as_ref().filter(|_| !is_public(request.uri().path())) {
+async fn authorize(
+    State(access): State<Arc<HttpAccess>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = access
+        .token
+        .as_ref()
+        .filter(|_| !is_public(request.uri().path()))
+    {
         let bearer = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -203,7 +216,9 @@ async fn view(State(dashboard): State<Arc<Dashboard>>, Path(name): Path<String>)
         )
             .into_response();
         if let Ok(v) = HeaderValue::from_str(&disposition) {
-            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
         }
         return response;
     }

@@ -201,7 +201,8 @@ struct Column {
 }
 
 fn columns_of(addr: SocketAddr, view: &str) -> Vec<String> {
-    let body: ViewBody = serde_json::from_str(&get_ok(addr, &format!("/api/views/{view}"))).unwrap();
+    let body: ViewBody =
+        serde_json::from_str(&get_ok(addr, &format!("/api/views/{view}"))).unwrap();
     body.columns.into_iter().map(|c| c.name).collect()
 }
 
@@ -262,13 +263,15 @@ fn dashboard_api_equals_final_documents() {
     let golden = golden_lines();
     let feed = get_ok(addr, "/api/changes?since=0");
     assert_eq!(feed.lines().collect::<Vec<_>>(), golden);
-    let middle: u64 = serde_json::from_str::<serde_json::Value>(&golden[golden.len() / 2])
-        .unwrap()["time"]
+    let middle: u64 = serde_json::from_str::<serde_json::Value>(&golden[golden.len() / 2]).unwrap()
+        ["time"]
         .as_u64()
         .unwrap();
     let after: Vec<&str> = golden
         .iter()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["time"].as_u64() > Some(middle))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["time"].as_u64() > Some(middle)
+        })
         .map(String::as_str)
         .collect();
     assert!(!after.is_empty() && after.len() < golden.len());
@@ -304,20 +307,28 @@ fn dashboard_token_and_loopback_rule() {
     // Refused before anything is bound or read: a non-loopback address without a token.
     let o = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
         .current_dir(root())
-        .args(["replay", "--quiet", "--http", "0.0.0.0:0", "fixtures/outbound.jsonl"])
+        .args([
+            "replay",
+            "--quiet",
+            "--http",
+            "0.0.0.0:0",
+            "fixtures/outbound.jsonl",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--http-token"), "{err}");
 
-    let mut served = Served::start(
-        &["--http-token", "s3cret/+"],
-        &["fixtures/outbound.jsonl"],
-    );
+    let mut served = Served::start(&["--http-token", "s3cret/+"], &["fixtures/outbound.jsonl"]);
     served.wait_line("replay done");
     let addr = served.addr;
-    for path in ["/api/views", "/api/views/units_shipped.csv", "/metrics", "/api/changes"] {
+    for path in [
+        "/api/views",
+        "/api/views/units_shipped.csv",
+        "/metrics",
+        "/api/changes",
+    ] {
         let (code, headers, _) = get(addr, path, &[]);
         assert_eq!(code, 401, "{path}");
         assert!(headers.contains("www-authenticate: bearer"), "{headers}");
@@ -430,14 +441,18 @@ fn dashboard_follows_run_live() {
     let mut seen = String::new();
     read_updates(&mut events, &mut seen, 1);
     assert!(
-        seen.to_lowercase().contains("content-type: text/event-stream"),
+        seen.to_lowercase()
+            .contains("content-type: text/event-stream"),
         "{seen}"
     );
 
     // The first half: documents appear, with a frontier that is not "done" (run never is).
     let deadline = Instant::now() + Duration::from_secs(90);
     while document_count(addr) == 0 {
-        assert!(Instant::now() < deadline, "no documents from the first half");
+        assert!(
+            Instant::now() < deadline,
+            "no documents from the first half"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(3));
@@ -602,7 +617,10 @@ fn dashboard_in_a_real_browser() {
     // clock from running out (the live path is tested over HTTP above).
     let url = served.url("/?live=0");
     let dom = run_chromium(&chromium, &["--dump-dom"], &url);
-    assert!(dom.contains("data-ready=\"1\""), "the page did not render:\n{dom}");
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page did not render:\n{dom}"
+    );
     assert!(dom.contains("input complete"), "{dom}");
     let want = final_documents();
     for view in VIEWS {
@@ -633,7 +651,10 @@ fn dashboard_in_a_real_browser() {
         assert_eq!(points[series].len(), days.len(), "series {series}");
         for (day, value) in days {
             let got = points[series][day];
-            assert!((got - value).abs() < 1e-6, "{series} {day}: {got} != {value}");
+            assert!(
+                (got - value).abs() < 1e-6,
+                "{series} {day}: {got} != {value}"
+            );
         }
     }
     // Every view of the fixture has a day column, so every one has a chart.
@@ -653,7 +674,11 @@ fn dashboard_in_a_real_browser() {
         &url,
     );
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", shot.display());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{}",
+        shot.display()
+    );
     eprintln!("screenshot: {}", shot.display());
     assert_eq!(served.stop().code(), Some(0));
 }
