@@ -2,7 +2,7 @@
 # Sets up and runs every test of cdcflow. Idempotent; safe on a fresh machine.
 #
 # Needs a Rust toolchain (cargo, rustfmt, clippy) and installs what else is missing: the Debian
-# packages of the build (as root), MariaDB (a private server on 127.0.0.1 runs the same view SQL
+# packages of the build and Debian's chromium for the dashboard's browser test (as root), MariaDB (a private server on 127.0.0.1 runs the same view SQL
 # as the engine, as the oracle of tests/it/mariadb.rs) and the network services of
 # scripts/services.sh (a tansu Kafka broker, built once in about 20 minutes, and two servers of the
 # Elasticsearch/OpenSearch HTTP API). The script stops every server it started.
@@ -15,6 +15,8 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     debs+=(python3 python3-venv) # scripts/services.sh makes a venv for its Python packages
 fi
 command -v curl >/dev/null 2>&1 || debs+=(curl)
+# A real browser for the dashboard test (tests/it/dashboard.rs): Debian's chromium.
+command -v chromium >/dev/null 2>&1 || debs+=(chromium)
 missing=()
 for deb in "${debs[@]}"; do
     dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use std::sync::Arc;
+
+use crate::dashboard::Dashboard;
+use crate::dashboard::server::HttpAccess;
 use crate::decode::debezium::SchemaDrift;
 use crate::pipeline::{self, RunOptions, Workers};
 use crate::sink::{JsonlSink, Names, Sink, ViewState};
@@ -130,6 +134,58 @@ struct DecodeArgs {
     schema_drift: SchemaDrift,
 }
 
+/// Dashboard flags, shared by `run` and `replay`.
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// Serve the live dashboard (the views' current documents as tables and charts, CSV, a
+    /// JSON API and `/metrics`) at `http://ADDR/`, e.g. 127.0.0.1:8080. Any address but
+    /// loopback needs --http-token.
+    #[arg(long, env = "CDCFLOW_HTTP", value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// The token the dashboard requires (`Authorization: Bearer TOKEN` or `?token=TOKEN`).
+    #[arg(
+        long,
+        env = "CDCFLOW_HTTP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    http_token: Option<String>,
+}
+
+impl HttpArgs {
+    /// Checks the access rule before anything runs.
+    fn access(&self) -> anyhow::Result<Option<(std::net::SocketAddr, HttpAccess)>> {
+        match self.http {
+            None if self.http_token.is_some() => bail!("--http-token needs --http ADDR"),
+            None => Ok(None),
+            Some(addr) => Ok(Some((
+                addr,
+                HttpAccess::for_addr(addr, self.http_token.clone())?,
+            ))),
+        }
+    }
+}
+
+/// Starts the dashboard server when asked for, printing its address.
+fn start_dashboard(
+    access: Option<(std::net::SocketAddr, HttpAccess)>,
+    dashboard: &Option<Arc<Dashboard>>,
+    registry: &Arc<crate::http::MetricsRegistry>,
+) -> anyhow::Result<Option<crate::http::MetricsServer>> {
+    let (Some((addr, access)), Some(dashboard)) = (access, dashboard) else {
+        return Ok(None);
+    };
+    let with_token = access.token.is_some();
+    let server =
+        crate::dashboard::server::serve(addr, access, dashboard.clone(), registry.clone())?;
+    eprintln!(
+        "dashboard: http://{}/{}",
+        server.local_addr(),
+        if with_token { "?token=..." } else { "" }
+    );
+    Ok(Some(server))
+}
+
 #[derive(Debug, Args)]
 struct ReplayArgs {
     #[command(flatten)]
@@ -161,6 +217,9 @@ struct ReplayArgs {
     /// those rows).
     #[arg(long)]
     skip_bad_events: bool,
+    /// With --http: keeps serving after the end of the input until SIGINT/SIGTERM.
+    #[command(flatten)]
+    http: HttpArgs,
     /// Debezium JSON-lines files; each is one source partition. Pipes, FIFOs and `/dev/stdin`
     /// are read as streams; `-` is stdin. Or MySQL/MariaDB binlog files (they start with the
     /// binlog magic bytes) and directories of them, replayed in file-sequence order as one
@@ -232,6 +291,8 @@ struct RunArgs {
     /// Serve Prometheus metrics at `ADDR/metrics` (e.g. 127.0.0.1:9464).
     #[arg(long, env = "CDCFLOW_METRICS", value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// Elasticsearch sink flags.
@@ -614,6 +675,25 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             Some(Box::new(JsonlSink::new(BufWriter::new(f), names.clone())))
         }
     };
+    // The dashboard runs where the sink runs: on process 0 (it hosts worker 0).
+    let http = if a.workers.process == 0 {
+        a.http.access()?
+    } else {
+        a.http.access()?;
+        None
+    };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let registry = Arc::new(crate::http::MetricsRegistry::new(metrics.clone()));
+    let pipeline_metrics = crate::http::PipelineMetrics::new(&registry);
+    let dashboard = http
+        .as_ref()
+        .map(|_| Dashboard::new(&dataflows.views, Some(pipeline_metrics.clone())));
+    let sink = with_dashboard(sink, &dashboard);
+    let shutdown = match &dashboard {
+        Some(_) => Some(stop_on_signals()?),
+        None => None,
+    };
+    let server = start_dashboard(http, &dashboard, &registry)?;
     let options = RunOptions {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
@@ -621,14 +701,29 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
         dead_letter: Some(dead_letter.clone()),
         schema_drift: a.decode.schema_drift,
+        shutdown: shutdown.clone(),
+        pipeline_metrics: dashboard.as_ref().map(|_| pipeline_metrics.clone()),
         ..RunOptions::new(1)
     };
     let outcome = if binlogs > 0 {
         let files = crate::source::binlog::open_files(&a.inputs)?;
         pipeline::replay_binlog(&dataflows, files, a.skip_bad_events, &options, sink)?
     } else {
-        pipeline::replay(&dataflows, inputs, &options, sink)?
+        pipeline::run(
+            &dataflows,
+            Arc::new(crate::source::FileSource::new(inputs)),
+            pipeline::debezium_with(options.schema_drift),
+            &options,
+            sink,
+            metrics,
+        )?
     };
+    if !outcome.stopped {
+        pipeline_metrics.set_frontier(crate::time::Time::MAX);
+    }
+    if let Some(d) = &dashboard {
+        d.touch();
+    }
     if !to_stdout && a.workers.process == 0 {
         let mut out = std::io::stdout().lock();
         print_state(&mut out, &names, &outcome.state)?;
@@ -656,9 +751,51 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                 m.eval_errors
             );
         }
-        return Ok(ExitCode::from(EXIT_REJECTED));
     }
-    Ok(ExitCode::SUCCESS)
+    let code = if m.dead_lettered > 0 || m.eval_errors > 0 {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    };
+    if let (Some(server), Some(stop)) = (&server, &shutdown)
+        && !outcome.stopped
+    {
+        eprintln!(
+            "replay done; serving the dashboard at http://{}/ until interrupted (Ctrl-C)",
+            server.local_addr()
+        );
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    Ok(code)
+}
+
+/// `sink` and the dashboard's sink as one.
+fn with_dashboard(
+    sink: Option<Box<dyn Sink>>,
+    dashboard: &Option<Arc<Dashboard>>,
+) -> Option<Box<dyn Sink>> {
+    match (sink, dashboard) {
+        (sink, None) => sink,
+        (None, Some(d)) => Some(Box::new(d.sink())),
+        (Some(s), Some(d)) => Some(Box::new(crate::sink::Fanout::new(vec![
+            s,
+            Box::new(d.sink()),
+        ]))),
+    }
+}
+
+/// A flag that SIGTERM and SIGINT set; a second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
+    let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, shutdown.clone())
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, shutdown.clone())
+            .context("cannot install signal handlers")?;
+    }
+    Ok(shutdown)
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -667,6 +804,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     use std::time::Duration;
 
     let workers = a.workers.validate()?;
+    let http = a.http.access()?;
     let dataflows = load(&a.views)?;
     let names = Names::of(&dataflows.views);
     let mut kafka = crate::source::kafka::KafkaConfig::new(&a.kafka, &a.topics);
@@ -746,8 +884,21 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             sinks.push(Box::new(JsonlSink::new(BufWriter::new(f), names.clone())));
         }
     }
-    if sinks.is_empty() && a.out.is_none() {
-        bail!("no sink: give --elasticsearch URL and/or --out PATH|-");
+    let registry = crate::http::registry(metrics.clone(), es_metrics.clone());
+    let pipeline_metrics = crate::http::PipelineMetrics::new(&registry);
+    // The dashboard runs where the sink runs: on process 0 (it hosts worker 0).
+    let dashboard = match &http {
+        Some(_) if a.workers.process == 0 => Some(Dashboard::new(
+            &dataflows.views,
+            Some(pipeline_metrics.clone()),
+        )),
+        _ => None,
+    };
+    if let Some(d) = &dashboard {
+        sinks.push(Box::new(d.sink()));
+    }
+    if sinks.is_empty() && a.out.is_none() && http.is_none() {
+        bail!("no sink: give --elasticsearch URL, --out PATH|- and/or --http ADDR");
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -757,8 +908,6 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, shutdown.clone())
             .context("cannot install signal handlers")?;
     }
-    let registry = crate::http::registry(metrics.clone(), es_metrics.clone());
-    let pipeline_metrics = crate::http::PipelineMetrics::new(&registry);
     let _metrics_server = match a.metrics {
         Some(addr) => {
             let server = crate::http::serve_metrics(addr, registry.clone())?;
@@ -767,6 +916,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let _dashboard_server = start_dashboard(http, &dashboard, &registry)?;
     if let Some(ms) = a.exit_when_idle_ms {
         let (m, s) = (metrics.clone(), shutdown.clone());
         std::thread::spawn(move || {

@@ -434,6 +434,15 @@ impl PipelineMetrics {
             .store(if ms >= UNSET { Time::MAX } else { ms }, Relaxed);
     }
 
+    /// The frontier last reported: `None` before the first report, [`Time::MAX`] once all
+    /// input is done.
+    pub fn frontier(&self) -> Option<Time> {
+        match self.frontier.load(Relaxed) {
+            UNSET => None,
+            ms => Some(ms),
+        }
+    }
+
     /// Reports how many messages source partition `partition` has beyond the consumer position.
     pub fn set_consumer_lag(&self, partition: &str, n: u64) {
         self.consumer_lag
@@ -456,7 +465,7 @@ impl PipelineMetrics {
     }
 }
 
-/// The running metrics server of [`serve_metrics`]; dropping it stops the server.
+/// A running server of [`serve_metrics`] or [`serve_router`]; dropping it stops the server.
 #[derive(Debug)]
 pub struct MetricsServer {
     addr: SocketAddr,
@@ -507,32 +516,47 @@ pub fn serve_metrics(
     addr: SocketAddr,
     registry: Arc<MetricsRegistry>,
 ) -> anyhow::Result<MetricsServer> {
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("cannot listen on {addr} for the metrics endpoint"))?;
-    let local = listener
-        .local_addr()
-        .with_context(|| format!("metrics endpoint on {addr}"))?;
-    listener
-        .set_nonblocking(true)
-        .with_context(|| format!("metrics endpoint on {addr}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("cannot start the runtime of the metrics endpoint")?;
     let app = Router::new()
         .route("/", get(index_page))
         .route("/metrics", get(metrics_page))
         .with_state(registry);
+    serve_router(addr, "the metrics endpoint", app)
+}
+
+/// A router serving only `GET /metrics` from `registry` (to merge into another server).
+pub fn metrics_router(registry: Arc<MetricsRegistry>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_page))
+        .with_state(registry)
+}
+
+/// Serves `app` on `addr` from a thread of its own (a single-threaded tokio runtime) until the
+/// returned handle is dropped. Binds before returning: an address that cannot be bound is an
+/// error naming it and `what` is served there.
+pub fn serve_router(addr: SocketAddr, what: &str, app: Router) -> anyhow::Result<MetricsServer> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} for {what}"))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("{what} on {addr}"))?;
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("{what} on {addr}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .with_context(|| format!("cannot start the runtime of {what}"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let name = what.to_string();
     let thread = std::thread::Builder::new()
-        .name("cdcflow-metrics".to_string())
+        .name("cdcflow-http".to_string())
         .spawn(move || {
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => listener,
                     Err(e) => {
-                        tracing::error!("metrics endpoint on {local}: {e}");
+                        tracing::error!("{name} on {local}: {e}");
                         return;
                     }
                 };
@@ -541,14 +565,14 @@ pub fn serve_metrics(
                 tokio::select! {
                     result = axum::serve(listener, app).into_future() => {
                         if let Err(e) = result {
-                            tracing::error!("metrics endpoint on {local}: {e}");
+                            tracing::error!("{name} on {local}: {e}");
                         }
                     }
                     _ = stopped => {}
                 }
             });
         })
-        .context("cannot start the thread of the metrics endpoint")?;
+        .with_context(|| format!("cannot start the thread of {what}"))?;
     Ok(MetricsServer {
         addr: local,
         stop: Some(stop),

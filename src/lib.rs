@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod dashboard;
 pub mod dataflow;
 pub mod decode;
 pub mod event;

@@ -36,6 +36,10 @@ pub trait Sink: Send {
     fn acknowledged(&mut self) -> anyhow::Result<Option<Time>>;
     /// Blocks until everything submitted is durable (shutdown, checkpoint).
     fn flush(&mut self) -> anyhow::Result<()>;
+    /// The documents restored from a checkpoint at start (time [`crate::pipeline::sink_op::RESTORED`]),
+    /// which a durable sink already holds and is therefore not submitted: an in-memory sink
+    /// (the dashboard's) takes them from here. Called before the first [`Sink::submit`].
+    fn restored(&mut self, _changes: &[Change]) {}
 }
 
 /// Several sinks as one: a time is acknowledged once every sink acknowledged it.
@@ -75,6 +79,12 @@ impl Sink for Fanout {
             s.flush()?;
         }
         Ok(())
+    }
+
+    fn restored(&mut self, changes: &[Change]) {
+        for s in &mut self.sinks {
+            s.restored(changes);
+        }
     }
 }
 
@@ -229,6 +239,14 @@ impl Recorder {
     /// Records changes without forwarding them (the documents restored from a checkpoint,
     /// which the inner sinks already hold).
     pub fn record(&mut self, changes: &[Change]) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.restored(changes);
+        }
+        self.apply(changes);
+    }
+
+    /// Applies changes to the recorded state.
+    fn apply(&mut self, changes: &[Change]) {
         let mut r = self.shared.lock().expect("recorder lock");
         for c in changes {
             match &c.doc {
@@ -245,7 +263,7 @@ impl Recorder {
 
 impl Sink for Recorder {
     fn submit(&mut self, time: Time, changes: &[Change]) -> anyhow::Result<()> {
-        self.record(changes);
+        self.apply(changes);
         {
             let mut r = self.shared.lock().expect("recorder lock");
             if let Some(log) = r.log.as_mut() {

@@ -5,6 +5,7 @@ mod common;
 mod bad_input;
 mod binlog;
 mod cli;
+mod dashboard;
 mod decode;
 mod elasticsearch;
 mod kafka;
