@@ -769,7 +769,10 @@ fn real_public_messages_decode_to_exact_values() {
         }
     );
     assert_eq!(u.time, 1_702_278_563_000);
-    assert_eq!(u.row.as_ref().unwrap()[3].to_string(), "2023-12-11 07:09:23.519");
+    assert_eq!(
+        u.row.as_ref().unwrap()[3].to_string(),
+        "2023-12-11 07:09:23.519"
+    );
 
     let d = only_event(&got[2]);
     assert_eq!(d.table, items);
@@ -821,5 +824,8 @@ fn real_public_messages_decode_to_exact_values() {
     );
     assert_eq!(r.time, 1_739_381_500_000);
     assert!(r.tx.is_none());
-    assert_eq!(r.row.as_ref().unwrap()[6].to_string(), "2025-02-12 10:10:04");
+    assert_eq!(
+        r.row.as_ref().unwrap()[6].to_string(),
+        "2025-02-12 10:10:04"
+    );
 }
