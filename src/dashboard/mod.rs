@@ -81,6 +81,15 @@ impl ViewInfo {
             .map(|o| {
                 let (key, combine) = match &o.expr {
                     Expr::Column(i) if *i < groups => (true, None),
+                    // The shown spelling of a case-insensitive text group is a key too.
+                    Expr::Column(i)
+                        if plan
+                            .aggregates
+                            .get(i - groups)
+                            .is_some_and(|a| a.shows_group.is_some()) =>
+                    {
+                        (true, None)
+                    }
                     Expr::Column(i) => (
                         false,
                         plan.aggregates.get(i - groups).and_then(|a| match a.func {

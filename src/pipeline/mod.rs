@@ -821,13 +821,16 @@ impl Driver<'_> {
                     ignored += 1;
                     return;
                 }
-                // Implausible commit times are rejected before they can drag the frontier.
+                // Implausible commit times are rejected before they can drag the frontier:
+                // beyond the skew after both the partition's newest time and the wall clock. A
+                // backlog may jump ahead of its partition by days (a table quiet over a
+                // weekend) and stays; a time in the future does not.
                 let t = inputs[0].time();
-                let reference = match watermark.newest(rec.partition) {
-                    Some(n) if watermark.is_idle(rec.partition) => n.max(now),
-                    Some(n) => n,
-                    None => watermark.newest_overall().unwrap_or(0).max(now),
-                };
+                let reference = watermark
+                    .newest(rec.partition)
+                    .or(watermark.newest_overall())
+                    .unwrap_or(0)
+                    .max(now);
                 if t > reference.saturating_add(settings.skew) {
                     reject(&format!(
                         "commit time {t} is more than the maximum time skew ({} ms) after the \

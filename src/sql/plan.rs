@@ -115,6 +115,8 @@ pub struct Aggregate {
     /// MIN/MAX of case-insensitive text: the argument is a [`Expr::SortKey`], and the result
     /// the spelling inside the extreme key.
     pub collated: bool,
+    /// The spelling shown for case-insensitive text group `i` (not an aggregate of the SQL).
+    pub shows_group: Option<usize>,
 }
 
 /// One output column (a document field).
@@ -819,6 +821,7 @@ impl<'a> Planner<'a> {
                     arg_type: Type::Text,
                     ty: Type::Text,
                     collated: true,
+                    shows_group: Some(i),
                 });
             }
         }
@@ -1168,6 +1171,7 @@ impl<'a> Planner<'a> {
             arg_type,
             ty,
             collated,
+            shows_group: None,
         })
     }
 

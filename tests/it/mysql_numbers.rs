@@ -567,3 +567,32 @@ fn regression_text_groups_and_compares_under_its_collation() {
         );
     }
 }
+
+#[test]
+fn regression_a_backlog_jumping_days_ahead_is_applied_but_a_future_time_is_rejected() {
+    // One partition: events three days apart (a quiet table) are a normal backlog and must be
+    // applied; only a time beyond the wall clock plus the skew (one day) is implausible.
+    let d = dataflows(WHOLE, &[("v", "SELECT g, COUNT(*) n FROM s.a GROUP BY g")]);
+    let day = 86_400_000u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let row = |id: i64| vec![Value::Int(id), Value::Int(1), Value::Int(1), Value::Null];
+    let at = |id: i64, ts: u64| RowChange {
+        ts_ms: ts,
+        ..change(0, Op::Create, None, Some(row(id)), id as u64)
+    };
+    let changes = vec![
+        at(1, now - 30 * day),
+        at(2, now - 27 * day),
+        at(3, now - 20 * day),
+        at(4, now + 3 * day),
+    ];
+    let out = replay(&d, encode(&d, &changes), 1, 0);
+    assert_eq!(
+        docs(&out, 0),
+        vec![("1".to_string(), ["1", "3"].map(String::from).to_vec())]
+    );
+    assert_eq!(out.metrics.dead_lettered, 1, "only the future time");
+}
