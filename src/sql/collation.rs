@@ -21,6 +21,16 @@ pub fn is_binary(collation: Option<&str>) -> bool {
     collation.is_some_and(|c| c == "binary" || c.ends_with("_bin"))
 }
 
+/// The comparison key of an owned text, reusing it when it is its own key (lower-case ASCII
+/// without trailing spaces, the common case).
+pub fn fold_owned(s: String) -> String {
+    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) && !s.ends_with(' ') {
+        s
+    } else {
+        fold(&s)
+    }
+}
+
 /// The comparison key of `s` under a case- and accent-insensitive PAD SPACE collation.
 pub fn fold(s: &str) -> String {
     let trimmed = s.trim_end_matches(' ');
@@ -71,6 +81,8 @@ mod tests {
         assert!(is_binary(Some("binary")));
         assert!(!is_binary(Some("utf8mb4_general_ci")));
         assert!(!is_binary(None));
+        assert_eq!(fold_owned("dhl".into()), "dhl");
+        assert_eq!(fold_owned("DHL ".into()), "dhl");
         // 'B' > 'a' case-insensitively, though not by bytes; equal keys order by bytes.
         assert!(sort_key("B") > sort_key("a"));
         assert!(sort_key("DHL") < sort_key("dhl"));

@@ -263,7 +263,7 @@ impl Expr {
             },
             Expr::Cast(a, ty) => cast(a.eval(row)?, *ty)?,
             Expr::Collate(a) => match a.eval(row)? {
-                Value::Text(t) => Value::Text(super::collation::fold(&t)),
+                Value::Text(t) => Value::Text(super::collation::fold_owned(t)),
                 other => other,
             },
             Expr::SortKey(a) => match a.eval(row)? {
