@@ -45,38 +45,41 @@ pub fn render_view<'s>(
     metrics: Arc<Metrics>,
 ) -> VecCollection<'s, Time, (Row, Row)> {
     let view: Arc<str> = plan.name.as_str().into();
-    // A source's projected rows, each with whether its pushed-down filter holds (`true`) or
-    // failed to evaluate (`false`); rows it rejects are gone.
-    let source = |i: usize| -> VecCollection<'s, Time, (bool, Row)> {
+    // A source's projected rows that pass its pushed-down filter, and, when `keep_failed`
+    // (the right side of a LEFT JOIN), those whose filter failed to evaluate.
+    let source = |i: usize, keep_failed: bool| -> (Rows<'s>, Option<Rows<'s>>) {
         let s = &plan.sources[i];
         let cols = s.columns.clone();
         let filter = s.filter.clone();
-        checked(
-            tables[s.table]
-                .clone()
-                .expect("every table a plan reads is rendered"),
-            &metrics,
-            &view,
-            move |row: Row| {
-                let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
-                match &filter {
-                    None => (Some((true, projected)), None),
-                    Some(f) => match f.holds(&projected) {
-                        Ok(true) => (Some((true, projected)), None),
-                        Ok(false) => (None, None),
-                        Err(e) => (Some((false, projected)), Some(e)),
-                    },
+        let table = tables[s.table]
+            .clone()
+            .expect("every table a plan reads is rendered");
+        if !keep_failed || filter.is_none() {
+            let rows = checked(table, &metrics, &view, move |row: Row| {
+                match scan(&cols, filter.as_ref(), &row) {
+                    (p, Ok(true)) => (Some(p), None),
+                    (_, Ok(false)) => (None, None),
+                    (_, Err(e)) => (None, Some(e)),
                 }
-            },
-        )
+            });
+            return (rows, None);
+        }
+        let marked = checked(table, &metrics, &view, move |row: Row| {
+            match scan(&cols, filter.as_ref(), &row) {
+                (p, Ok(true)) => (Some((true, p)), None),
+                (_, Ok(false)) => (None, None),
+                (p, Err(e)) => (Some((false, p)), Some(e)),
+            }
+        });
+        let pass = marked.clone().flat_map(|(ok, r)| ok.then_some(r));
+        let failed = marked.flat_map(|(ok, r)| (!ok).then_some(r));
+        (pass, Some(failed))
     };
-    let ok_rows =
-        |rows: VecCollection<'s, Time, (bool, Row)>| rows.flat_map(|(ok, r)| ok.then_some(r));
 
     // Joins, left-deep in FROM order.
-    let mut joined = ok_rows(source(0));
+    let mut joined = source(0, false).0;
     for (ji, jp) in plan.joins.iter().enumerate() {
-        let right_checked = source(ji + 1);
+        let (right_rows, right_failed) = source(ji + 1, jp.kind == JoinKind::Left);
         let right_width = plan.sources[ji + 1].columns.len();
         // `(key, row)` for rows whose key evaluates; a row whose key fails is out as a whole.
         let keyed = |rows: Rows<'s>, keys: Vec<Expr>| {
@@ -92,7 +95,7 @@ pub fn render_view<'s>(
         let no_null = |c: VecCollection<'s, Time, (Row, Row)>| {
             c.filter(|(k, _)| !k.iter().any(Value::is_null))
         };
-        let right_keyed = no_null(keyed(ok_rows(right_checked.clone()), jp.right_keys.clone()));
+        let right_keyed = no_null(keyed(right_rows, jp.right_keys.clone()));
         let matchable = no_null(left_keyed.clone());
         let inner = matchable
             .clone()
@@ -112,11 +115,13 @@ pub fn render_view<'s>(
                 };
                 // A right row whose ON condition failed to evaluate might have matched: the
                 // left rows of its key are neither matched nor unmatched, they are out.
-                let failed = no_null(keyed(
-                    right_checked.flat_map(|(ok, r)| (!ok).then_some(r)),
-                    jp.right_keys.clone(),
-                ));
-                let right_keys = right_keyed.concat(failed).map(|(k, _)| k).distinct();
+                let right_keys = match right_failed {
+                    Some(failed) => right_keyed
+                        .concat(no_null(keyed(failed, jp.right_keys.clone())))
+                        .map(|(k, _)| k)
+                        .distinct(),
+                    None => right_keyed.map(|(k, _)| k).distinct(),
+                };
                 let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
                 let null_keyed = left_keyed
                     .filter(|(k, _)| k.iter().any(Value::is_null))
@@ -308,6 +313,13 @@ pub fn render_view<'s>(
     docs.inner
         .exchange(|((k, _), _, _): &((Row, Row), Time, isize)| k.hashed())
         .as_collection()
+}
+
+/// A source row projected to `cols`, and whether `filter` holds on it.
+fn scan(cols: &[usize], filter: Option<&Expr>, row: &[Value]) -> (Row, Result<bool, EvalError>) {
+    let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
+    let holds = filter.map_or(Ok(true), |f| f.holds(&projected));
+    (projected, holds)
 }
 
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error

@@ -24,20 +24,22 @@ pub fn is_binary(collation: Option<&str>) -> bool {
 /// The comparison key of an owned text, reusing it when it is its own key (lower-case ASCII
 /// without trailing spaces, the common case).
 pub fn fold_owned(s: String) -> String {
-    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) && !s.ends_with(' ') {
+    if !s.ends_with(' ') && is_lower_ascii(&s) {
         s
     } else {
         fold(&s)
     }
 }
 
+/// ASCII without upper-case letters: its own key once trailing spaces are cut.
+fn is_lower_ascii(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+}
+
 /// The comparison key of `s` under a case- and accent-insensitive PAD SPACE collation.
 pub fn fold(s: &str) -> String {
     let trimmed = s.trim_end_matches(' ');
-    if trimmed
-        .bytes()
-        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-    {
+    if is_lower_ascii(trimmed) {
         return trimmed.to_string();
     }
     let mut out = String::with_capacity(trimmed.len());

@@ -38,9 +38,10 @@ pub(crate) fn socket() -> Option<String> {
     }
 }
 
-/// Runs SQL in the `mariadb` client; returns tab-separated rows.
-pub(crate) fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
-    let mut child = Command::new("mariadb")
+/// The `mariadb` client on `socket`, in batch mode (tab-separated rows, no column names), with
+/// its stdin, stdout and stderr piped.
+pub(crate) fn client(socket: &str) -> std::process::Child {
+    Command::new("mariadb")
         .args([
             "--no-defaults",
             "-uroot",
@@ -53,7 +54,12 @@ pub(crate) fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the mariadb client runs");
+        .expect("the mariadb client runs")
+}
+
+/// Runs SQL in the `mariadb` client; returns tab-separated rows.
+pub(crate) fn mariadb(socket: &str, sql: &str) -> Vec<Vec<String>> {
+    let mut child = client(socket);
     child
         .stdin
         .take()

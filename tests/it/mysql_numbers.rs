@@ -3,7 +3,6 @@
 //! values are MariaDB 10.11's answers to the same SQL over the same rows.
 
 use cdcflow::decode::Row;
-use cdcflow::schema::Catalog;
 use cdcflow::sql::Dataflows;
 use cdcflow::value::{Decimal, Value};
 use cdcflow::workload::{DecimalMode, Encoder, Op, RowChange};
@@ -11,14 +10,6 @@ use cdcflow::workload::{DecimalMode, Encoder, Op, RowChange};
 use cdcflow::pipeline::RunOutcome;
 
 use crate::common::*;
-
-fn dataflows(schema: &str, views: &[(&str, &str)]) -> Dataflows {
-    let v: Vec<(String, String, String)> = views
-        .iter()
-        .map(|(n, s)| (format!("{n}.sql"), n.to_string(), s.to_string()))
-        .collect();
-    Dataflows::from_sources(Catalog::parse("schema.sql", schema).unwrap(), &v).unwrap()
-}
 
 /// Inserts, one change per row, table by table.
 fn inserts(d: &Dataflows, rows: &[(usize, Row)]) -> Vec<u8> {

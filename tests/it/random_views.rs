@@ -17,7 +17,6 @@
 //! Needs `CDCFLOW_TEST_MARIADB_SOCKET` (scripts/test.sh); fails under CI without it.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use cdcflow::oracle;
@@ -832,20 +831,7 @@ fn mariadb_queries(
     for (i, q) in queries.iter().enumerate() {
         script.push_str(&format!("SELECT '{MARKER}{i}';\n{q};\n"));
     }
-    let mut child = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "-uroot",
-            "--batch",
-            "--raw",
-            "--skip-column-names",
-        ])
-        .arg(format!("--socket={socket}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the mariadb client runs");
+    let mut child = crate::mariadb::client(socket);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
     let out = child.wait_with_output().unwrap();

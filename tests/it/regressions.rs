@@ -31,14 +31,6 @@ fn lines(d: &Dataflows, changes: &[(usize, Op, Option<Row>, Option<Row>)]) -> Ve
     out.into_bytes()
 }
 
-fn dataflows(schema: &str, views: &[(&str, &str)]) -> Dataflows {
-    let v: Vec<(String, String, String)> = views
-        .iter()
-        .map(|(n, s)| (format!("{n}.sql"), n.to_string(), s.to_string()))
-        .collect();
-    Dataflows::from_sources(Catalog::parse("schema.sql", schema).unwrap(), &v).unwrap()
-}
-
 #[test]
 fn regression_join_key_types_come_from_the_resolved_sides() {
     // `a.price * 1` is a DECIMAL; the key on the other side an INT. Both must be compared as

@@ -24,6 +24,19 @@ pub fn outbound() -> Dataflows {
     Dataflows::load(&root().join("dataflows")).expect("shipped dataflows load")
 }
 
+/// Plans `views` (`(name, sql)`) over the tables of `schema` (DDL text).
+pub fn dataflows(schema: &str, views: &[(&str, &str)]) -> Dataflows {
+    let v: Vec<(String, String, String)> = views
+        .iter()
+        .map(|(n, s)| (format!("{n}.sql"), n.to_string(), s.to_string()))
+        .collect();
+    Dataflows::from_sources(
+        cdcflow::schema::Catalog::parse("schema.sql", schema).unwrap(),
+        &v,
+    )
+    .unwrap()
+}
+
 /// Decodes every line (panicking on errors: test inputs are valid).
 pub fn decode_lines(d: &Dataflows, bytes: &[u8]) -> Vec<ChangeEvent> {
     let mut dec = DebeziumDecoder::new(d.catalog.clone());
