@@ -54,11 +54,10 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         let s = &plan.sources[i];
         let (mut pass, mut failed) = (Vec::new(), Vec::new());
         for r in &tables[s.table] {
-            let r: Row = s.columns.iter().map(|c| r[*c].clone()).collect();
-            match s.filter.as_ref().map(|f| f.holds(&r)) {
-                None | Some(Ok(true)) => pass.push(r),
-                Some(Ok(false)) => {}
-                Some(Err(_)) => failed.push(r),
+            match s.holds(r) {
+                Ok(true) => pass.push(s.project(r)),
+                Ok(false) => {}
+                Err(_) => failed.push(s.project(r)),
             }
         }
         (pass, failed)

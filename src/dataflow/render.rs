@@ -1,6 +1,6 @@
 //! A [`ViewPlan`] rendered as differential-dataflow operators.
 //!
-//! scan (project + pushed filter) -> equi-joins (arranged; LEFT = join + padded antijoin)
+//! scan (pushed filter over the table row, then project the columns read later) -> equi-joins (arranged; LEFT = join + padded antijoin)
 //! -> filter -> group: accumulable aggregates move into the difference ([`Accum`]) and
 //! `count_total` sums them; MIN/MAX reduce over distinct values; COUNT(DISTINCT) counts distinct
 //! pairs; the parts of a group meet in one small reduce -> HAVING -> `(group key, document)`.
@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use differential_dataflow::Hashable;
-use differential_dataflow::operators::CountTotal;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
@@ -48,27 +48,25 @@ pub fn render_view<'s>(
     // A source's projected rows that pass its pushed-down filter, and, when `keep_failed`
     // (the right side of a LEFT JOIN), those whose filter failed to evaluate.
     let source = |i: usize, keep_failed: bool| -> (Rows<'s>, Option<Rows<'s>>) {
-        let s = &plan.sources[i];
-        let cols = s.columns.clone();
-        let filter = s.filter.clone();
+        let s = Arc::new(plan.sources[i].clone());
         let table = tables[s.table]
             .clone()
             .expect("every table a plan reads is rendered");
-        if !keep_failed || filter.is_none() {
+        if !keep_failed || s.filter.is_none() {
             let rows = checked(table, &metrics, &view, move |row: Row| {
-                match scan(&cols, filter.as_ref(), &row) {
-                    (p, Ok(true)) => (Some(p), None),
-                    (_, Ok(false)) => (None, None),
-                    (_, Err(e)) => (None, Some(e)),
+                match s.holds(&row) {
+                    Ok(true) => (Some(s.project(&row)), None),
+                    Ok(false) => (None, None),
+                    Err(e) => (None, Some(e)),
                 }
             });
             return (rows, None);
         }
         let marked = checked(table, &metrics, &view, move |row: Row| {
-            match scan(&cols, filter.as_ref(), &row) {
-                (p, Ok(true)) => (Some((true, p)), None),
-                (_, Ok(false)) => (None, None),
-                (p, Err(e)) => (Some((false, p)), Some(e)),
+            match s.holds(&row) {
+                Ok(true) => (Some((true, s.project(&row))), None),
+                Ok(false) => (None, None),
+                Err(e) => (Some((false, s.project(&row))), Some(e)),
             }
         });
         let pass = marked.clone().flat_map(|(ok, r)| ok.then_some(r));
@@ -119,8 +117,8 @@ pub fn render_view<'s>(
                     Some(failed) => right_keyed
                         .concat(no_null(keyed(failed, jp.right_keys.clone())))
                         .map(|(k, _)| k)
-                        .distinct(),
-                    None => right_keyed.map(|(k, _)| k).distinct(),
+                        .distinct_total(),
+                    None => right_keyed.map(|(k, _)| k).distinct_total(),
                 };
                 let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
                 let null_keyed = left_keyed
@@ -180,18 +178,62 @@ pub fn render_view<'s>(
         .collect();
     let aggregates = Arc::new(plan.aggregates.clone());
     let global = plan.global;
-    let group_rows: VecCollection<'s, Time, (Row, Row)> = if others.is_empty() && !global {
+    // Only the spellings of case-insensitive group keys besides accumulable aggregates (the
+    // common case of text groups): a group's spelling is present exactly while the group has
+    // rows (its key and its spelling are NULL together), so the spellings are joined to the
+    // accumulated values instead of meeting them in a reduce per group and time, and only
+    // distinct spellings reach the MIN (they change rarely; the sums change with every row).
+    // COUNT(DISTINCT x) joins the same way: its distinct values counted with NULL among them
+    // are present exactly while the group has rows.
+    let joinable = !global
+        && others.iter().all(|(_, a)| {
+            a.func == AggFunc::Min && a.shows_group.is_some() || a.func == AggFunc::CountDistinct
+        });
+    let group_rows: VecCollection<'s, Time, (Row, Row)> = if joinable {
         let (l, a) = (layout.clone(), aggregates.clone());
         let (m, v) = (metrics.clone(), view.clone());
-        accumulated.flat_map(
-            move |(key, acc): (Row, Accum)| match finish(&a, &l, &acc, &[]) {
-                Ok(vals) => Some((key, vals)),
-                Err(e) => {
-                    report(&m, &v, e);
-                    None
-                }
-            },
-        )
+        let mut rows =
+            accumulated.flat_map(
+                move |(key, acc): (Row, Accum)| match finish(&a, &l, &acc, &[]) {
+                    Ok(vals) => Some((key, vals)),
+                    Err(e) => {
+                        report(&m, &v, e);
+                        None
+                    }
+                },
+            );
+        for (i, agg) in others {
+            let distinct = grouped
+                .clone()
+                .map(move |(key, mut vals): (Row, Row)| {
+                    let x = std::mem::replace(&mut vals[i], Value::Null);
+                    (key, x)
+                })
+                .distinct_total();
+            let part = if agg.func == AggFunc::CountDistinct {
+                distinct
+                    .explode(|(k, x): (Row, Value)| {
+                        Some((k, Accum(vec![1, i128::from(!x.is_null())])))
+                    })
+                    .count_total()
+                    .map(|(k, acc)| (k, Value::Int(acc.get(1) as i64)))
+            } else {
+                let agg = agg.clone();
+                distinct
+                    .reduce(
+                        |_k, input: &[(&Value, isize)], out: &mut Vec<(Value, isize)>| {
+                            out.push((input[0].0.clone(), 1))
+                        },
+                    )
+                    .map(move |(k, x)| (k, uncollate(&agg, x)))
+            };
+            rows = rows.join_map(part, move |key: &Row, vals: &Row, x: &Value| {
+                let mut vals = vals.clone();
+                vals[i] = x.clone();
+                (key.clone(), vals)
+            });
+        }
+        rows
     } else {
         let mut parts = accumulated.map(|(k, acc)| (k, Part::Acc(acc)));
         if global {
@@ -229,12 +271,12 @@ pub fn render_view<'s>(
                     )
                     .map(move |(k, x)| (k, Part::Val(idx, x))),
                 AggFunc::CountDistinct => values
-                    .distinct()
+                    .distinct_total()
                     .map(|(k, _)| k)
                     .count_total()
                     .map(move |(k, n)| (k, Part::Count(idx, n as i64))),
                 AggFunc::SumDistinct | AggFunc::AvgDistinct => values
-                    .distinct()
+                    .distinct_total()
                     .explode(|(k, x): (Row, Value)| {
                         // Distinct values share the argument's static scale.
                         let m = x.as_decimal().map_or(0, |d| d.mantissa);
@@ -313,13 +355,6 @@ pub fn render_view<'s>(
     docs.inner
         .exchange(|((k, _), _, _): &((Row, Row), Time, isize)| k.hashed())
         .as_collection()
-}
-
-/// A source row projected to `cols`, and whether `filter` holds on it.
-fn scan(cols: &[usize], filter: Option<&Expr>, row: &[Value]) -> (Row, Result<bool, EvalError>) {
-    let projected: Row = cols.iter().map(|c| row[*c].clone()).collect();
-    let holds = filter.map_or(Ok(true), |f| f.holds(&projected));
-    (projected, holds)
 }
 
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error

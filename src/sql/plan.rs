@@ -19,7 +19,7 @@ use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Span;
 
-use super::expr::{BinOp, Expr, Type, binary_type, coerce, comparable, unify};
+use super::expr::{BinOp, EvalError, Expr, Type, binary_type, coerce, comparable, unify};
 use crate::schema::{Catalog, ColumnType, SqlError, TableId, object_parts};
 use crate::value::{
     DIV_PRECISION_INCREMENT, Decimal, MAX_SHOWN, Value, div_scale, parse_date, parse_datetime,
@@ -51,10 +51,25 @@ pub struct SourcePlan {
     pub table_name: String,
     /// Names of the kept columns, in projected order.
     pub column_names: Vec<String>,
-    /// Table columns kept, in order: the projected row.
+    /// Table columns kept, in order: the projected row. Only columns read after the scan (join
+    /// keys, later filters, groups, aggregates): a column only the filter reads is not kept.
     pub columns: Vec<usize>,
-    /// Filter over the projected row, pushed down from WHERE / ON.
+    /// Filter over the **table** row, pushed down from WHERE / ON.
     pub filter: Option<Expr>,
+    /// Names of the table's columns (what [`Self::filter`] reads), for display.
+    pub table_columns: Vec<String>,
+}
+
+impl SourcePlan {
+    /// Whether the filter holds on a table row (true without a filter).
+    pub fn holds(&self, row: &[Value]) -> Result<bool, EvalError> {
+        self.filter.as_ref().map_or(Ok(true), |f| f.holds(row))
+    }
+
+    /// A table row projected to [`Self::columns`].
+    pub fn project(&self, row: &[Value]) -> Vec<Value> {
+        self.columns.iter().map(|c| row[*c].clone()).collect()
+    }
 }
 
 /// Joins the next source to the rows joined so far.
@@ -172,10 +187,15 @@ impl fmt::Display for ViewPlan {
                 .iter()
                 .map(|c| format!("{}.{c}", s.alias))
                 .collect();
+            let table: Vec<String> = s
+                .table_columns
+                .iter()
+                .map(|c| format!("{}.{c}", s.alias))
+                .collect();
             let filter = s
                 .filter
                 .as_ref()
-                .map(|e| format!(" where {}", show(e, &own)))
+                .map(|e| format!(" where {}", show(e, &table)))
                 .unwrap_or_default();
             if i == 0 {
                 writeln!(
@@ -833,12 +853,11 @@ impl<'a> Planner<'a> {
             having = having.map(|h| h.map_columns(&f));
         }
 
-        // 5. Projection: the full-row columns anything reads, per source.
+        // 5. Projection: the full-row columns anything after the scan reads, per source (a
+        // pushed-down filter reads the table row, so its own columns are dropped after it).
         let mut used: Vec<usize> = Vec::new();
-        let all_exprs = source_filters
+        let all_exprs = post_filters
             .iter()
-            .flatten()
-            .chain(&post_filters)
             .chain(join_keys.iter().flat_map(|(_, l, r)| l.iter().chain(r)))
             .chain(&group_by)
             .chain(aggregates.iter().filter_map(|a| a.arg.as_ref()));
@@ -865,7 +884,7 @@ impl<'a> Planner<'a> {
             let filter = and_all(
                 source_filters[si]
                     .iter()
-                    .map(|e| e.map_columns(&|c| local[&c]))
+                    .map(|e| e.map_columns(&|c| c - s.offset))
                     .collect(),
             );
             sources.push(SourcePlan {
@@ -882,6 +901,11 @@ impl<'a> Planner<'a> {
                     .collect(),
                 columns: mine.iter().map(|c| c - s.offset).collect(),
                 filter,
+                table_columns: self.catalog.tables[s.table]
+                    .columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
             });
         }
         let to_joined = |e: &Expr| e.map_columns(&|c| remap[&c]);
