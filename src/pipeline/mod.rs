@@ -874,7 +874,9 @@ impl Driver<'_> {
                     ));
                     return;
                 }
-                watermark.observe(rec.partition, t);
+                // A late record is applied at the frontier: that is the time an idle
+                // partition's frontier must pass ("everything seen is complete").
+                watermark.observe(rec.partition, t.max(cap_time));
                 for i in &mut inputs {
                     if i.time() < cap_time {
                         i.set_time(cap_time);

@@ -711,6 +711,53 @@ fn live_replica_refuses_bad_settings_and_credentials() {
     );
 }
 
+/// Regression: a transaction committed in the same second as one already emitted (the binlog
+/// has whole seconds) arrives behind the frontier of the idle binlog and is applied at it; the
+/// idle frontier must then pass that time too, not only the newest commit time (it waited for
+/// the next second's transaction, or the idle margin, up to 2 s).
+#[test]
+fn live_replica_same_second_commit_is_emitted_at_once() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    server.reset_schema();
+    let (file, pos) = server.master_status();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("changes.jsonl");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let mut args = engine_args(&server, 500, &format!("{file}:{pos}"), &out, port);
+    args.extend(["--heartbeat-ms".to_string(), "50".to_string()]);
+    let mut engine = spawn(&args, &log);
+    wait_until("the engine to follow", Duration::from_secs(20), || {
+        engine.assert_running();
+        metric(port, "cdcflow_frontier_ms").is_some()
+    });
+    // Early in a second, so that both commits fall in it.
+    while cdcflow::time::now_ms() % 1000 > 100 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..2u64 {
+        let wh = 200_000 + i;
+        server.sql(&format!(
+            "INSERT INTO orders.order_items VALUES ({i}, {i}, 'probe', 1, 1.00);\n\
+             INSERT INTO warehouse.shipments VALUES ({i}, {i}, {wh}, 'shipped', '2024-06-01 10:00:00');"
+        ));
+        let committed = Instant::now();
+        let needle = format!("\"warehouse_id\":{wh},");
+        wait_until("the change", Duration::from_secs(10), || {
+            engine.assert_running();
+            std::fs::read_to_string(&out).is_ok_and(|t| t.contains(&needle))
+        });
+        assert!(
+            committed.elapsed() < Duration::from_millis(800),
+            "commit {i} took {:?} to be emitted",
+            committed.elapsed()
+        );
+    }
+    engine.terminate(Duration::from_secs(20));
+}
+
 /// Freshness of the live path at low load: commit in MariaDB to the change in the JSON-lines
 /// output, p50/p99 over 100 single-row-group transactions 150 ms apart. Run with
 /// `cargo test --test it live_freshness -- --ignored --nocapture`.
