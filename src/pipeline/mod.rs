@@ -774,6 +774,7 @@ impl Driver<'_> {
         let track = settings.state.is_some() || settings.total_bytes.is_none();
         let now = now_ms();
         let (mut records, mut ignored, mut late, mut events) = (0u64, 0u64, 0u64, 0u64);
+        let dead_before = self.metrics.dead_lettered.load(Ordering::Relaxed);
         let mut undeclared = 0u64;
         let mut reject_error: Option<anyhow::Error> = None;
         let mut fatal: Option<String> = None;
@@ -911,6 +912,14 @@ impl Driver<'_> {
         }
         if let Some(e) = reject_error {
             return Err(e);
+        }
+        if self.metrics.dead_lettered.load(Ordering::Relaxed) != dead_before {
+            // A service runs for long: what was rejected is in the file now, not at the end.
+            self.dead
+                .lock()
+                .expect("dead-letter lock")
+                .flush()
+                .context("cannot write the dead-letter file")?;
         }
         if let Some(msg) = fatal {
             // Every worker stops at its next check.

@@ -63,6 +63,13 @@ impl Guard {
         wait(child, limit, &self.log);
     }
 
+    /// Whether the process has exited (it is reaped then).
+    pub(crate) fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
+    }
+
     /// Kills the process (SIGKILL) and reaps it.
     pub(crate) fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

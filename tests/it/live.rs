@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -485,35 +485,67 @@ fn assert_equals_mariadb(server: &Server, d: &Dataflows, out: &Path) {
     assert!(checked > 10, "only {checked} documents compared");
 }
 
-fn engine_args(
-    server: &Server,
-    server_id: u32,
-    start: &str,
-    out: &Path,
-    metrics: u16,
-) -> Vec<String> {
-    [
-        "run",
-        "--views",
-        root().join("dataflows").to_str().unwrap(),
-        "--mysql",
-        &server.url(),
-        "--server-id",
-        &server_id.to_string(),
-        "--start",
-        start,
-        "--workers",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--metrics",
-        &format!("127.0.0.1:{metrics}"),
-        "--dead-letter",
-        out.with_extension("dead-letter.jsonl").to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// An engine following `server` with 2 workers from the server's current position, after the
+/// schema's databases were recreated empty; its change log, stderr and dead letters in a
+/// directory of its own, its metrics on a port of its own.
+struct Follower {
+    dir: tempfile::TempDir,
+    out: PathBuf,
+    port: u16,
+    args: Vec<String>,
+    engine: Guard,
+}
+
+impl Follower {
+    fn start(server: &Server, server_id: u32, extra: &[&str]) -> Follower {
+        server.reset_schema();
+        let (file, pos) = server.master_status();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("changes.jsonl");
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "run",
+            "--views",
+            root().join("dataflows").to_str().unwrap(),
+            "--mysql",
+            &server.url(),
+            "--server-id",
+            &server_id.to_string(),
+            "--start",
+            &format!("{file}:{pos}"),
+            "--workers",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            "--dead-letter",
+            dir.path().join("dead-letter.jsonl").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let engine = spawn(&args, &dir.path().join("stderr.log"));
+        Follower {
+            dir,
+            out,
+            port,
+            args,
+            engine,
+        }
+    }
+
+    /// Starts the engine again (after a crash) with `--start start`.
+    fn restart(&mut self, start: &str) {
+        let i = self.args.iter().position(|a| a == "--start").unwrap();
+        self.args[i + 1] = start.into();
+        self.engine = spawn(&self.args, &self.dir.path().join("stderr.log"));
+    }
+
+    fn dead_letters(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dead-letter.jsonl")).unwrap_or_default()
+    }
 }
 
 fn spawn(args: &[String], log: &Path) -> Guard {
@@ -529,31 +561,15 @@ fn live_replica_equals_mariadb_with_two_workers() {
     let d = outbound();
     for seed in [1, 2, 3] {
         let started = Instant::now();
-        server.reset_schema();
-        let (file, pos) = server.master_status();
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("changes.jsonl");
-        let log = dir.path().join("stderr.log");
-        let port = free_port();
-        let args = engine_args(
-            &server,
-            100 + seed as u32,
-            &format!("{file}:{pos}"),
-            &out,
-            port,
-        );
-        let mut engine = spawn(&args, &log);
+        let mut f = Follower::start(&server, 100 + seed as u32, &[]);
         server.sql(COURIERS);
         let failed = run_workload(&server.socket, seed, 4, 250, 0);
-        wait_caught_up(&server, &mut engine, port, Duration::from_secs(30));
-        assert_equals_mariadb(&server, &d, &out);
-        engine.terminate(Duration::from_secs(20));
-        let stderr = engine.log();
+        wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
+        assert_equals_mariadb(&server, &d, &f.out);
+        f.engine.terminate(Duration::from_secs(20));
+        let stderr = f.engine.log();
         assert!(!stderr.contains("ERROR"), "{stderr}");
-        assert!(
-            !out.with_extension("dead-letter.jsonl").exists(),
-            "nothing dead-lettered: {stderr}"
-        );
+        assert_eq!(f.dead_letters(), "", "nothing dead-lettered: {stderr}");
         eprintln!(
             "seed {seed}: equal to MariaDB after {:.1}s ({failed} statements failed in MariaDB, \
              as deadlocks and duplicate keys do)",
@@ -562,30 +578,34 @@ fn live_replica_equals_mariadb_with_two_workers() {
     }
 }
 
+/// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
+fn kill_dump_connections(server: &Server) -> usize {
+    let ids = server
+        .sql("SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'");
+    for id in &ids {
+        server.sql(&format!("KILL {}", id[0]));
+    }
+    ids.len()
+}
+
 #[test]
 fn live_replica_sigkill_resumes_from_the_state_dir() {
     let Some(server) = Server::start() else {
         return;
     };
     let d = outbound();
-    server.reset_schema();
-    let (file, pos) = server.master_status();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("changes.jsonl");
-    let state = dir.path().join("state");
-    let log = dir.path().join("stderr.log");
-    let port = free_port();
-    let mut args = engine_args(&server, 200, &format!("{file}:{pos}"), &out, port);
-    args.extend(
-        [
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state");
+    let mut f = Follower::start(
+        &server,
+        200,
+        &[
             "--state-dir",
             state.to_str().unwrap(),
             "--checkpoint-interval-secs",
             "0.2",
-        ]
-        .map(String::from),
+        ],
     );
-    let mut engine = spawn(&args, &log);
     server.sql(COURIERS);
     let socket = server.socket.clone();
     // Paced (4 ms before each transaction) so that it runs through both crashes.
@@ -593,43 +613,92 @@ fn live_replica_sigkill_resumes_from_the_state_dir() {
     for round in 0..2 {
         // Let it read, checkpoint and write for a while, then crash it midway.
         wait_until("a checkpoint", Duration::from_secs(20), || {
-            engine.assert_running();
+            f.engine.assert_running();
             cdcflow::pipeline::checkpoint::read(&state)
                 .ok()
                 .flatten()
                 .is_some()
         });
         std::thread::sleep(Duration::from_millis(700));
-        engine.kill();
+        f.engine.kill();
         assert!(
             !workload.is_finished(),
             "the workload should outlast crash {round}: make it longer"
         );
         std::thread::sleep(Duration::from_millis(300));
         // The restart asks for `--start end`; the state dir's position wins.
-        let mut restart = args.clone();
-        let i = restart.iter().position(|a| a == "--start").unwrap();
-        restart[i + 1] = "end".into();
-        engine = spawn(&restart, &log);
+        f.restart("end");
     }
+    // And the connection is lost once: the engine reconnects by itself.
+    wait_until("the binlog connection", Duration::from_secs(20), || {
+        kill_dump_connections(&server) > 0
+    });
     let failed = workload.join().unwrap();
-    wait_caught_up(&server, &mut engine, port, Duration::from_secs(30));
-    assert_equals_mariadb(&server, &d, &out);
-    engine.terminate(Duration::from_secs(20));
-    let stderr = engine.log();
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let stderr = f.engine.log();
     assert!(stderr.contains("restoring from checkpoint"), "{stderr}");
     assert!(
         stderr.contains("--start end is ignored: the state dir has a position"),
         "{stderr}"
     );
+    assert!(stderr.contains("reconnecting in"), "{stderr}");
     for l in stderr.lines().filter(|l| {
-        ["restoring", "resuming", "is ignored", "summary"]
-            .iter()
-            .any(|w| l.contains(w))
+        [
+            "restoring",
+            "resuming",
+            "is ignored",
+            "reconnecting",
+            "summary",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
     }) {
         eprintln!("{l}");
     }
-    eprintln!("resumed twice; equal to MariaDB ({failed} statements failed in MariaDB)");
+    eprintln!(
+        "resumed twice and reconnected once; equal to MariaDB ({failed} statements failed in \
+         MariaDB)"
+    );
+}
+
+/// A row event of a table whose definition on the server differs from schema.sql stops the
+/// run with the binlog file and position; with --skip-bad-events it is dead-lettered.
+#[test]
+fn live_replica_mismatched_table_is_an_error_naming_the_position() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    for skip in [false, true] {
+        let extra: &[&str] = if skip { &["--skip-bad-events"] } else { &[] };
+        let mut f = Follower::start(&server, 600 + skip as u32, extra);
+        server.sql(
+            "ALTER TABLE logistics.couriers MODIFY name INT NOT NULL;\n\
+             INSERT INTO logistics.couriers VALUES (1, 7);",
+        );
+        if skip {
+            wait_until("the dead letter", Duration::from_secs(20), || {
+                f.engine.assert_running();
+                !f.dead_letters().is_empty()
+            });
+            f.engine.terminate(Duration::from_secs(20));
+        } else {
+            wait_until("the engine to stop", Duration::from_secs(20), || {
+                f.engine.exited()
+            });
+        }
+        let stderr = f.engine.log();
+        let letters = f.dead_letters();
+        let want = format!("127.0.0.1:{}/mysql-bin.000001", server.port);
+        for text in [&letters, &stderr] {
+            assert!(
+                text.contains("logistics.couriers.name") && text.contains(&want),
+                "{text}"
+            );
+        }
+        assert!(letters.contains("\"pos\""), "{letters}");
+    }
 }
 
 /// Runs `cdcflow run --mysql URL` expecting it to fail; returns its stderr.
@@ -720,15 +789,8 @@ fn live_replica_same_second_commit_is_emitted_at_once() {
     let Some(server) = Server::start() else {
         return;
     };
-    server.reset_schema();
-    let (file, pos) = server.master_status();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("changes.jsonl");
-    let log = dir.path().join("stderr.log");
-    let port = free_port();
-    let mut args = engine_args(&server, 500, &format!("{file}:{pos}"), &out, port);
-    args.extend(["--heartbeat-ms".to_string(), "50".to_string()]);
-    let mut engine = spawn(&args, &log);
+    let mut f = Follower::start(&server, 500, &["--heartbeat-ms", "50"]);
+    let (out, port, engine) = (&f.out, f.port, &mut f.engine);
     wait_until("the engine to follow", Duration::from_secs(20), || {
         engine.assert_running();
         metric(port, "cdcflow_frontier_ms").is_some()
@@ -767,16 +829,9 @@ fn live_freshness() {
     let Some(server) = Server::start() else {
         return;
     };
-    server.reset_schema();
     let heartbeat = std::env::var("CDCFLOW_HEARTBEAT_MS").unwrap_or_else(|_| "200".into());
-    let (file, pos) = server.master_status();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("changes.jsonl");
-    let log = dir.path().join("stderr.log");
-    let port = free_port();
-    let mut args = engine_args(&server, 400, &format!("{file}:{pos}"), &out, port);
-    args.extend(["--heartbeat-ms".to_string(), heartbeat.clone()]);
-    let mut engine = spawn(&args, &log);
+    let mut f = Follower::start(&server, 400, &["--heartbeat-ms", &heartbeat]);
+    let (out, engine) = (&f.out, &mut f.engine);
     let mut client = Command::new("mariadb")
         .args([
             "--no-defaults",
