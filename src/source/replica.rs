@@ -405,6 +405,15 @@ impl Flavor {
         }
     }
 
+    /// The statements that tell the current binlog position, tried in order (MySQL 8.4
+    /// removed `SHOW MASTER STATUS`).
+    fn status_queries(self) -> &'static [&'static str] {
+        match self {
+            Flavor::MariaDb => &["SHOW MASTER STATUS"],
+            Flavor::MySql => &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Flavor::MariaDb => "MariaDB",
@@ -685,10 +694,9 @@ impl ReplicaSource {
                 };
                 bail!(
                     "{} at {server} has {var}={}: set {var}={shown} ({why}); e.g. SET GLOBAL \
-                     {var}={} and in the server's configuration",
+                     {var}={shown} and in the server's configuration",
                     flavor.name(),
                     if got_s.is_empty() { "''" } else { &got_s },
-                    if *want == "" { "''" } else { shown }
                 );
             }
         }
@@ -777,12 +785,55 @@ impl ReplicaSource {
             );
         }
         let start = self.config.start.clone().unwrap_or(Start::Beginning);
-        if let Start::Position { file, pos } = &start {
-            let seq = sequence_of(Path::new(file)).expect("checked when parsed");
-            return Ok(StartAt::Known { seq, pos: *pos });
-        }
         tracing::info!("starting at {start} (no position in the state dir)");
-        Ok(StartAt::Given(start))
+        match &start {
+            Start::Position { file, pos } => {
+                let seq = sequence_of(Path::new(file)).expect("checked when parsed");
+                if server_file(&self.base, seq) != *file {
+                    bail!(
+                        "--start {start}: the binlog files of {server} are named {}",
+                        server_file(&self.base, seq)
+                    );
+                }
+                Ok(StartAt::Known { seq, pos: *pos })
+            }
+            Start::End => {
+                let (file, pos) = self.current_position()?;
+                let seq = sequence_of(Path::new(&file)).with_context(|| {
+                    format!("{server}: binlog file `{file}` has no sequence number")
+                })?;
+                Ok(StartAt::Known { seq, pos })
+            }
+            _ => Ok(StartAt::Given(start)),
+        }
+    }
+
+    /// The server's current binlog file and position.
+    fn current_position(&self) -> anyhow::Result<(String, u32)> {
+        let server = self.config.server();
+        let mut s = Session::open(&self.config)?;
+        let mut last = None;
+        for q in self.flavor.status_queries() {
+            match s.query(q) {
+                Ok(rows) => {
+                    let row = rows.into_iter().next().unwrap_or_default();
+                    if let (Some(Some(file)), Some(Some(pos))) = (row.first(), row.get(1))
+                        && let Ok(pos) = pos.parse()
+                    {
+                        return Ok((file.clone(), pos));
+                    }
+                    bail!("{server}: `{q}` gave no binlog position (is log_bin on?)");
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("no query"))
+            .context(format!(
+                "{server}: cannot read the current binlog position (user {} needs REPLICATION \
+                 CLIENT)",
+                self.config.user
+            )))
     }
 }
 

@@ -809,7 +809,7 @@ fn live_replica_same_second_commit_is_emitted_at_once() {
         let needle = format!("\"warehouse_id\":{wh},");
         wait_until("the change", Duration::from_secs(10), || {
             engine.assert_running();
-            std::fs::read_to_string(&out).is_ok_and(|t| t.contains(&needle))
+            std::fs::read_to_string(out).is_ok_and(|t| t.contains(&needle))
         });
         assert!(
             committed.elapsed() < Duration::from_millis(800),
@@ -865,7 +865,7 @@ fn live_freshness() {
         let committed = Instant::now();
         let needle = format!("\"warehouse_id\":{wh},");
         loop {
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let text = std::fs::read_to_string(out).unwrap_or_default();
             if text[seen.min(text.len())..].contains(&needle) {
                 seen = text.len();
                 break;
