@@ -35,9 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the pipeline as a service: read Debezium topics from Kafka, maintain the views, and
-    /// write the changed documents to the sinks until SIGTERM/SIGINT (which finishes the
-    /// current time, flushes, checkpoints and exits 0).
+    /// Run the pipeline as a service: read Debezium topics from Kafka (--kafka) or follow a
+    /// MySQL/MariaDB server's binlog as a replica (--mysql), maintain the views, and write the
+    /// changed documents to the sinks until SIGTERM/SIGINT (which finishes the current time,
+    /// flushes, checkpoints and exits 0).
     Run(Box<RunArgs>),
     /// Replay Debezium JSON-lines files (one message value per line) to the end through the
     /// views; write the change log and print each view's final state.
@@ -237,12 +238,58 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Kafka brokers, `host:port[,host:port..]`.
-    #[arg(long, env = "CDCFLOW_KAFKA", value_name = "BROKERS")]
-    kafka: String,
+    #[arg(
+        long,
+        env = "CDCFLOW_KAFKA",
+        value_name = "BROKERS",
+        required_unless_present = "mysql",
+        conflicts_with = "mysql"
+    )]
+    kafka: Option<String>,
     /// Topics to read: a regex that must match the whole topic name (Debezium names them
     /// `<prefix>.<db>.<table>`, and its transaction markers `<prefix>.transaction`).
-    #[arg(long, env = "CDCFLOW_TOPICS", value_name = "REGEX")]
-    topics: String,
+    #[arg(
+        long,
+        env = "CDCFLOW_TOPICS",
+        value_name = "REGEX",
+        required_unless_present = "mysql",
+        conflicts_with = "mysql"
+    )]
+    topics: Option<String>,
+    /// Follow a MySQL/MariaDB server's binlog as a replica instead of reading Kafka:
+    /// `mysql://USER:PASSWORD@HOST:PORT` (the password may instead come from
+    /// CDCFLOW_MYSQL_PASSWORD). The server needs log_bin, binlog_format=ROW,
+    /// binlog_row_image=FULL and binlog_row_metadata=FULL; the user REPLICATION SLAVE,
+    /// REPLICATION CLIENT and SELECT, and mysql_native_password (no TLS).
+    #[arg(
+        long,
+        env = "CDCFLOW_MYSQL",
+        hide_env_values = true,
+        value_name = "URL",
+        requires = "server_id"
+    )]
+    mysql: Option<String>,
+    /// With --mysql: this replica's server id, unique among the server's replicas.
+    #[arg(long, env = "CDCFLOW_SERVER_ID", value_name = "N")]
+    server_id: Option<u32>,
+    /// With --mysql, where to start when the state dir has no position: `beginning` (the
+    /// oldest binlog the server has; the views are exact only if it holds the tables' whole
+    /// history), `end` (changes from now on), `FILE:POS` or a GTID (MariaDB `0-1-42`, MySQL
+    /// `uuid:1-42`). A position in the state dir wins (said in a log line).
+    #[arg(
+        long,
+        env = "CDCFLOW_START",
+        value_name = "beginning|end|FILE:POS|GTID"
+    )]
+    start: Option<crate::source::replica::Start>,
+    /// With --mysql: the server sends a heartbeat after this long without events; one after
+    /// the last transaction marks the binlog caught up, which lets the frontier pass it.
+    #[arg(long, default_value_t = 200, env = "CDCFLOW_HEARTBEAT_MS")]
+    heartbeat_ms: u64,
+    /// With --mysql: dead-letter binlog events that cannot be decoded and go on, instead of
+    /// stopping with the first (going on gives views without those rows).
+    #[arg(long)]
+    skip_bad_events: bool,
     /// Consumer group the safe offsets are committed to.
     #[arg(long, default_value = "cdcflow", env = "CDCFLOW_GROUP")]
     group: String,
@@ -807,21 +854,47 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let http = a.http.access()?;
     let dataflows = load(&a.views)?;
     let names = Names::of(&dataflows.views);
-    let mut kafka = crate::source::kafka::KafkaConfig::new(&a.kafka, &a.topics);
-    kafka.group = a.group.clone();
-    kafka.idle_timeout = Duration::from_millis(a.idle_timeout_ms);
-    for o in &a.kafka_options {
-        match o.split_once('=') {
-            Some((k, v)) => kafka.options.push((k.trim().to_string(), v.to_string())),
-            None => bail!(
-                "--kafka-option `{}` is not KEY=VALUE",
-                o.split('=').next().unwrap_or("")
-            ),
+    let replica = match &a.mysql {
+        Some(url) => {
+            let server_id = a.server_id.context("--mysql needs --server-id N")?;
+            let password = std::env::var("CDCFLOW_MYSQL_PASSWORD").ok();
+            let mut c = crate::source::replica::ReplicaConfig::from_url(url, server_id, password)?;
+            c.start = a.start.clone();
+            c.heartbeat = Duration::from_millis(a.heartbeat_ms.max(1));
+            Some(c)
         }
+        None => None,
+    };
+    let kafka = match (&a.kafka, &a.topics) {
+        (Some(brokers), Some(topics)) => {
+            let mut kafka = crate::source::kafka::KafkaConfig::new(brokers, topics);
+            kafka.group = a.group.clone();
+            kafka.idle_timeout = Duration::from_millis(a.idle_timeout_ms);
+            for o in &a.kafka_options {
+                match o.split_once('=') {
+                    Some((k, v)) => kafka.options.push((k.trim().to_string(), v.to_string())),
+                    None => bail!(
+                        "--kafka-option `{}` is not KEY=VALUE",
+                        o.split('=').next().unwrap_or("")
+                    ),
+                }
+            }
+            Some(kafka)
+        }
+        _ if replica.is_some() => None,
+        _ => bail!("give --kafka BROKERS with --topics REGEX, or --mysql URL"),
+    };
+    if replica.is_none() && (a.start.is_some() || a.server_id.is_some() || a.skip_bad_events) {
+        bail!("--start, --server-id and --skip-bad-events are options of --mysql");
     }
     if a.state_dir.is_none() {
-        tracing::warn!("no --state-dir: reading the topics from their earliest offsets");
-        eprintln!("note: no --state-dir: reading the topics from their earliest offsets");
+        let note = if replica.is_some() {
+            "no --state-dir: a restart reads the binlog again from --start"
+        } else {
+            "no --state-dir: reading the topics from their earliest offsets"
+        };
+        tracing::warn!("{note}");
+        eprintln!("note: {note}");
     }
     let dead_letter = a.dead_letter.clone().unwrap_or_else(|| match &a.state_dir {
         Some(d) => d.join("dead-letter.jsonl"),
@@ -855,7 +928,23 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         dead_letter.with_extension("sink.jsonl"),
     ))));
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let source = Arc::new(crate::source::kafka::KafkaSource::connect(kafka)?);
+    let (source, decoder): (Arc<dyn crate::source::Source>, pipeline::DecoderFactory) =
+        match (kafka, replica) {
+            (Some(kafka), _) => (
+                Arc::new(crate::source::kafka::KafkaSource::connect(kafka)?),
+                pipeline::debezium_with(a.decode.schema_drift),
+            ),
+            (None, Some(replica)) => {
+                let source = crate::source::replica::ReplicaSource::connect(replica)?;
+                let decoder = pipeline::binlog_decoder_for(
+                    &dataflows,
+                    source.file_names(),
+                    a.skip_bad_events,
+                );
+                (Arc::new(source), decoder)
+            }
+            (None, None) => unreachable!("checked above"),
+        };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let es_metrics = Arc::new(crate::sink::elasticsearch::EsMetrics::default());
     if let Some(es) = a.es.config()? {
@@ -953,7 +1042,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = pipeline::run(
         &dataflows,
         source,
-        pipeline::debezium_with(a.decode.schema_drift),
+        decoder,
         &options,
         Some(Box::new(crate::sink::Fanout::new(sinks))),
         metrics.clone(),

@@ -365,6 +365,7 @@ fn gauge_value(n: u64) -> i64 {
 /// - `cdcflow_source_events_total{table, partition}`: row changes read, per table and partition;
 /// - `cdcflow_frontier_ms` and `cdcflow_frontier_lag_ms` (the lag computed at scrape time);
 /// - `cdcflow_consumer_lag{partition}`: messages behind the end of each source partition;
+/// - `cdcflow_source_read_position{partition}`: how far each source partition has been read;
 /// - `cdcflow_checkpoint_duration_ms`, `cdcflow_checkpoint_size_bytes`, `cdcflow_checkpoints_total`;
 /// - `cdcflow_state_rows{table}`: rows held in the state of each table.
 #[derive(Clone, Debug)]
@@ -372,6 +373,7 @@ pub struct PipelineMetrics {
     source_events: CounterFamily,
     frontier: Arc<AtomicU64>,
     consumer_lag: GaugeFamily,
+    read_position: GaugeFamily,
     checkpoint_duration_ms: Gauge,
     checkpoint_size_bytes: Gauge,
     checkpoints: Counter,
@@ -404,6 +406,11 @@ impl PipelineMetrics {
             consumer_lag: registry.gauge_family(
                 "consumer_lag",
                 "Messages between the consumer's position and the end of each source partition.",
+            ),
+            read_position: registry.gauge_family(
+                "source_read_position",
+                "The position each source partition has read up to (Kafka: the next offset; a \
+                 live binlog: file sequence * 2^32 + byte offset).",
             ),
             checkpoint_duration_ms: registry.gauge(
                 "checkpoint_duration_ms",
@@ -448,6 +455,13 @@ impl PipelineMetrics {
         self.consumer_lag
             .get_or_create(&labels([("partition", partition)]))
             .set(gauge_value(n));
+    }
+
+    /// Reports the position source partition `partition` has read up to.
+    pub fn set_read_position(&self, partition: &str, position: u64) {
+        self.read_position
+            .get_or_create(&labels([("partition", partition)]))
+            .set(gauge_value(position));
     }
 
     /// Reports a finished checkpoint: how long it took and its size.

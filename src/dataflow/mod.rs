@@ -45,11 +45,7 @@ pub fn build<'s>(
     let scope = inputs.scope();
     let events = tx::assemble(inputs, tx_options, tx_state, metrics.clone());
     let (rows, ingest) = ingest::ingest(events, metrics.clone());
-    let used: BTreeSet<TableId> = dataflows
-        .views
-        .iter()
-        .flat_map(|v| v.sources.iter().map(|s| s.table))
-        .collect();
+    let used: BTreeSet<TableId> = dataflows.used_tables();
     // Route each row to its table's collection (moved, not cloned per table).
     let parts = rows.inner.partition(
         dataflows.catalog.tables.len() as u64,

@@ -7,8 +7,9 @@
 //! Rules:
 //! - Every event's CRC32 is checked (when the format description says events carry one) before
 //!   it is used.
-//! - A table map names its table; tables schema.sql does not declare are skipped without decoding
-//!   their rows. A declared table's map must carry the full metadata (`binlog_row_metadata=FULL`:
+//! - A table map names its table; tables schema.sql does not declare (and, when the decoder is
+//!   told which tables the views use, declared tables no view needs) are skipped without
+//!   decoding their rows. A declared table's map must carry the full metadata (`binlog_row_metadata=FULL`:
 //!   column names, ENUM strings, signedness, primary key) and match schema.sql: every declared
 //!   column present (by name) with a compatible type and the same signedness, ENUM members and
 //!   primary key; other columns are ignored.
@@ -90,10 +91,46 @@ struct Mapped {
     cols: Vec<ColMap>,
 }
 
+/// How the decoder names binlog files in its messages and dead letters.
+#[derive(Clone, Debug)]
+pub enum FileNames {
+    /// Saved files, by sequence number.
+    Saved(Arc<BTreeMap<u64, String>>),
+    /// A live server's binlog: its files are `BASE.NNNNNN` (as MySQL and MariaDB name them),
+    /// cited as `SERVER/BASE.NNNNNN`.
+    Server {
+        /// `host:port`.
+        server: String,
+        /// The binlog base name (`mysql-bin`).
+        base: String,
+    },
+}
+
+impl FileNames {
+    /// The name of the binlog file with sequence number `seq`.
+    pub fn name(&self, seq: u64) -> String {
+        match self {
+            FileNames::Saved(files) => files
+                .get(&seq)
+                .cloned()
+                .unwrap_or_else(|| format!("binlog file #{seq}")),
+            FileNames::Server { server, base } => format!("{server}/{}", server_file(base, seq)),
+        }
+    }
+}
+
+/// The server's name of binlog file `seq` with base name `base`: `mysql-bin.000003` (six
+/// digits at least, as MySQL and MariaDB write them).
+pub fn server_file(base: &str, seq: u64) -> String {
+    format!("{base}.{seq:06}")
+}
+
 /// The binlog decoder (see the module doc). One per worker.
 pub struct BinlogDecoder {
     catalog: Arc<Catalog>,
-    files: Arc<BTreeMap<u64, String>>,
+    files: FileNames,
+    /// Declared tables no view needs: their rows are skipped like undeclared tables' rows.
+    unused: Vec<bool>,
     skip_bad: bool,
     crc: bool,
     /// Table maps by table id: `Some` for a declared table, `None` for one that is skipped.
@@ -114,9 +151,24 @@ impl BinlogDecoder {
         files: Arc<BTreeMap<u64, String>>,
         skip_bad: bool,
     ) -> BinlogDecoder {
+        BinlogDecoder::with_names(catalog, FileNames::Saved(files), None, skip_bad)
+    }
+
+    /// A decoder naming files by `files`; with `used`, declared tables outside it (that no
+    /// view needs) are skipped without decoding or checking their rows.
+    pub fn with_names(
+        catalog: Arc<Catalog>,
+        files: FileNames,
+        used: Option<&std::collections::BTreeSet<TableId>>,
+        skip_bad: bool,
+    ) -> BinlogDecoder {
+        let unused = (0..catalog.tables.len())
+            .map(|t| used.is_some_and(|u| !u.contains(&t)))
+            .collect();
         BinlogDecoder {
             catalog,
             files,
+            unused,
             skip_bad,
             crc: false,
             maps: HashMap::new(),
@@ -127,10 +179,7 @@ impl BinlogDecoder {
     }
 
     fn file_name(&self, seq: u64) -> String {
-        self.files
-            .get(&seq)
-            .cloned()
-            .unwrap_or_else(|| format!("binlog file #{seq}"))
+        self.files.name(seq)
     }
 
     fn reject(&mut self, seq: u64, pos: u64, error: String, raw: &[u8]) {
@@ -704,7 +753,7 @@ impl BinlogDecoder {
             self.reject(seq, pos, "malformed table map event".into(), ev);
             return;
         };
-        let Some(table) = self.catalog.lookup(&db, &name) else {
+        let Some(table) = self.catalog.lookup(&db, &name).filter(|t| !self.unused[*t]) else {
             self.maps.insert(table_id, None);
             self.cdc_maps.remove(&table_id);
             return;

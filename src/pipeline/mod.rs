@@ -231,6 +231,24 @@ pub fn binlog_decoder(
     })
 }
 
+/// The binlog decoder for the views of `dataflows` (declared tables no view needs are
+/// skipped), naming files by `names`; `skip_bad` as in [`binlog_decoder`].
+pub fn binlog_decoder_for(
+    dataflows: &Dataflows,
+    names: crate::decode::binlog::FileNames,
+    skip_bad: bool,
+) -> DecoderFactory {
+    let used = dataflows.used_tables();
+    Arc::new(move |catalog| {
+        Box::new(crate::decode::binlog::BinlogDecoder::with_names(
+            catalog,
+            names.clone(),
+            Some(&used),
+            skip_bad,
+        ))
+    })
+}
+
 /// Replays saved binlog files (sorted by sequence) to their end through the views of
 /// `dataflows`; `skip_bad` as in [`binlog_decoder`].
 pub fn replay_binlog(
@@ -437,7 +455,14 @@ pub fn run(
             (input, cap, engine.ingest)
         });
         let result = (|| -> anyhow::Result<()> {
-            let reader = source.reader(index, peers, &resume)?;
+            let fail = |e: anyhow::Error| {
+                // The other workers stop at their next check instead of waiting for this one.
+                fl.lock()
+                    .expect("failure lock")
+                    .get_or_insert_with(|| format!("{e:#}"));
+                e
+            };
+            let reader = source.reader(index, peers, &resume).map_err(fail)?;
             let mut driver = Driver {
                 index,
                 peers,
@@ -448,8 +473,9 @@ pub fn run(
                 dead: &dl,
                 reader,
                 decoder: decoder(dataflows.catalog.clone()),
-                watermark: if source.total_bytes().is_some() {
+                watermark: if source.partitions_fixed() {
                     Watermark::new(0, settings.lateness)
+                        .with_idle_margin(settings.idle.as_millis() as Time)
                 } else {
                     Watermark::open(settings.lateness, settings.idle.as_millis() as Time)
                 },
@@ -463,7 +489,7 @@ pub fn run(
                 batch: Vec::new(),
             };
             driver.restore(restored.as_ref().as_ref());
-            let stop = driver.drive(worker)?;
+            let stop = driver.drive(worker).map_err(fail)?;
             if stop {
                 st.store(true, Ordering::SeqCst);
             }
@@ -623,7 +649,14 @@ impl Driver<'_> {
                 continue;
             }
             let Some(cap_time) = self.cap.as_ref().map(|c| *c.time()) else {
-                break;
+                if self.probe.done() {
+                    break;
+                }
+                // This worker's input is closed but others' is not (it owns no partition of a
+                // live binlog, or its files ended first): keep stepping, and keep taking part
+                // in checkpoint and shutdown rounds.
+                worker.step_or_park(Some(Duration::from_millis(5)));
+                continue;
             };
             let read = self.read_round(cap_time)?;
             if !self.batch.is_empty() {
@@ -679,9 +712,11 @@ impl Driver<'_> {
                     pm.set_frontier(self.probe_frontier().unwrap_or(Time::MAX));
                 }
                 for p in 0..self.reader.partitions() {
+                    let name = self.reader.partition_name(p);
                     if let Some(lag) = self.reader.lag(p) {
-                        pm.set_consumer_lag(&self.reader.partition_name(p), lag);
+                        pm.set_consumer_lag(&name, lag);
                     }
+                    pm.set_read_position(&name, self.reader.next_position(p));
                 }
             }
             if self.settings.progress
@@ -739,6 +774,7 @@ impl Driver<'_> {
         let track = settings.state.is_some() || settings.total_bytes.is_none();
         let now = now_ms();
         let (mut records, mut ignored, mut late, mut events) = (0u64, 0u64, 0u64, 0u64);
+        let dead_before = self.metrics.dead_lettered.load(Ordering::Relaxed);
         let mut undeclared = 0u64;
         let mut reject_error: Option<anyhow::Error> = None;
         let mut fatal: Option<String> = None;
@@ -839,7 +875,9 @@ impl Driver<'_> {
                     ));
                     return;
                 }
-                watermark.observe(rec.partition, t);
+                // A late record is applied at the frontier: that is the time an idle
+                // partition's frontier must pass ("everything seen is complete").
+                watermark.observe(rec.partition, t.max(cap_time));
                 for i in &mut inputs {
                     if i.time() < cap_time {
                         i.set_time(cap_time);
@@ -874,6 +912,14 @@ impl Driver<'_> {
         }
         if let Some(e) = reject_error {
             return Err(e);
+        }
+        if self.metrics.dead_lettered.load(Ordering::Relaxed) != dead_before {
+            // A service runs for long: what was rejected is in the file now, not at the end.
+            self.dead
+                .lock()
+                .expect("dead-letter lock")
+                .flush()
+                .context("cannot write the dead-letter file")?;
         }
         if let Some(msg) = fatal {
             // Every worker stops at its next check.

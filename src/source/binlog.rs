@@ -303,6 +303,79 @@ enum Framed {
     End,
 }
 
+/// How one event bears on the group being framed ([`Grouper::push`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The group goes on after this event.
+    Continue,
+    /// This event ends the group (its XID or `COMMIT`/`ROLLBACK`, a statement outside a
+    /// transaction, or an event outside any group).
+    End,
+    /// A control event outside any group: a record of its own, for every stripe.
+    Control,
+}
+
+/// The transaction-grouping rules of the module doc, one event at a time: shared by saved
+/// files ([`next_group`]) and a live server's stream ([`super::replica`]).
+#[derive(Clone, Debug, Default)]
+pub struct Grouper {
+    in_group: bool,
+    in_tx: bool,
+}
+
+impl Grouper {
+    /// Whether an event has opened a group that has not ended yet.
+    pub fn in_group(&self) -> bool {
+        self.in_group
+    }
+
+    /// Forgets a group that was opened (a stream that broke off in the middle of it).
+    pub fn reset(&mut self) {
+        *self = Grouper::default();
+    }
+
+    /// Takes the next event (`ev` whole: header, body, checksum) and says whether it ends the
+    /// group.
+    pub fn push(&mut self, ev: &[u8]) -> Step {
+        let t = ev[4];
+        if !self.in_group && is_control(t) {
+            return Step::Control;
+        }
+        let step = match t {
+            ty::MARIADB_GTID => {
+                self.in_group = true;
+                // flags2 bit 0 (FL_STANDALONE): a statement without BEGIN/COMMIT.
+                self.in_tx = ev.get(HEADER + 12).is_none_or(|f| f & 1 == 0);
+                Step::Continue
+            }
+            ty::MYSQL_GTID | ty::MYSQL_ANONYMOUS_GTID => {
+                self.in_group = true;
+                self.in_tx = false;
+                Step::Continue
+            }
+            ty::QUERY => match statement(ev) {
+                Statement::Begin => {
+                    self.in_group = true;
+                    self.in_tx = true;
+                    Step::Continue
+                }
+                Statement::End => Step::End,
+                Statement::Other if !self.in_tx => Step::End,
+                Statement::Other => Step::Continue,
+            },
+            ty::XID => Step::End,
+            // An event outside any transaction (a row event without its BEGIN, an unknown
+            // type): a group of its own, for the decoder to judge.
+            _ if !self.in_group => Step::End,
+            _ => Step::Continue,
+        };
+        if step == Step::End {
+            self.reset();
+        }
+        step
+    }
+}
+
 /// Frames the next group of `data` at `pos`.
 fn next_group(data: &[u8], pos: usize) -> Framed {
     if pos >= data.len() {
@@ -310,94 +383,40 @@ fn next_group(data: &[u8], pos: usize) -> Framed {
     }
     let start = pos;
     let mut at = pos;
-    let mut in_group = false;
-    let mut in_tx = false;
+    let mut grouper = Grouper::default();
+    // Ends inside a group, or a truncated (or corrupt) event: what is left goes to the
+    // decoder, which reports it (a missing commit, a truncated file).
+    let rest_of_file = Framed::Group {
+        start,
+        end: data.len(),
+        control: false,
+    };
     loop {
-        if at >= data.len() {
-            // Ends inside a group: the decoder reports the missing commit.
-            return Framed::Group {
-                start,
-                end: data.len(),
-                control: false,
-            };
-        }
-        let rest = &data[at..];
-        if rest.len() < HEADER {
-            return Framed::Group {
-                start,
-                end: data.len(),
-                control: false,
-            };
-        }
-        let t = rest[4];
+        let Some(rest) = data.get(at..).filter(|r| r.len() >= HEADER) else {
+            return rest_of_file;
+        };
         let len = u32::from_le_bytes([rest[9], rest[10], rest[11], rest[12]]) as usize;
         if len < HEADER || len > rest.len() {
-            // Truncated (or corrupt) event: what is left goes to the decoder, which says so.
-            return Framed::Group {
-                start,
-                end: data.len(),
-                control: false,
-            };
+            return rest_of_file;
         }
-        let ev = &rest[..len];
         let next = at + len;
-        if !in_group && is_control(t) {
-            return Framed::Group {
-                start,
-                end: next,
-                control: true,
-            };
-        }
-        match t {
-            ty::MARIADB_GTID => {
-                in_group = true;
-                // flags2 bit 0 (FL_STANDALONE): a statement without BEGIN/COMMIT.
-                in_tx = ev.get(HEADER + 12).is_none_or(|f| f & 1 == 0);
-            }
-            ty::MYSQL_GTID | ty::MYSQL_ANONYMOUS_GTID => {
-                in_group = true;
-                in_tx = false;
-            }
-            ty::QUERY => match statement(ev) {
-                Statement::Begin => {
-                    in_group = true;
-                    in_tx = true;
-                }
-                Statement::End => {
-                    return Framed::Group {
-                        start,
-                        end: next,
-                        control: false,
-                    };
-                }
-                Statement::Other if !in_tx => {
-                    return Framed::Group {
-                        start,
-                        end: next,
-                        control: false,
-                    };
-                }
-                Statement::Other => {}
-            },
-            ty::XID => {
+        match grouper.push(&rest[..len]) {
+            Step::Continue => at = next,
+            Step::End => {
                 return Framed::Group {
                     start,
                     end: next,
                     control: false,
                 };
             }
-            _ if !in_group => {
-                // An event outside any transaction (a row event without its BEGIN, an unknown
-                // type): a group of its own, for the decoder to judge.
+            Step::Control => {
                 return Framed::Group {
                     start,
                     end: next,
-                    control: false,
+                    control: true,
                 };
             }
-            _ => {}
         }
-        at = next;
     }
 }
 

@@ -8,6 +8,8 @@
 //! - A reader yields [`Record`]s `(partition, position, payload)` in bounded batches
 //!   ([`SourceReader::poll`]); positions increase within a partition, and re-reading from a
 //!   record's position yields that record again.
+//! - Sources: JSON-lines files ([`files`]), Kafka ([`kafka`]), saved binlog files ([`binlog`])
+//!   and a live MySQL/MariaDB server followed as a replica ([`replica`]).
 //! - A reader reports each partition's [`PartitionStatus`]: active, idle (caught up and quiet:
 //!   it must not hold back the frontier), or finished (no more records, ever).
 //! - The engine tells a reader which positions are safe to resume from
@@ -23,6 +25,7 @@ pub mod binlog;
 pub mod dead_letter;
 pub mod files;
 pub mod kafka;
+pub mod replica;
 pub mod watermark;
 
 use std::collections::BTreeMap;
@@ -99,6 +102,12 @@ pub trait Source: Send + Sync {
     /// Total bytes, when known (progress output).
     fn total_bytes(&self) -> Option<u64> {
         None
+    }
+    /// Whether the partitions are all known at start (files, a live binlog): a worker that owns
+    /// none then holds no input frontier. Sources whose partitions may appear later (Kafka)
+    /// say `false`, and their workers' frontiers follow the wall clock while they own none.
+    fn partitions_fixed(&self) -> bool {
+        self.total_bytes().is_some()
     }
 }
 

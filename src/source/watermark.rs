@@ -8,7 +8,9 @@
 //! - With no active partition but some idle one (or none at all while the source may still
 //!   grow), the frontier moves to `max(newest seen + 1, wall clock - lateness - idle timeout)`:
 //!   everything seen is complete, and a change committed now would arrive within that margin.
-//! - With every partition finished the input is closed (`None`).
+//! - With every partition finished the input is closed (`None`); so is a worker's input when
+//!   the source's partitions are fixed and it owns none (a live binlog has one partition, on
+//!   one worker).
 //!
 //! The engine frontier is the minimum over all workers (timely's progress tracking).
 
@@ -36,6 +38,14 @@ impl Watermark {
             idle_margin: 0,
             open: false,
         }
+    }
+
+    /// The same watermark, with idle partitions letting the frontier follow the wall clock
+    /// minus `lateness + idle_margin` (a fixed set of partitions that may go idle: a live
+    /// binlog).
+    pub fn with_idle_margin(mut self, idle_margin: Time) -> Self {
+        self.idle_margin = idle_margin;
+        self
     }
 
     /// A watermark whose source may gain partitions and whose partitions may go idle: the
@@ -162,5 +172,21 @@ mod tests {
         w.set_status(0, PartitionStatus::Idle);
         assert_eq!(w.frontier_at(50), Some(101), "everything seen is complete");
         assert_eq!(w.frontier_at(1_000_000), Some(998_990));
+    }
+
+    #[test]
+    fn a_fixed_source_without_partitions_holds_no_frontier() {
+        let w = Watermark::new(0, 0).with_idle_margin(1000);
+        assert_eq!(w.frontier_at(5_000), None, "this worker owns no partition");
+        let mut w = Watermark::new(0, 0).with_idle_margin(1000);
+        w.observe(0, 4_500);
+        assert_eq!(w.frontier_at(5_000), Some(4_500), "active: its newest time");
+        w.set_status(0, PartitionStatus::Idle);
+        assert_eq!(w.frontier_at(5_000), Some(4_501), "idle: everything seen");
+        assert_eq!(
+            w.frontier_at(9_000),
+            Some(8_000),
+            "idle: the clock minus the margin"
+        );
     }
 }

@@ -57,6 +57,14 @@ impl Dataflows {
         Dataflows::from_sources(catalog, &sources)
     }
 
+    /// The tables some view reads.
+    pub fn used_tables(&self) -> std::collections::BTreeSet<crate::schema::TableId> {
+        self.views
+            .iter()
+            .flat_map(|v| v.sources.iter().map(|s| s.table))
+            .collect()
+    }
+
     /// Plans views given as `(file, name, sql)` against a catalog.
     pub fn from_sources(
         catalog: Catalog,

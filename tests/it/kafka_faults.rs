@@ -28,14 +28,14 @@ use super::kafka::{
 use crate::common::{outbound, root};
 
 /// A child process killed (SIGKILL) when dropped, so that a failing test leaves nothing behind.
-struct Guard {
+pub(crate) struct Guard {
     child: Option<Child>,
     log: PathBuf,
     what: &'static str,
 }
 
 impl Guard {
-    fn new(child: Child, log: &Path, what: &'static str) -> Guard {
+    pub(crate) fn new(child: Child, log: &Path, what: &'static str) -> Guard {
         Guard {
             child: Some(child),
             log: log.to_path_buf(),
@@ -43,12 +43,12 @@ impl Guard {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Panics (with its log) if the process has exited.
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(c) = self.child.as_mut()
             && let Some(status) = c.try_wait().unwrap()
         {
@@ -57,10 +57,24 @@ impl Guard {
     }
 
     /// Sends SIGTERM and waits (at most `limit`) for a successful exit.
-    fn terminate(&mut self, limit: Duration) {
+    pub(crate) fn terminate(&mut self, limit: Duration) {
         let child = self.child.take().expect("running");
         sigterm(&child);
         wait(child, limit, &self.log);
+    }
+
+    /// Whether the process has exited (it is reaped then).
+    pub(crate) fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        let _ = child.wait();
     }
 
     /// Waits (at most `limit`) for the process to exit by itself, successfully.
@@ -78,7 +92,7 @@ impl Drop for Guard {
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-s", "TERM", &child.id().to_string()])
         .status()
@@ -87,7 +101,7 @@ fn sigterm(child: &Child) {
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -95,7 +109,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");

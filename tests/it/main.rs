@@ -10,6 +10,7 @@ mod decode;
 mod elasticsearch;
 mod kafka;
 mod kafka_faults;
+mod live;
 mod mariadb;
 mod mysql_numbers;
 mod oracle;

@@ -1,0 +1,1453 @@
+//! A live MySQL/MariaDB server followed as a replica: its binlog as a [`Source`].
+//!
+//! Transport only, like [`super::binlog`] for saved files: the server streams binlog events
+//! (`COM_BINLOG_DUMP`), this module groups them into transactions with the same rules
+//! ([`Grouper`]) and yields one [`Record`] per transaction, its events' bytes exactly as they are
+//! in the server's binlog file; [`crate::decode::binlog`] decodes them (checksums, table maps
+//! against schema.sql, rows, one commit time per transaction), the same decoder as for files.
+//!
+//! - The connection: `mysql_cdc`'s `BinlogClient` authenticates (`mysql_native_password`; no
+//!   TLS) and sends the dump command for MariaDB or MySQL (by file and position, or by GTID);
+//!   the raw event packets are read from its channel (not its parsed events: the decoder needs
+//!   the bytes, their checksums and positions). The few queries at start (server settings,
+//!   binlog files) go over a connection of their own, in the text protocol.
+//! - Checks at start, each refused with the setting to change: binary logging on,
+//!   `binlog_format=ROW`, `binlog_row_image=FULL`, `binlog_row_metadata=FULL`, no binlog
+//!   compression. Connection failures name the host, port and user.
+//! - One partition ([`PARTITION`]), owned by worker 0; other workers own none (their input
+//!   closes: the partition set is fixed), the rows are exchanged by key in the dataflow.
+//! - Positions: `file sequence << 32 | byte offset` of the transaction's first event; the read
+//!   position is the end of the last transaction read, so a resume from the state dir starts
+//!   after the last transaction whose changes are durable. A state dir's position wins over
+//!   `--start` (said in a log line); a position the server no longer has (purged binlog) is an
+//!   error.
+//! - Progress: the server is asked for heartbeats (`@master_heartbeat_period`); it sends one
+//!   when it had nothing to send for that long, so a heartbeat after the last transaction
+//!   means caught up and quiet: the partition is idle and does not hold the frontier.
+//! - A lost connection is retried in the background from the end of the last whole
+//!   transaction received (a transaction cut off in the middle is read again whole), with a
+//!   warning; the partition holds the frontier meanwhile. Errors of the server about the
+//!   position (a purged file) or privileges stop the run.
+//! - Flavour specifics (MariaDB or MySQL: which variables to check, GTID syntax) are in
+//!   [`Flavor`]; everything else is the same code.
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mysql_cdc::binlog_client::BinlogClient;
+use mysql_cdc::binlog_events::BinlogEvents;
+use mysql_cdc::binlog_options::BinlogOptions;
+use mysql_cdc::replica_options::ReplicaOptions;
+use mysql_cdc::ssl_mode::SslMode;
+
+use super::binlog::{Grouper, HEADER, Step, sequence_of};
+use super::{PartitionStatus, Positions, Record, Source, SourceReader};
+use crate::decode::binlog::{FileNames, server_file};
+
+/// The name of the one partition (the key of its position in the state dir).
+pub const PARTITION: &str = "binlog";
+
+/// The read position before any is known (after a GTID start, until its first transaction).
+pub const UNKNOWN_POSITION: u64 = u64::MAX;
+
+/// Events buffered between the connection thread and the reader.
+const CHANNEL_EVENTS: usize = 4096;
+
+/// Where to start reading when the state dir has no position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The oldest binlog file the server still has.
+    Beginning,
+    /// The server's current position (only changes from now on).
+    End,
+    /// A file and byte offset (`mysql-bin.000003:4`).
+    Position {
+        /// The binlog file name.
+        file: String,
+        /// The byte offset of an event in it.
+        pos: u32,
+    },
+    /// A GTID position: MariaDB `domain-server-seq[,..]`, MySQL `uuid:interval[,..]`.
+    Gtid(String),
+}
+
+impl std::str::FromStr for Start {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Start, String> {
+        let s = s.trim();
+        match s {
+            "beginning" => return Ok(Start::Beginning),
+            "end" => return Ok(Start::End),
+            _ => {}
+        }
+        if is_mariadb_gtid(s) || is_mysql_gtid(s) {
+            return Ok(Start::Gtid(s.to_string()));
+        }
+        if let Some((file, pos)) = s.rsplit_once(':')
+            && !file.is_empty()
+            && !file.contains(':')
+        {
+            let pos: u32 = pos
+                .parse()
+                .map_err(|_| format!("--start {s}: `{pos}` is not a byte offset"))?;
+            if pos < 4 {
+                return Err(format!("--start {s}: a binlog offset is at least 4"));
+            }
+            if sequence_of(Path::new(file)).is_none() {
+                return Err(format!(
+                    "--start {s}: `{file}` is not a binlog file name (BASE.NNNNNN)"
+                ));
+            }
+            return Ok(Start::Position {
+                file: file.to_string(),
+                pos,
+            });
+        }
+        Err(format!(
+            "--start {s}: expected beginning, end, FILE:POS (mysql-bin.000003:4), a MariaDB GTID \
+             (0-1-42) or a MySQL GTID set (uuid:1-42)"
+        ))
+    }
+}
+
+impl std::fmt::Display for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Start::Beginning => f.write_str("beginning"),
+            Start::End => f.write_str("end"),
+            Start::Position { file, pos } => write!(f, "{file}:{pos}"),
+            Start::Gtid(g) => f.write_str(g),
+        }
+    }
+}
+
+/// `domain-server-seq[,domain-server-seq..]`, all numbers.
+fn is_mariadb_gtid(s: &str) -> bool {
+    !s.is_empty()
+        && s.split(',').all(|g| {
+            let parts: Vec<&str> = g.trim().split('-').collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// `uuid:interval[:interval..][,..]` with intervals `N` or `N-M`.
+fn is_mysql_gtid(s: &str) -> bool {
+    !s.is_empty()
+        && s.split(',').all(|set| {
+            let mut parts = set.trim().split(':');
+            let uuid = parts.next().unwrap_or("");
+            let hex = uuid.bytes().filter(|b| b.is_ascii_hexdigit()).count();
+            let intervals: Vec<&str> = parts.collect();
+            uuid.len() == 36
+                && hex == 32
+                && uuid.bytes().filter(|b| *b == b'-').count() == 4
+                && !intervals.is_empty()
+                && intervals.iter().all(|i| {
+                    let n: Vec<&str> = i.split('-').collect();
+                    (1..=2).contains(&n.len())
+                        && n.iter()
+                            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                })
+        })
+}
+
+/// How to reach and follow the server.
+#[derive(Clone)]
+pub struct ReplicaConfig {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The replication user (`REPLICATION SLAVE, REPLICATION CLIENT, SELECT`).
+    pub user: String,
+    /// Its password (never logged).
+    pub password: String,
+    /// This replica's server id: unique among the server's replicas.
+    pub server_id: u32,
+    /// Where to start without a position in the state dir (`None`: the beginning).
+    pub start: Option<Start>,
+    /// How often the server sends a heartbeat when it has nothing else to send.
+    pub heartbeat: Duration,
+    /// How long to wait for the server at start.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ReplicaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("server_id", &self.server_id)
+            .field("start", &self.start)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicaConfig {
+    /// Parses `mysql://USER[:PASSWORD]@HOST[:PORT]` (user and password percent-decoded; port
+    /// 3306 by default; a path, if any, is ignored). Without a password in the URL, `password`
+    /// is used (from `CDCFLOW_MYSQL_PASSWORD`).
+    pub fn from_url(
+        url: &str,
+        server_id: u32,
+        password: Option<String>,
+    ) -> anyhow::Result<ReplicaConfig> {
+        let Some(rest) = url
+            .strip_prefix("mysql://")
+            .or_else(|| url.strip_prefix("mariadb://"))
+        else {
+            bail!("--mysql must be a URL mysql://USER:PASSWORD@HOST:PORT");
+        };
+        let rest = rest.split(['/', '?']).next().unwrap_or("");
+        let Some((userinfo, hostport)) = rest.rsplit_once('@') else {
+            bail!("--mysql needs a user: mysql://USER:PASSWORD@HOST:PORT");
+        };
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
+            None => (percent_decode(userinfo)?, None),
+        };
+        if user.is_empty() {
+            bail!("--mysql needs a user: mysql://USER:PASSWORD@HOST:PORT");
+        }
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port: u16 = p
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--mysql: `{p}` is not a port number"))?;
+                (h, port)
+            }
+            _ => (hostport, 3306),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            bail!("--mysql needs a host: mysql://USER:PASSWORD@HOST:PORT");
+        }
+        let password = match pass.or(password) {
+            Some(p) if !p.is_empty() => p,
+            _ => bail!(
+                "--mysql: user {user} has no password (in the URL or CDCFLOW_MYSQL_PASSWORD); the \
+                 replication client (mysql_cdc) needs one"
+            ),
+        };
+        Ok(ReplicaConfig {
+            host: host.to_string(),
+            port,
+            user,
+            password,
+            server_id,
+            start: None,
+            heartbeat: Duration::from_millis(200),
+            connect_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// `host:port`.
+    pub fn server(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn client(&self, binlog: BinlogOptions) -> BinlogClient {
+        BinlogClient::new(ReplicaOptions {
+            port: self.port,
+            hostname: self.host.clone(),
+            ssl_mode: SslMode::Disabled,
+            username: self.user.clone(),
+            password: self.password.clone(),
+            database: None,
+            server_id: self.server_id,
+            blocking: true,
+            heartbeat_interval: self.heartbeat,
+            binlog,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> anyhow::Result<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(x) = hex else {
+                bail!("--mysql: bad percent-encoding in the user or password");
+            };
+            out.push(x);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).context("--mysql: the user or password is not UTF-8")
+}
+
+/// The server's flavour: what differs between MariaDB and MySQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB (10.5 and later have `binlog_row_metadata`).
+    MariaDb,
+    /// Oracle MySQL (8.0.1 and later have `binlog_row_metadata`).
+    MySql,
+}
+
+impl Flavor {
+    /// From `SELECT VERSION()`.
+    pub fn of(version: &str) -> Flavor {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// The server variables checked at start, as `(variable, required value, why)`; a `None`
+    /// requirement is read, not checked.
+    fn settings(self) -> &'static [(&'static str, Option<&'static str>, &'static str)] {
+        const COMMON: [(&str, Option<&str>, &str); 5] = [
+            (
+                "log_bin",
+                Some("1"),
+                "binary logging must be on (start the server with log_bin)",
+            ),
+            ("binlog_format", Some("ROW"), "row events carry the rows"),
+            (
+                "binlog_row_image",
+                Some("FULL"),
+                "every column of a changed row is needed",
+            ),
+            (
+                "binlog_row_metadata",
+                Some("FULL"),
+                "column names, ENUM strings, signedness and primary keys come from it",
+            ),
+            ("log_bin_basename", None, ""),
+        ];
+        const CHECKSUM: (&str, Option<&str>, &str) = ("binlog_checksum", None, "");
+        const MARIADB: [(&str, Option<&str>, &str); 7] = [
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+            CHECKSUM,
+            (
+                "log_bin_compress",
+                Some("0"),
+                "compressed row events cannot be decoded",
+            ),
+        ];
+        const MYSQL: [(&str, Option<&str>, &str); 8] = [
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+            CHECKSUM,
+            (
+                "binlog_transaction_compression",
+                Some("0"),
+                "compressed transaction payloads cannot be decoded",
+            ),
+            (
+                "binlog_row_value_options",
+                Some(""),
+                "partial JSON updates cannot be decoded",
+            ),
+        ];
+        match self {
+            Flavor::MariaDb => &MARIADB,
+            Flavor::MySql => &MYSQL,
+        }
+    }
+
+    /// The dump options for a GTID start, checking its syntax for this flavour.
+    fn gtid_options(self, gtid: &str) -> anyhow::Result<BinlogOptions> {
+        let parsed = catch_unwind(|| match self {
+            Flavor::MariaDb if is_mariadb_gtid(gtid) => Some(
+                mysql_cdc::providers::mariadb::gtid::gtid_list::GtidList::parse(gtid)
+                    .map(BinlogOptions::from_mariadb_gtid),
+            ),
+            Flavor::MySql if is_mysql_gtid(gtid) => Some(
+                mysql_cdc::providers::mysql::gtid::gtid_set::GtidSet::parse(gtid)
+                    .map(BinlogOptions::from_mysql_gtid),
+            ),
+            _ => None,
+        });
+        match parsed {
+            Ok(Some(Ok(o))) => Ok(o),
+            _ => bail!(
+                "--start {gtid} is not a {} GTID position ({})",
+                self.name(),
+                match self {
+                    Flavor::MariaDb => "domain-server-sequence, e.g. 0-1-42",
+                    Flavor::MySql =>
+                        "uuid:interval, e.g. 3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42",
+                }
+            ),
+        }
+    }
+
+    /// The statements that tell the current binlog position, tried in order (MySQL 8.4
+    /// removed `SHOW MASTER STATUS`).
+    fn status_queries(self) -> &'static [&'static str] {
+        match self {
+            Flavor::MariaDb => &["SHOW MASTER STATUS"],
+            Flavor::MySql => &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "MariaDB",
+            Flavor::MySql => "MySQL",
+        }
+    }
+}
+
+/// A `mysql_cdc` error as text (its `Error` has no `Display`), the server's error packet
+/// reduced to its code and message.
+fn cdc_error(e: mysql_cdc::errors::Error) -> String {
+    use mysql_cdc::errors::Error;
+    match e {
+        Error::IoError(e) => e.to_string(),
+        Error::String(s) => match (s.find("error_code: "), s.find("error_message: \"")) {
+            (Some(c), Some(m)) => {
+                let code: String = s[c + 12..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let msg = &s[m + 16..];
+                let msg = msg
+                    .rfind("\", sql_state")
+                    .or_else(|| msg.rfind("\" }"))
+                    .map_or(msg, |end| &msg[..end]);
+                format!("{msg} (error {code})")
+            }
+            _ => s,
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// One packet read or written on a `mysql_cdc` channel (its type cannot be named outside the
+/// crate, so a connection is kept as a closure over it).
+enum Io<'a> {
+    Read,
+    Write(&'a [u8]),
+}
+
+type Channel = Box<dyn FnMut(Io<'_>) -> io::Result<Vec<u8>> + Send>;
+
+/// A plain client connection (authenticated by `mysql_cdc`) for the queries at start.
+struct Session {
+    io: Channel,
+}
+
+/// A row of a text result set (`None`: NULL).
+type TextRow = Vec<Option<String>>;
+
+impl Session {
+    /// Connects and authenticates; errors name the server and the user.
+    fn open(config: &ReplicaConfig) -> anyhow::Result<Session> {
+        let server = config.server();
+        let addrs: Vec<_> = (config.host.as_str(), config.port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve the MySQL host {}", config.host))?
+            .collect();
+        let mut reached = false;
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, config.connect_timeout) {
+                Ok(_) => {
+                    reached = true;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if !reached {
+            bail!(
+                "cannot connect to MySQL at {server}: {}",
+                last.map_or("no address".to_string(), |e| e.to_string())
+            );
+        }
+        let client = config.client(BinlogOptions::from_end());
+        let connected = catch_unwind(AssertUnwindSafe(|| client.connect()));
+        let (mut channel, _provider) = match connected {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                use mysql_cdc::errors::Error;
+                // An authentication switch to a plugin with binary data (ed25519) fails in
+                // mysql_cdc's parser before it can name the plugin.
+                let switched = matches!(e, Error::FromUtf8Error(_) | Error::Utf8Error(_));
+                let msg = cdc_error(e);
+                let plugin = msg
+                    .strip_suffix(" auth plugin is not supported.")
+                    .map(|p| format!("authenticates with {p}"))
+                    .or(switched.then(|| {
+                        "authenticates with a plugin other than mysql_native_password".to_string()
+                    }));
+                if let Some(plugin) = plugin {
+                    bail!(
+                        "MySQL at {server}: user {} {plugin}, which the replication client \
+                         (mysql_cdc) does not support (only mysql_native_password, without TLS): \
+                         give the user mysql_native_password (MariaDB: ALTER USER .. IDENTIFIED \
+                         VIA mysql_native_password USING PASSWORD('..'); MySQL: ALTER USER .. \
+                         IDENTIFIED WITH mysql_native_password BY '..')",
+                        config.user
+                    );
+                }
+                bail!("MySQL at {server} refused user {}: {msg}", config.user);
+            }
+            Err(_) => bail!(
+                "MySQL at {server}: the handshake with user {} failed (unexpected answer)",
+                config.user
+            ),
+        };
+        let io = move |op: Io<'_>| match op {
+            Io::Read => channel.read_packet().map(|(p, _)| p),
+            Io::Write(p) => channel.write_packet(p, 0).map(|()| Vec::new()),
+        };
+        Ok(Session { io: Box::new(io) })
+    }
+
+    fn read(&mut self) -> io::Result<Vec<u8>> {
+        (self.io)(Io::Read)
+    }
+
+    /// Runs `sql`; the rows of its result set (none for a statement without one).
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<TextRow>> {
+        let mut packet = Vec::with_capacity(sql.len() + 1);
+        packet.push(0x03); // COM_QUERY
+        packet.extend_from_slice(sql.as_bytes());
+        (self.io)(Io::Write(&packet))?;
+        let first = self.read()?;
+        match first.first() {
+            Some(0x00) => return Ok(Vec::new()),
+            Some(0xff) => bail!("{}", error_packet(&first)),
+            None => bail!("empty answer"),
+            _ => {}
+        }
+        let is_eof = |p: &[u8]| p.first() == Some(&0xfe) && p.len() < 9;
+        // Column definitions, then EOF.
+        loop {
+            let p = self.read()?;
+            if is_eof(&p) {
+                break;
+            }
+            if p.first() == Some(&0xff) {
+                bail!("{}", error_packet(&p));
+            }
+        }
+        let mut rows = Vec::new();
+        loop {
+            let p = self.read()?;
+            if is_eof(&p) {
+                return Ok(rows);
+            }
+            if p.first() == Some(&0xff) {
+                bail!("{}", error_packet(&p));
+            }
+            rows.push(text_row(&p).context("malformed result row")?);
+        }
+    }
+}
+
+/// `[0xff][code u16]['#' state(5)][message]` as "message (error code)".
+fn error_packet(p: &[u8]) -> String {
+    let code = p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
+    let msg = match p.get(3) {
+        Some(b'#') => p.get(9..).unwrap_or(&[]),
+        _ => p.get(3..).unwrap_or(&[]),
+    };
+    format!("{} (error {code})", String::from_utf8_lossy(msg))
+}
+
+fn error_code(p: &[u8]) -> u16 {
+    p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]))
+}
+
+/// A text-protocol row: length-encoded strings, `0xfb` for NULL.
+fn text_row(p: &[u8]) -> Option<TextRow> {
+    let mut at = 0;
+    let mut row = Vec::new();
+    while at < p.len() {
+        if p[at] == 0xfb {
+            row.push(None);
+            at += 1;
+            continue;
+        }
+        let (len, n) = match p[at] {
+            x @ 0..=0xfa => (x as usize, 1),
+            0xfc => (
+                u16::from_le_bytes([*p.get(at + 1)?, *p.get(at + 2)?]) as usize,
+                3,
+            ),
+            0xfd => (
+                u32::from_le_bytes([*p.get(at + 1)?, *p.get(at + 2)?, *p.get(at + 3)?, 0]) as usize,
+                4,
+            ),
+            0xfe => (
+                u64::from_le_bytes(p.get(at + 1..at + 9)?.try_into().ok()?) as usize,
+                9,
+            ),
+            _ => return None,
+        };
+        at += n;
+        let v = p.get(at..at + len)?;
+        row.push(Some(String::from_utf8_lossy(v).into_owned()));
+        at += len;
+    }
+    Some(row)
+}
+
+/// A live MySQL/MariaDB server as a source (see the module doc).
+pub struct ReplicaSource {
+    config: ReplicaConfig,
+    flavor: Flavor,
+    /// The binlog base name (`mysql-bin`).
+    base: String,
+    /// The files the server has, with their sizes.
+    files: Vec<(String, u64)>,
+    /// Events carry a CRC32 (`binlog_checksum`).
+    crc: bool,
+}
+
+impl ReplicaSource {
+    /// Connects, checks the server's binlog settings and the user's privileges, and returns
+    /// the source; no event is read yet.
+    pub fn connect(config: ReplicaConfig) -> anyhow::Result<ReplicaSource> {
+        let server = config.server();
+        let mut s = Session::open(&config)?;
+        let version = s
+            .query("SELECT VERSION()")
+            .with_context(|| format!("MySQL at {server}: cannot read the server version"))?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
+        let flavor = Flavor::of(&version);
+        let settings = flavor.settings();
+        let sql = format!(
+            "SELECT {}",
+            settings
+                .iter()
+                .map(|(v, _, _)| format!("@@global.{v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let values = s
+            .query(&sql)
+            .with_context(|| {
+                format!(
+                    "{} {version} at {server}: cannot read the binlog settings (binlog_row_metadata \
+                     needs MariaDB 10.5+ or MySQL 8.0.1+)",
+                    flavor.name()
+                )
+            })?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut base = None;
+        let mut crc = true;
+        for (i, (var, want, why)) in settings.iter().enumerate() {
+            let got = values.get(i).cloned().flatten();
+            if *var == "log_bin_basename" {
+                base = got
+                    .as_deref()
+                    .and_then(|p| Path::new(p).file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
+                continue;
+            }
+            if *var == "binlog_checksum" {
+                crc = !got.is_some_and(|c| c.eq_ignore_ascii_case("NONE"));
+                continue;
+            }
+            let Some(want) = want else { continue };
+            let got_s = got.clone().unwrap_or_default();
+            let ok = got_s.eq_ignore_ascii_case(want)
+                || (*want == "1" && got_s.eq_ignore_ascii_case("ON"))
+                || (*want == "0" && got_s.eq_ignore_ascii_case("OFF"));
+            if !ok {
+                let shown = match *want {
+                    "1" => "ON",
+                    "0" => "OFF",
+                    "" => "''",
+                    w => w,
+                };
+                bail!(
+                    "{} at {server} has {var}={}: set {var}={shown} ({why}); e.g. SET GLOBAL \
+                     {var}={shown} and in the server's configuration",
+                    flavor.name(),
+                    if got_s.is_empty() { "''" } else { &got_s },
+                );
+            }
+        }
+        let Some(base) = base else {
+            bail!(
+                "{} at {server}: binary logging is off (log_bin_basename is not set)",
+                flavor.name()
+            );
+        };
+        let files = s
+            .query("SHOW BINARY LOGS")
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{} at {server}: user {} cannot list the binlog files ({e}): GRANT \
+                     REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the user",
+                    flavor.name(),
+                    config.user
+                )
+            })?
+            .into_iter()
+            .filter_map(|r| {
+                let name = r.first().cloned().flatten()?;
+                let size = r.get(1).cloned().flatten()?.parse().ok()?;
+                Some((name, size))
+            })
+            .collect();
+        tracing::info!(
+            server = %server,
+            version = %version,
+            base = %base,
+            "connected to the binlog's server"
+        );
+        Ok(ReplicaSource {
+            config,
+            flavor,
+            base,
+            files,
+            crc,
+        })
+    }
+
+    /// The server's flavour.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// How the decoder names this server's binlog files.
+    pub fn file_names(&self) -> FileNames {
+        FileNames::Server {
+            server: self.config.server(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// Where the stream starts: the state dir's position, else `--start`.
+    fn start_at(&self, resume: &Positions) -> anyhow::Result<StartAt> {
+        let server = self.config.server();
+        if let Some(&p) = resume.get(PARTITION).filter(|p| **p != UNKNOWN_POSITION) {
+            let (seq, pos) = (p >> 32, (p & 0xffff_ffff) as u32);
+            let file = server_file(&self.base, seq);
+            if !self.files.iter().any(|(f, _)| *f == file) {
+                bail!(
+                    "the state dir resumes at {file}:{pos}, which {server} no longer has (its \
+                     binlog files: {}); the binlog was purged or this is another server: remove \
+                     the state dir to rebuild the views from --start",
+                    self.files
+                        .iter()
+                        .map(|(f, _)| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let Some(s) = &self.config.start {
+                tracing::warn!(
+                    "--start {s} is ignored: the state dir has a position, resuming at {file}:{pos}"
+                );
+            } else {
+                tracing::info!("resuming at {file}:{pos} (from the state dir)");
+            }
+            return Ok(StartAt::Known { seq, pos });
+        }
+        if let Some(other) = resume.keys().find(|k| *k != PARTITION) {
+            bail!(
+                "the state dir was written for another source (it has a position for `{other}`, \
+                 not for a MySQL binlog): give this run a state dir of its own"
+            );
+        }
+        let start = self.config.start.clone().unwrap_or(Start::Beginning);
+        tracing::info!("starting at {start} (no position in the state dir)");
+        match &start {
+            Start::Position { file, pos } => {
+                let seq = sequence_of(Path::new(file)).expect("checked when parsed");
+                if server_file(&self.base, seq) != *file {
+                    bail!(
+                        "--start {start}: the binlog files of {server} are named {}",
+                        server_file(&self.base, seq)
+                    );
+                }
+                Ok(StartAt::Known { seq, pos: *pos })
+            }
+            Start::End => {
+                let (file, pos) = self.current_position()?;
+                let seq = sequence_of(Path::new(&file)).with_context(|| {
+                    format!("{server}: binlog file `{file}` has no sequence number")
+                })?;
+                Ok(StartAt::Known { seq, pos })
+            }
+            _ => Ok(StartAt::Given(start)),
+        }
+    }
+
+    /// The server's current binlog file and position.
+    fn current_position(&self) -> anyhow::Result<(String, u32)> {
+        let server = self.config.server();
+        let mut s = Session::open(&self.config)?;
+        let mut last = None;
+        for q in self.flavor.status_queries() {
+            match s.query(q) {
+                Ok(rows) => {
+                    let row = rows.into_iter().next().unwrap_or_default();
+                    if let (Some(Some(file)), Some(Some(pos))) = (row.first(), row.get(1))
+                        && let Ok(pos) = pos.parse()
+                    {
+                        return Ok((file.clone(), pos));
+                    }
+                    bail!("{server}: `{q}` gave no binlog position (is log_bin on?)");
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("no query"))
+            .context(format!(
+                "{server}: cannot read the current binlog position (user {} needs REPLICATION \
+                 CLIENT)",
+                self.config.user
+            )))
+    }
+}
+
+/// Where a stream (re)starts.
+#[derive(Clone, Debug)]
+enum StartAt {
+    /// A file sequence and offset on this server.
+    Known { seq: u64, pos: u32 },
+    /// As the user asked, before any position is known.
+    Given(Start),
+}
+
+impl Source for ReplicaSource {
+    fn reader(
+        &self,
+        worker: usize,
+        _workers: usize,
+        resume: &Positions,
+    ) -> anyhow::Result<Box<dyn SourceReader>> {
+        if worker != 0 {
+            return Ok(Box::new(NoPartition));
+        }
+        let start = self.start_at(resume)?;
+        let (tx, rx) = sync_channel(CHANNEL_EVENTS);
+        let mut stream = Stream {
+            config: self.config.clone(),
+            flavor: self.flavor,
+            base: self.base.clone(),
+            tx,
+            restart: start.clone(),
+            seq: None,
+            grouper: Grouper::default(),
+            pending: Vec::new(),
+            pending_start: 0,
+            crc: self.crc,
+        };
+        // The first connection is made here, so that its errors (a purged file, missing
+        // privileges) stop the start with a clear message.
+        let mut events = stream.open(&start)?;
+        let first = stream
+            .position_stream(&mut events)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let server = self.config.server();
+        tracing::info!(
+            server = %server,
+            server_id = self.config.server_id,
+            at = %stream.describe_position(),
+            "following the binlog"
+        );
+        std::thread::Builder::new()
+            .name("cdcflow-binlog".into())
+            .spawn(move || stream.run(events))
+            .context("cannot start the binlog thread")?;
+        Ok(Box::new(ReplicaReader {
+            rx,
+            next: first,
+            idle: false,
+            server,
+            base: self.base.clone(),
+        }))
+    }
+
+    fn partitions_fixed(&self) -> bool {
+        true
+    }
+}
+
+/// What the connection thread hands the reader.
+enum Msg {
+    /// A transaction (or a control event) at `position`; the stream goes on at `end` (once
+    /// known).
+    Record {
+        position: u64,
+        end: Option<u64>,
+        bytes: Vec<u8>,
+    },
+    /// The server had nothing to send for a heartbeat period.
+    Heartbeat,
+    /// The connection was lost; the thread reconnects.
+    Lost(String),
+    /// The stream cannot go on.
+    Fatal(String),
+}
+
+/// How a stream ended.
+enum Ended {
+    /// The reader is gone.
+    Closed,
+    /// The connection broke: reconnect.
+    Lost(String),
+    /// The server refused (a purged file, privileges): stop.
+    Fatal(String),
+}
+
+/// The connection thread's state: the event stream of one server, framed into transactions.
+struct Stream {
+    config: ReplicaConfig,
+    flavor: Flavor,
+    base: String,
+    tx: SyncSender<Msg>,
+    /// Where a new connection starts: the end of the last whole transaction sent.
+    restart: StartAt,
+    /// The current binlog file's sequence number (known after the first rotate event).
+    seq: Option<u64>,
+    grouper: Grouper,
+    /// The events of the transaction being framed.
+    pending: Vec<u8>,
+    /// The byte offset of its first event.
+    pending_start: u32,
+    /// Events carry a CRC32 (the server's `binlog_checksum`).
+    crc: bool,
+}
+
+const ROTATE: u8 = 4;
+const HEARTBEAT: u8 = 27;
+const HEARTBEAT_V2: u8 = 41;
+
+impl Stream {
+    /// Connects and sends the dump command for `start`.
+    fn open(&mut self, start: &StartAt) -> anyhow::Result<BinlogEvents> {
+        let server = self.config.server();
+        let options = match start {
+            StartAt::Known { seq, pos } => {
+                BinlogOptions::from_position(server_file(&self.base, *seq), *pos)
+            }
+            StartAt::Given(Start::Beginning) => BinlogOptions::from_start(),
+            StartAt::Given(Start::End) => BinlogOptions::from_end(),
+            StartAt::Given(Start::Position { file, pos }) => {
+                BinlogOptions::from_position(file.clone(), *pos)
+            }
+            StartAt::Given(Start::Gtid(g)) => self.flavor.gtid_options(g)?,
+        };
+        let mut client = self.config.client(options);
+        let replicated = catch_unwind(AssertUnwindSafe(|| client.replicate()));
+        match replicated {
+            Ok(Ok(events)) => Ok(events),
+            Ok(Err(e)) => bail!(
+                "MySQL at {server}: cannot start the binlog stream as user {}: {}",
+                self.config.user,
+                cdc_error(e)
+            ),
+            Err(_) => {
+                bail!("MySQL at {server}: cannot start the binlog stream (unexpected answer)")
+            }
+        }
+    }
+
+    /// Reads until the stream's file is known (the server's first event is a rotate naming
+    /// it); returns the position reading starts at.
+    fn position_stream(&mut self, events: &mut BinlogEvents) -> Result<u64, String> {
+        let started = Instant::now();
+        while self.seq.is_none() {
+            if started.elapsed() > self.config.connect_timeout {
+                return Err(format!(
+                    "MySQL at {}: the binlog stream did not start within {:?}",
+                    self.config.server(),
+                    self.config.connect_timeout
+                ));
+            }
+            match self.next_event(events) {
+                Ok(ev) => match self.handle(&ev) {
+                    Ok(()) => {}
+                    Err(Ended::Closed) => return Err("closed".into()),
+                    Err(Ended::Lost(e) | Ended::Fatal(e)) => return Err(e),
+                },
+                Err(Ended::Closed) => return Err("closed".into()),
+                Err(Ended::Lost(e) | Ended::Fatal(e)) => return Err(e),
+            }
+        }
+        Ok(self.position())
+    }
+
+    /// The read position: where the transaction being framed starts (or would start);
+    /// [`UNKNOWN_POSITION`] after a GTID start until its first transaction.
+    fn position(&self) -> u64 {
+        match &self.restart {
+            StartAt::Known { seq, pos } => seq << 32 | *pos as u64,
+            StartAt::Given(_) => UNKNOWN_POSITION,
+        }
+    }
+
+    /// The thread: pumps events, reconnecting when the connection is lost.
+    fn run(mut self, first: BinlogEvents) {
+        let mut events = Some(first);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let ended = match events.take() {
+                Some(mut ev) => self.pump(&mut ev),
+                None => {
+                    let start = self.restart.clone();
+                    match self.open(&start) {
+                        Ok(mut ev) => {
+                            backoff = Duration::from_millis(200);
+                            match self.position_stream(&mut ev) {
+                                Ok(_) => self.pump(&mut ev),
+                                Err(e) => Ended::Lost(e),
+                            }
+                        }
+                        Err(e) => Ended::Lost(format!("{e:#}")),
+                    }
+                }
+            };
+            match ended {
+                Ended::Closed => return,
+                Ended::Fatal(e) => {
+                    let _ = self.tx.send(Msg::Fatal(e));
+                    return;
+                }
+                Ended::Lost(e) => {
+                    // A transaction cut off is read again whole after the reconnect.
+                    self.grouper.reset();
+                    self.pending.clear();
+                    self.seq = None;
+                    let at = self.describe_position();
+                    let msg = format!(
+                        "binlog stream from {} lost ({e}); reconnecting in {backoff:?} at {at}",
+                        self.config.server()
+                    );
+                    if self.tx.send(Msg::Lost(msg)).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, events: &mut BinlogEvents) -> Ended {
+        loop {
+            let ev = match self.next_event(events) {
+                Ok(ev) => ev,
+                Err(e) => return e,
+            };
+            if let Err(e) = self.handle(&ev) {
+                return e;
+            }
+        }
+    }
+
+    /// Reads the next event packet (joining packets of 16 MB and more).
+    fn next_event(&mut self, events: &mut BinlogEvents) -> Result<Vec<u8>, Ended> {
+        let lost = |e: io::Error| Ended::Lost(e.to_string());
+        let (mut packet, _) = events.channel.read_packet().map_err(lost)?;
+        let mut chunk = packet.len();
+        while chunk == 0xff_ffff {
+            let (more, _) = events.channel.read_packet().map_err(lost)?;
+            chunk = more.len();
+            packet.extend_from_slice(&more);
+        }
+        match packet.first() {
+            Some(0x00) => {
+                packet.remove(0);
+                Ok(packet)
+            }
+            Some(0xff) => {
+                let code = error_code(&packet);
+                let msg = format!(
+                    "MySQL at {} ended the binlog stream at {}: {}",
+                    self.config.server(),
+                    self.describe_position(),
+                    error_packet(&packet)
+                );
+                // 1236: the position cannot be read (purged file, bad offset); 1227/1045:
+                // privileges. Others (server shutdown, a killed connection) are retried.
+                if matches!(code, 1236 | 1227 | 1045 | 1044 | 1142) {
+                    Err(Ended::Fatal(if code == 1227 {
+                        format!(
+                            "{msg}: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO \
+                             the user"
+                        )
+                    } else {
+                        msg
+                    }))
+                } else {
+                    Err(Ended::Lost(msg))
+                }
+            }
+            Some(0xfe) if packet.len() < 9 => Err(Ended::Lost(format!(
+                "MySQL at {} ended the binlog stream",
+                self.config.server()
+            ))),
+            _ => Err(Ended::Fatal(format!(
+                "MySQL at {}: unexpected packet in the binlog stream at {}",
+                self.config.server(),
+                self.describe_position()
+            ))),
+        }
+    }
+
+    fn describe_position(&self) -> String {
+        match &self.restart {
+            StartAt::Known { seq, pos } => format!("{}:{pos}", server_file(&self.base, *seq)),
+            StartAt::Given(s) => s.to_string(),
+        }
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), Ended> {
+        self.tx.send(msg).map_err(|_| Ended::Closed)
+    }
+
+    /// Frames one event; sends what is complete.
+    fn handle(&mut self, ev: &[u8]) -> Result<(), Ended> {
+        if ev.len() < HEADER {
+            return Err(Ended::Fatal(format!(
+                "MySQL at {}: an event of {} bytes in the binlog stream at {}",
+                self.config.server(),
+                ev.len(),
+                self.describe_position()
+            )));
+        }
+        let t = ev[4];
+        let len = u32::from_le_bytes([ev[9], ev[10], ev[11], ev[12]]) as usize;
+        let log_pos = u32::from_le_bytes([ev[13], ev[14], ev[15], ev[16]]);
+        if len != ev.len() {
+            return Err(Ended::Fatal(format!(
+                "MySQL at {}: an event in the binlog stream at {} says it has {len} bytes but has \
+                 {}",
+                self.config.server(),
+                self.describe_position(),
+                ev.len()
+            )));
+        }
+        tracing::trace!(
+            event_type = t,
+            len,
+            log_pos,
+            flags = u16::from_le_bytes([ev[17], ev[18]]),
+            "binlog event"
+        );
+        match t {
+            HEARTBEAT | HEARTBEAT_V2 => return self.send(Msg::Heartbeat),
+            ROTATE => return self.rotate(ev),
+            _ => {}
+        }
+        let Some(seq) = self.seq else {
+            // Before the first rotate nothing can be placed; servers send it first.
+            return Ok(());
+        };
+        // Artificial events (log_pos 0: a format description resent at the start of a
+        // stream, a GTID list) sit at the current read position.
+        let start = if log_pos == 0 {
+            None
+        } else {
+            Some(log_pos.saturating_sub(len as u32))
+        };
+        match self.grouper.push(ev) {
+            Step::Control => {
+                if log_pos != 0 && !self.gtid_pending() {
+                    self.restart = StartAt::Known { seq, pos: log_pos };
+                }
+                let end = self.known_position();
+                let position = match start {
+                    Some(s) => seq << 32 | s as u64,
+                    None => end.unwrap_or(seq << 32),
+                };
+                self.send(Msg::Record {
+                    position,
+                    end,
+                    bytes: ev.to_vec(),
+                })
+            }
+            Step::Continue => {
+                if self.pending.is_empty() {
+                    self.pending_start = start.unwrap_or(self.offset());
+                }
+                self.pending.extend_from_slice(ev);
+                Ok(())
+            }
+            Step::End => {
+                if self.pending.is_empty() {
+                    self.pending_start = start.unwrap_or(self.offset());
+                }
+                self.pending.extend_from_slice(ev);
+                let position = seq << 32 | self.pending_start as u64;
+                let end_pos = if log_pos == 0 {
+                    self.pending_start + self.pending.len() as u32
+                } else {
+                    log_pos
+                };
+                self.restart = StartAt::Known { seq, pos: end_pos };
+                let bytes = std::mem::take(&mut self.pending);
+                self.send(Msg::Record {
+                    position,
+                    end: Some(seq << 32 | end_pos as u64),
+                    bytes,
+                })
+            }
+        }
+    }
+
+    fn known_position(&self) -> Option<u64> {
+        Some(self.position()).filter(|p| *p != UNKNOWN_POSITION)
+    }
+
+    /// The byte offset of the read position in its file.
+    fn offset(&self) -> u32 {
+        (self.known_position().unwrap_or(4) & 0xffff_ffff) as u32
+    }
+
+    /// Whether the stream started at a GTID and no whole transaction came yet (until then
+    /// a reconnect must start at that GTID again, not at a position).
+    fn gtid_pending(&self) -> bool {
+        matches!(self.restart, StartAt::Given(Start::Gtid(_)))
+    }
+
+    fn rotate(&mut self, ev: &[u8]) -> Result<(), Ended> {
+        let end = ev.len() - if self.crc { 4 } else { 0 };
+        let (Some(pos), Some(name)) = (
+            ev.get(HEADER..HEADER + 8),
+            ev.get(HEADER + 8..end.max(HEADER + 8)),
+        ) else {
+            return Err(Ended::Fatal(format!(
+                "MySQL at {}: malformed rotate event",
+                self.config.server()
+            )));
+        };
+        let pos = u64::from_le_bytes(pos.try_into().expect("8 bytes"));
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Some(seq) = sequence_of(Path::new(&name)) else {
+            return Err(Ended::Fatal(format!(
+                "MySQL at {}: binlog file `{name}` has no sequence number",
+                self.config.server()
+            )));
+        };
+        if !self.pending.is_empty() {
+            // A transaction never spans files; a rotate inside one means it was cut off.
+            self.grouper.reset();
+            self.pending.clear();
+        }
+        self.seq = Some(seq);
+        match &self.restart {
+            // After a GTID start the server may skip ahead of the rotate's position.
+            StartAt::Given(Start::Gtid(_)) => {}
+            _ => {
+                self.restart = StartAt::Known {
+                    seq,
+                    pos: pos.min(u32::MAX as u64) as u32,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Worker 0's reader: drains the connection thread's channel.
+struct ReplicaReader {
+    rx: Receiver<Msg>,
+    /// Where the stream goes on after the last record yielded.
+    next: u64,
+    /// A heartbeat came after the last record: caught up and quiet.
+    idle: bool,
+    server: String,
+    base: String,
+}
+
+impl SourceReader for ReplicaReader {
+    fn partitions(&self) -> usize {
+        1
+    }
+
+    fn partition_name(&self, _p: usize) -> String {
+        PARTITION.to_string()
+    }
+
+    fn position_unit(&self) -> &'static str {
+        "pos"
+    }
+
+    fn poll(&mut self, max_records: usize, f: &mut dyn FnMut(Record<'_>)) -> anyhow::Result<()> {
+        let mut n = 0;
+        while n < max_records {
+            match self.rx.try_recv() {
+                Ok(Msg::Record {
+                    position,
+                    end,
+                    bytes,
+                }) => {
+                    self.idle = false;
+                    n += 1;
+                    f(Record {
+                        partition: 0,
+                        position,
+                        line: position & 0xffff_ffff,
+                        payload: &bytes,
+                    });
+                    if let Some(end) = end {
+                        self.next = end;
+                    }
+                }
+                Ok(Msg::Heartbeat) => self.idle = true,
+                Ok(Msg::Lost(e)) => {
+                    self.idle = false;
+                    tracing::warn!("{e}");
+                }
+                Ok(Msg::Fatal(e)) => bail!(e),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => bail!(
+                    "the binlog stream from {} stopped (at {}:{})",
+                    self.server,
+                    server_file(&self.base, self.next >> 32),
+                    self.next & 0xffff_ffff
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn next_position(&self, _p: usize) -> u64 {
+        self.next
+    }
+
+    fn status(&self, _p: usize) -> PartitionStatus {
+        if self.idle {
+            PartitionStatus::Idle
+        } else {
+            PartitionStatus::Active
+        }
+    }
+
+    fn commit(&mut self, _positions: &[(usize, u64)]) -> anyhow::Result<()> {
+        // The positions live in the state dir; the server keeps nothing for a replica.
+        Ok(())
+    }
+}
+
+/// The reader of a worker that owns no partition.
+struct NoPartition;
+
+impl SourceReader for NoPartition {
+    fn partitions(&self) -> usize {
+        0
+    }
+
+    fn partition_name(&self, _p: usize) -> String {
+        PARTITION.to_string()
+    }
+
+    fn position_unit(&self) -> &'static str {
+        "pos"
+    }
+
+    fn poll(&mut self, _max: usize, _f: &mut dyn FnMut(Record<'_>)) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn next_position(&self, _p: usize) -> u64 {
+        0
+    }
+
+    fn status(&self, _p: usize) -> PartitionStatus {
+        PartitionStatus::Finished
+    }
+
+    fn commit(&mut self, _positions: &[(usize, u64)]) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions_parse() {
+        assert_eq!("beginning".parse::<Start>(), Ok(Start::Beginning));
+        assert_eq!("end".parse::<Start>(), Ok(Start::End));
+        assert_eq!(
+            "mysql-bin.000003:1234".parse::<Start>(),
+            Ok(Start::Position {
+                file: "mysql-bin.000003".into(),
+                pos: 1234
+            })
+        );
+        assert_eq!(
+            "0-1-42,1-2-3".parse::<Start>(),
+            Ok(Start::Gtid("0-1-42,1-2-3".into()))
+        );
+        assert_eq!(
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42".parse::<Start>(),
+            Ok(Start::Gtid(
+                "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42".into()
+            ))
+        );
+        assert!("mysql-bin:12".parse::<Start>().is_err());
+        assert!("mysql-bin.000001:2".parse::<Start>().is_err());
+        assert!("0-1".parse::<Start>().is_err());
+        assert!("soon".parse::<Start>().is_err());
+    }
+
+    #[test]
+    fn urls_parse_and_hide_the_password() {
+        let c = ReplicaConfig::from_url("mysql://repl:p%40ss@127.0.0.1:3307", 7, None).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 3307));
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("repl", "p@ss"));
+        assert!(!format!("{c:?}").contains("p@ss"));
+        let c = ReplicaConfig::from_url("mysql://repl@db", 7, Some("pw".into())).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.password.as_str()),
+            ("db", 3306, "pw")
+        );
+        let e = ReplicaConfig::from_url("mysql://repl@db", 7, None).unwrap_err();
+        assert!(e.to_string().contains("no password"), "{e}");
+        assert!(ReplicaConfig::from_url("http://x@y", 1, None).is_err());
+        assert!(ReplicaConfig::from_url("mysql://db:3306", 1, None).is_err());
+    }
+
+    #[test]
+    fn text_rows_decode() {
+        let p = [3, b'a', b'b', b'c', 0xfb, 0];
+        assert_eq!(
+            text_row(&p),
+            Some(vec![Some("abc".into()), None, Some(String::new())])
+        );
+        assert_eq!(text_row(&[5, b'a']), None, "truncated");
+    }
+}
