@@ -18,4 +18,5 @@ mod properties;
 mod random_views;
 mod regressions;
 mod sql_semantics;
+mod stack;
 mod transactions;

@@ -1,0 +1,21 @@
+# Sourced by the mysql image's entrypoint on the first start (an empty data directory), after
+# 01-schema.sql (dataflows/schema.sql). Creates the two users of the stack; the passwords come
+# from the container's environment (docker-compose.yml, .env).
+
+docker_process_sql <<SQL
+-- Users are not replicated data: keep them out of the binlog Debezium reads.
+SET SESSION sql_log_bin = 0;
+
+-- Debezium's MySQL connector (the privileges its documentation lists, LOCK TABLES for snapshots).
+CREATE USER 'debezium'@'%' IDENTIFIED BY '${MYSQL_DEBEZIUM_PASSWORD}';
+GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES, REPLICATION SLAVE, REPLICATION CLIENT
+    ON *.* TO 'debezium'@'%';
+
+-- cdcflow reading the binlog itself (run --mysql): its client (mysql_cdc) speaks only
+-- mysql_native_password, enabled on the server by --mysql-native-password=ON.
+CREATE USER 'cdcflow'@'%' IDENTIFIED WITH mysql_native_password BY '${MYSQL_CDCFLOW_PASSWORD}';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'cdcflow'@'%';
+GRANT SELECT ON orders.* TO 'cdcflow'@'%';
+GRANT SELECT ON warehouse.* TO 'cdcflow'@'%';
+GRANT SELECT ON logistics.* TO 'cdcflow'@'%';
+SQL
