@@ -23,7 +23,14 @@ pub struct Input {
     /// Name used in error positions (usually the file path).
     pub name: String,
     data: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    /// The same bytes when they are a memory-mapped file (see [`Input::release`]).
+    mapped: Option<Arc<memmap2::Mmap>>,
 }
+
+/// How far a stripe reads past the bytes it last released before releasing again, and how much
+/// it keeps behind its position (other workers' stripes of the same file read nearby).
+const RELEASE_STEP: usize = 64 << 20;
+const RELEASE_MARGIN: usize = 16 << 20;
 
 impl Input {
     /// An in-memory input.
@@ -34,6 +41,7 @@ impl Input {
         Input {
             name: name.into(),
             data: Arc::new(bytes),
+            mapped: None,
         }
     }
 
@@ -62,9 +70,11 @@ impl Input {
         // of a replay input (files are fixtures, not live logs).
         let map = unsafe { memmap2::Mmap::map(&file) }
             .with_context(|| format!("cannot map input {}", path.display()))?;
+        let map = Arc::new(map);
         Ok(Input {
             name,
-            data: Arc::new(map),
+            data: map.clone(),
+            mapped: Some(map),
         })
     }
 
@@ -79,6 +89,24 @@ impl Input {
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         (*self.data).as_ref()
+    }
+
+    /// Says that bytes `from..to` will not be read again soon: the pages of a memory-mapped file
+    /// leave this process's resident memory (they stay in the page cache and come back, from
+    /// it, if read again), so replaying a file costs no resident memory for the bytes already
+    /// read. Nothing for bytes in memory.
+    pub fn release(&self, from: usize, to: usize) {
+        if let Some(map) = &self.mapped
+            && to > from
+            && to <= map.len()
+        {
+            // SAFETY: the mapping is private and only read, so dropping its pages only means the
+            // next read of them faults them in again from the file, with the same bytes (a file
+            // changed under a replay is outside its contract, see `open`).
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
+        }
     }
 }
 
@@ -116,6 +144,7 @@ impl Source for FileSource {
                 stripes: workers.max(1),
                 pos: 0,
                 line: 0,
+                released: 0,
             };
             if let Some(&p) = resume.get(&s.name()) {
                 s.seek(p as usize);
@@ -139,6 +168,8 @@ struct Stripe {
     pos: usize,
     /// Lines before `pos`.
     line: u64,
+    /// Bytes before this were released ([`Input::release`]).
+    released: usize,
 }
 
 impl Stripe {
@@ -210,6 +241,11 @@ impl SourceReader for FileReader {
                         payload: line,
                     });
                 }
+            }
+            let behind = s.pos.saturating_sub(RELEASE_MARGIN);
+            if behind >= s.released + RELEASE_STEP {
+                s.input.release(s.released, behind);
+                s.released = behind;
             }
         }
         Ok(())
