@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use cdcflow::decode::debezium::DebeziumDecoder;
-use cdcflow::decode::{Decoded, Decoder};
+use cdcflow::decode::Decoded;
 use cdcflow::pipeline::{RunOptions, replay as run};
 use cdcflow::source::Input;
 use cdcflow::sql::Dataflows;
@@ -210,7 +210,7 @@ fn main() {
 }
 
 /// Runs one child (`parse` or a worker count) and returns its RESULT fields.
-fn run_child(exe: &std::path::Path, what: &str) -> impl Fn(&str) -> f64 {
+fn run_child(exe: &std::path::Path, what: &str) -> impl Fn(&str) -> f64 + use<> {
     let out = Command::new(exe)
         .env(CHILD, what)
         .output()
