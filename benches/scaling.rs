@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use cdcflow::decode::debezium::DebeziumDecoder;
 use cdcflow::decode::Decoded;
+use cdcflow::decode::debezium::DebeziumDecoder;
 use cdcflow::pipeline::{RunOptions, replay as run};
 use cdcflow::source::Input;
 use cdcflow::sql::Dataflows;

@@ -56,12 +56,14 @@ pub fn build<'s>(
         .enumerate()
         .map(|(t, s)| used.contains(&t).then(|| s.as_collection()))
         .collect();
+    let mut shared = render::Shared::default();
     let streams: Vec<_> = dataflows
         .views
         .iter()
         .enumerate()
         .map(|(vi, plan)| {
-            emit::emit_changes(vi, render::render_view(plan, &tables, metrics.clone()))
+            let docs = render::render_view(plan, &tables, &mut shared, metrics.clone());
+            emit::emit_changes(vi, docs)
         })
         .collect();
     Engine {

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use differential_dataflow::Hashable;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
@@ -37,11 +39,22 @@ fn report(metrics: &Metrics, view: &str, e: EvalError) {
     }
 }
 
+/// Rows arranged by a key.
+pub type KeyedArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, isize>>>;
+
+/// What the views of one dataflow share: the arrangements of their scanned, keyed sources.
+/// (An evaluation error of a shared source's key is counted once, not once per view.)
+#[derive(Default)]
+pub struct Shared<'s> {
+    keyed: std::collections::HashMap<String, KeyedArrangement<'s>>,
+}
+
 /// Renders one view over the per-table collections (`tables[id]`, present for every table the
 /// plan reads). Returns `(group key, document)` pairs.
 pub fn render_view<'s>(
     plan: &ViewPlan,
     tables: &[Option<Rows<'s>>],
+    shared: &mut Shared<'s>,
     metrics: Arc<Metrics>,
 ) -> VecCollection<'s, Time, (Row, Row)> {
     let view: Arc<str> = plan.name.as_str().into();
@@ -74,60 +87,74 @@ pub fn render_view<'s>(
         (pass, Some(failed))
     };
 
-    // Joins, left-deep in FROM order.
-    let mut joined = source(0, false).0;
+    // `(key, row)` for rows whose key evaluates; a row whose key fails is out as a whole.
+    let keyed = |rows: Rows<'s>, keys: Vec<Expr>| {
+        checked(rows, &metrics, &view, move |row: Row| {
+            match eval_all(&keys, &row) {
+                Ok(k) => (Some((k, row)), None),
+                Err(e) => (None, Some(e)),
+            }
+        })
+    };
+    // NULL keys never match; they only matter as unmatched rows of a LEFT JOIN.
+    let no_null =
+        |c: VecCollection<'s, Time, (Row, Row)>| c.filter(|(k, _)| !k.iter().any(Value::is_null));
+    // A source's rows with a non-NULL key, arranged by it: shared with every view that scans
+    // the same table with the same filter, columns and key (built by the first of them).
+    let arranged_source = |shared: &mut Shared<'s>, i: usize, keys: &[Expr]| {
+        let s = &plan.sources[i];
+        let id = format!("{}|{:?}|{:?}|{:?}", s.table, s.columns, s.filter, keys);
+        if let Some(a) = shared.keyed.get(&id) {
+            return a.clone();
+        }
+        let a = no_null(keyed(source(i, false).0, keys.to_vec())).arrange_by_key();
+        shared.keyed.insert(id, a.clone());
+        a
+    };
+
+    // Joins, left-deep in FROM order. `joined` is `None` while source 0 is not rendered yet
+    // (an inner join may take it from a shared arrangement instead).
+    let mut joined: Option<Rows<'s>> = None;
     for (ji, jp) in plan.joins.iter().enumerate() {
-        let (right_rows, right_failed) = source(ji + 1, jp.kind == JoinKind::Left);
+        if jp.kind == JoinKind::Inner {
+            let left = match joined.take() {
+                None => arranged_source(shared, 0, &jp.left_keys),
+                Some(rows) => no_null(keyed(rows, jp.left_keys.clone())).arrange_by_key(),
+            };
+            let right = arranged_source(shared, ji + 1, &jp.right_keys);
+            joined = Some(left.join_core(right, |_k, l: &Row, r: &Row| Some(concat(l, r))));
+            continue;
+        }
+        let rows = joined.take().unwrap_or_else(|| source(0, false).0);
+        let (right_rows, right_failed) = source(ji + 1, true);
         let right_width = plan.sources[ji + 1].columns.len();
-        // `(key, row)` for rows whose key evaluates; a row whose key fails is out as a whole.
-        let keyed = |rows: Rows<'s>, keys: Vec<Expr>| {
-            checked(rows, &metrics, &view, move |row: Row| {
-                match eval_all(&keys, &row) {
-                    Ok(k) => (Some((k, row)), None),
-                    Err(e) => (None, Some(e)),
-                }
-            })
-        };
-        let left_keyed = keyed(joined.clone(), jp.left_keys.clone());
-        // NULL keys never match; they only matter as unmatched rows of a LEFT JOIN.
-        let no_null = |c: VecCollection<'s, Time, (Row, Row)>| {
-            c.filter(|(k, _)| !k.iter().any(Value::is_null))
-        };
+        let left_keyed = keyed(rows, jp.left_keys.clone());
         let right_keyed = no_null(keyed(right_rows, jp.right_keys.clone()));
         let matchable = no_null(left_keyed.clone());
         let inner = matchable
             .clone()
-            .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| {
-                let mut out = Vec::with_capacity(l.len() + r.len());
-                out.extend_from_slice(l);
-                out.extend_from_slice(r);
-                out
-            });
-        joined = match jp.kind {
-            JoinKind::Inner => inner,
-            JoinKind::Left => {
-                let pad = move |row: Row| {
-                    let mut out = row;
-                    out.extend(std::iter::repeat_n(Value::Null, right_width));
-                    out
-                };
-                // A right row whose ON condition failed to evaluate might have matched: the
-                // left rows of its key are neither matched nor unmatched, they are out.
-                let right_keys = match right_failed {
-                    Some(failed) => right_keyed
-                        .concat(no_null(keyed(failed, jp.right_keys.clone())))
-                        .map(|(k, _)| k)
-                        .distinct_total(),
-                    None => right_keyed.map(|(k, _)| k).distinct_total(),
-                };
-                let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
-                let null_keyed = left_keyed
-                    .filter(|(k, _)| k.iter().any(Value::is_null))
-                    .map(move |(_, row)| pad(row));
-                inner.concat(unmatched).concat(null_keyed)
-            }
+            .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| concat(l, r));
+        let pad = move |row: Row| {
+            let mut out = row;
+            out.extend(std::iter::repeat_n(Value::Null, right_width));
+            out
         };
+        // A right row whose ON condition failed to evaluate might have matched: the left rows
+        // of its key are neither matched nor unmatched, they are out.
+        let right_keys = match right_failed {
+            Some(failed) => right_keyed
+                .concat(no_null(keyed(failed, jp.right_keys.clone())))
+                .map(|(k, _)| k)
+                .distinct_total(),
+            None => right_keyed.map(|(k, _)| k).distinct_total(),
+        };
+        let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
+        let null_keyed = left_keyed
+            .filter(|(k, _)| k.iter().any(Value::is_null))
+            .map(move |(_, row)| pad(row));
+        joined = Some(inner.concat(unmatched).concat(null_keyed));
     }
+    let mut joined = joined.unwrap_or_else(|| source(0, false).0);
     if let Some(f) = plan.filter.clone() {
         joined = checked(joined, &metrics, &view, move |row: Row| {
             match f.holds(&row) {
@@ -355,6 +382,14 @@ pub fn render_view<'s>(
     docs.inner
         .exchange(|((k, _), _, _): &((Row, Row), Time, isize)| k.hashed())
         .as_collection()
+}
+
+/// A left row followed by a right row.
+fn concat(l: &Row, r: &Row) -> Row {
+    let mut out = Vec::with_capacity(l.len() + r.len());
+    out.extend_from_slice(l);
+    out.extend_from_slice(r);
+    out
 }
 
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error
