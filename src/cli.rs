@@ -759,7 +759,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         pipeline::run(
             &dataflows,
             Arc::new(crate::source::FileSource::new(inputs)),
-            pipeline::debezium_with(options.schema_drift),
+            pipeline::debezium_reading(&dataflows, options.schema_drift),
             &options,
             sink,
             metrics,
@@ -932,7 +932,11 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         match (kafka, replica) {
             (Some(kafka), _) => (
                 Arc::new(crate::source::kafka::KafkaSource::connect(kafka)?),
-                pipeline::debezium_with(a.decode.schema_drift),
+                if a.state_dir.is_none() {
+                    pipeline::debezium_reading(&dataflows, a.decode.schema_drift)
+                } else {
+                    pipeline::debezium_with(a.decode.schema_drift)
+                },
             ),
             (None, Some(replica)) => {
                 let source = crate::source::replica::ReplicaSource::connect(replica)?;

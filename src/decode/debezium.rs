@@ -236,6 +236,8 @@ pub struct DebeziumDecoder {
     schema_cache: HashMap<Box<str>, SchemaKind>,
     drift: SchemaDrift,
     undeclared: std::cell::Cell<u64>,
+    /// Per table and column, whether to decode it (see [`DebeziumDecoder::reading`]).
+    read: Option<Arc<Vec<Vec<bool>>>>,
 }
 
 impl DebeziumDecoder {
@@ -251,7 +253,16 @@ impl DebeziumDecoder {
             schema_cache: HashMap::new(),
             drift,
             undeclared: std::cell::Cell::new(0),
+            read: None,
         }
+    }
+
+    /// Decodes only the columns `read[table][column]` marks (see
+    /// [`crate::sql::Dataflows::read_columns`]); the others are NULL in the row, their values
+    /// neither converted nor checked (a NOT NULL column that is null is still rejected).
+    pub fn reading(mut self, read: Arc<Vec<Vec<bool>>>) -> Self {
+        self.read = Some(read);
+        self
     }
 
     /// Decodes one message value (see [`Decoder`]).
@@ -434,7 +445,7 @@ impl DebeziumDecoder {
                 None => Ok(None),
                 Some(r) if r.get() == "null" => Ok(None),
                 Some(r) => self
-                    .decode_row(table_def, r, schema, which == "before")
+                    .decode_row(table_id, table_def, r, schema, which == "before")
                     .map(Some)
                     .map_err(|e| {
                         DecodeError(format!("`{which}` of {}: {}", table_def.qualified(), e.0))
@@ -574,6 +585,7 @@ impl DebeziumDecoder {
     /// [`SchemaDrift`] policy.
     fn decode_row(
         &self,
+        table_id: usize,
         table: &Table,
         raw: &RawValue,
         schema: Option<&RowSchema>,
@@ -606,11 +618,24 @@ impl DebeziumDecoder {
                     ));
                 }
             };
+            let col = &table.columns[idx];
+            if !key_only
+                && let Some(read) = &self.read
+                && read.get(table_id).is_some_and(|r| !r[idx])
+            {
+                if !col.nullable && value.get() == "null" {
+                    return err(format!(
+                        "column `{}` is NOT NULL but the value is null",
+                        col.name
+                    ));
+                }
+                row[idx] = Some(Value::Null);
+                continue;
+            }
             let fs = schema.and_then(|s| {
                 s.get(name.as_ref())
                     .or_else(|| s.get(name.to_ascii_lowercase().as_str()))
             });
-            let col = &table.columns[idx];
             let v = decode_value(&col.ty, value.get(), fs)
                 .map_err(|e| DecodeError(format!("column `{}` ({}): {}", col.name, col.ty, e.0)))?;
             if v.is_null() && !col.nullable {
@@ -1119,6 +1144,41 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_no_view_reads_are_not_decoded() {
+        let catalog = Arc::new(
+            Catalog::parse(
+                "s.sql",
+                "CREATE DATABASE a;\nCREATE TABLE a.t (id INT PRIMARY KEY, x INT NOT NULL, note VARCHAR(9) NOT NULL);",
+            )
+            .unwrap(),
+        );
+        let read = Arc::new(vec![vec![true, true, false]]);
+        let mut d = DebeziumDecoder::new(catalog.clone()).reading(read);
+        let msg = |note: &str| {
+            format!(
+                r#"{{"op":"c","before":null,"after":{{"id":1,"x":2,"note":{note}}},"source":{{"db":"a","table":"t","file":"b.000001","pos":4,"ts_ms":1}}}}"#
+            )
+        };
+        // `note` is not read: neither converted (a number where text is declared is fine)
+        // nor kept, but a NOT NULL column that is null is still an error.
+        let Ok(Decoded::Events(evs)) = d.decode(msg("7").as_bytes()) else {
+            panic!("decodes")
+        };
+        assert_eq!(
+            evs[0].row.as_deref(),
+            Some(&[Value::Int(1), Value::Int(2), Value::Null][..])
+        );
+        assert!(d.decode(msg("null").as_bytes()).is_err());
+        // Without the mask, every column is decoded.
+        let mut all = DebeziumDecoder::new(catalog);
+        assert!(all.decode(msg("7").as_bytes()).is_err());
+        let Ok(Decoded::Events(evs)) = all.decode(msg(r#""hi""#).as_bytes()) else {
+            panic!("decodes")
+        };
+        assert_eq!(evs[0].row.as_ref().unwrap()[2], Value::Text("hi".into()));
+    }
 
     #[test]
     fn twos_complement_decodes_negative_and_positive() {

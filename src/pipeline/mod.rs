@@ -198,6 +198,16 @@ pub fn debezium_with(drift: SchemaDrift) -> DecoderFactory {
     Arc::new(move |catalog| Box::new(DebeziumDecoder::with_drift(catalog, drift)))
 }
 
+/// The Debezium JSON decoder that decodes only the columns the views of `dataflows` read (and
+/// the primary keys): for runs that keep no state (a state dir keeps whole rows, so that a view
+/// changed before a restart is recomputed from every column).
+pub fn debezium_reading(dataflows: &Dataflows, drift: SchemaDrift) -> DecoderFactory {
+    let read = Arc::new(dataflows.read_columns());
+    Arc::new(move |catalog| {
+        Box::new(DebeziumDecoder::with_drift(catalog, drift).reading(read.clone()))
+    })
+}
+
 /// Replays `inputs` (Debezium JSON lines) to their end through the views of `dataflows`.
 pub fn replay(
     dataflows: &Dataflows,
@@ -208,7 +218,11 @@ pub fn replay(
     run(
         dataflows,
         Arc::new(FileSource::new(inputs)),
-        debezium_with(options.schema_drift),
+        if options.state.is_none() {
+            debezium_reading(dataflows, options.schema_drift)
+        } else {
+            debezium_with(options.schema_drift)
+        },
         options,
         sink,
         Arc::new(Metrics::default()),

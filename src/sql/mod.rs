@@ -57,6 +57,35 @@ impl Dataflows {
         Dataflows::from_sources(catalog, &sources)
     }
 
+    /// Per table (by id), per column: whether some view reads it (keeps it or filters on it)
+    /// or it is part of the primary key. A decoder may leave the other columns undecoded.
+    pub fn read_columns(&self) -> Vec<Vec<bool>> {
+        let mut read: Vec<Vec<bool>> = self
+            .catalog
+            .tables
+            .iter()
+            .map(|t| {
+                let mut r = vec![false; t.columns.len()];
+                for &k in &t.primary_key {
+                    r[k] = true;
+                }
+                r
+            })
+            .collect();
+        for v in &self.views {
+            for s in &v.sources {
+                let mut cols = s.columns.clone();
+                if let Some(f) = &s.filter {
+                    f.columns(&mut cols);
+                }
+                for c in cols {
+                    read[s.table][c] = true;
+                }
+            }
+        }
+        read
+    }
+
     /// The tables some view reads.
     pub fn used_tables(&self) -> std::collections::BTreeSet<crate::schema::TableId> {
         self.views
