@@ -670,10 +670,89 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         d.catalog.names()
     );
     for v in &d.views {
-        println!("{v}");
+        print!("{}", describe_view(v));
     }
     println!("ok: {} views", d.views.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` prints for a view: the source columns it reads, its joins, its group key
+/// (what identifies a document), then its plan.
+pub fn describe_view(v: &crate::sql::ViewPlan) -> String {
+    use crate::sql::plan::{JoinKind, show};
+    use std::fmt::Write as _;
+    let mut out = format!("view {}\n", v.name);
+    let mut joined: Vec<String> = Vec::new();
+    let mut joins: Vec<String> = Vec::new();
+    for (i, src) in v.sources.iter().enumerate() {
+        let mut read: Vec<usize> = src.columns.clone();
+        if let Some(f) = &src.filter {
+            f.columns(&mut read);
+        }
+        read.sort_unstable();
+        read.dedup();
+        let names: Vec<&str> = read
+            .iter()
+            .filter_map(|c| src.table_columns.get(*c).map(String::as_str))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {} {}: {}",
+            if i == 0 { "reads:" } else { "      " },
+            src.table_name,
+            src.alias,
+            names.join(", ")
+        );
+        let own: Vec<String> = src
+            .column_names
+            .iter()
+            .map(|c| format!("{}.{c}", src.alias))
+            .collect();
+        if i > 0 {
+            let j = &v.joins[i - 1];
+            let keys: Vec<String> = j
+                .left_keys
+                .iter()
+                .zip(&j.right_keys)
+                .map(|(l, r)| format!("{} = {}", show(l, &joined), show(r, &own)))
+                .collect();
+            joins.push(format!(
+                "{} {} {} on {}",
+                match j.kind {
+                    JoinKind::Inner => "join",
+                    JoinKind::Left => "left join",
+                },
+                src.table_name,
+                src.alias,
+                keys.join(" and ")
+            ));
+        }
+        joined.extend(own);
+    }
+    if joins.is_empty() {
+        out.push_str("  joins: none\n");
+    }
+    for (i, j) in joins.iter().enumerate() {
+        let _ = writeln!(out, "  {} {j}", if i == 0 { "joins:" } else { "      " });
+    }
+    let group: Vec<String> = v.group_by.iter().map(|e| show(e, &joined)).collect();
+    if v.global {
+        out.push_str("  group key: none (one document over all rows)\n");
+    } else if v.id_width < v.group_by.len() || v.aggregates.is_empty() {
+        let _ = writeln!(
+            out,
+            "  group key: none (one document per row, id {})",
+            group[..v.id_width.min(group.len())].join(", ")
+        );
+    } else {
+        let _ = writeln!(out, "  group key: {}", group.join(", "));
+    }
+    out.push_str("  plan:\n");
+    for line in v.to_string().lines().skip(1) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+    out
 }
 
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
