@@ -405,6 +405,21 @@ fn check_refuses_a_bad_view_with_file_line_and_column() {
         "{err}"
     );
     assert!(!String::from_utf8_lossy(&o.stdout).contains("ok:"));
+    // Where there is no position, none is made up (no `:0:0:`).
+    let empty = tempfile::tempdir().unwrap();
+    let o = cdcflow()
+        .args(["check", "--views"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}: cannot read: ",
+            empty.path().join("schema.sql").display()
+        )),
+        "{err}"
+    );
 }
 
 /// With stderr not a terminal, `replay --progress` prints plain progress lines there (at least
