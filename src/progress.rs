@@ -237,13 +237,7 @@ fn nap(stop: &AtomicBool, d: Duration) -> bool {
     }
 }
 
-fn lines(
-    stop: &AtomicBool,
-    what: &str,
-    unit: Unit,
-    every: Duration,
-    sample: &dyn Fn() -> Sample,
-) {
+fn lines(stop: &AtomicBool, what: &str, unit: Unit, every: Duration, sample: &dyn Fn() -> Sample) {
     let started = Instant::now();
     let mut rate = Rate::default();
     rate.add(started, sample().events);

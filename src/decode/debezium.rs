@@ -1118,7 +1118,6 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
     Ok(Decimal::new(m, scale))
 }
 
-
 /// A JSON syntax error with where it is in the message: its column (1-based, counted in
 /// bytes of the message as read, `lead` bytes of leading whitespace included), and its line
 /// when the message spans several.

@@ -57,7 +57,8 @@ fn malformed_json_is_dead_lettered() {
 #[test]
 fn malformed_json_names_the_column() {
     let d = outbound();
-    let line = r#"  {"op":"c","source":{"db":"orders","table":"orders","ts_ms":1},"after":{"id":1,}"#;
+    let line =
+        r#"  {"op":"c","source":{"db":"orders","table":"orders","ts_ms":1},"after":{"id":1,}"#;
     let out = run(
         &d,
         vec![Input::from_bytes("bad.jsonl", format!("\n{line}\n"))],

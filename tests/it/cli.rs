@@ -445,8 +445,13 @@ fn replay_progress_lines_go_to_stderr_only() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
     }
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("progress: ")).collect();
-    let last = lines.last().unwrap_or_else(|| panic!("no progress line:\n{err}"));
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no progress line:\n{err}"));
     assert!(last.starts_with("progress: 100.0% ("), "{last}");
     for part in [" records, ", " events, ", " events/s", "all times complete"] {
         assert!(last.contains(part), "`{part}` missing in {last}");
@@ -471,10 +476,12 @@ fn gen_progress_lines_go_to_stderr_only() {
     let err = String::from_utf8_lossy(&o.stderr);
     let last = err
         .lines()
-        .filter(|l| l.starts_with("gen: "))
-        .last()
+        .rfind(|l| l.starts_with("gen: "))
         .unwrap_or_else(|| panic!("no progress line:\n{err}"));
-    assert!(last.starts_with("gen: 100.0% (40 of 40 orders), "), "{last}");
+    assert!(
+        last.starts_with("gen: 100.0% (40 of 40 orders), "),
+        "{last}"
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.lines().all(|l| l.starts_with('{')), "{out}");
     let o = cdcflow()

@@ -503,5 +503,8 @@ fn run_logs_a_status_line_per_interval() {
     let last = status.last().unwrap();
     assert!(last.contains("; frontier 2026-"), "{last}");
     assert!(last.contains("; consumer lag 0 messages"), "{last}");
-    assert!(last.contains("; sink: 0 pending, acknowledged up to 2026-"), "{last}");
+    assert!(
+        last.contains("; sink: 0 pending, acknowledged up to 2026-"),
+        "{last}"
+    );
 }
