@@ -2,7 +2,7 @@
 //! validated into the engine's options. `main.rs` only calls [`main_with_args`].
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -208,8 +208,8 @@ struct ReplayArgs {
     /// No progress output on stderr.
     #[arg(short, long, conflicts_with = "progress")]
     quiet: bool,
-    /// Progress on stderr about once a second even when stderr is not a terminal (by default only
-    /// on a terminal).
+    /// Progress on stderr even when stderr is not a terminal: a plain line about once a second
+    /// and one at the end (on a terminal, a progress bar is drawn without this flag).
     #[arg(long)]
     progress: bool,
     /// Binlog inputs: dead-letter events that cannot be decoded (CRC mismatch, truncated,
@@ -333,6 +333,15 @@ struct RunArgs {
     /// Progress on stderr about once a second.
     #[arg(long)]
     progress: bool,
+    /// Seconds between the status lines on stderr (events/s over the interval, frontier lag,
+    /// consumer lag, the sinks' pending and acknowledged times, retries and errors); 0: none.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        env = "CDCFLOW_LOG_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    log_interval: f64,
     #[command(flatten)]
     es: EsArgs,
     /// Serve Prometheus metrics at `ADDR/metrics` (e.g. 127.0.0.1:9464).
@@ -453,6 +462,13 @@ struct GenArgs {
     /// Where transaction markers go with `--tx-metadata separate`.
     #[arg(long, required_if_eq("tx_metadata", "separate"))]
     tx_markers_out: Option<PathBuf>,
+    /// No progress output on stderr.
+    #[arg(short, long, conflicts_with = "progress")]
+    quiet: bool,
+    /// Progress on stderr even when stderr is not a terminal: a plain line about once a second
+    /// and one at the end (on a terminal, a progress bar is drawn without this flag).
+    #[arg(long)]
+    progress: bool,
     /// Output file (`-` for stdout).
     #[arg(long)]
     out: PathBuf,
@@ -654,10 +670,89 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         d.catalog.names()
     );
     for v in &d.views {
-        println!("{v}");
+        print!("{}", describe_view(v));
     }
     println!("ok: {} views", d.views.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` prints for a view: the source columns it reads, its joins, its group key
+/// (what identifies a document), then its plan.
+pub fn describe_view(v: &crate::sql::ViewPlan) -> String {
+    use crate::sql::plan::{JoinKind, show};
+    use std::fmt::Write as _;
+    let mut out = format!("view {}\n", v.name);
+    let mut joined: Vec<String> = Vec::new();
+    let mut joins: Vec<String> = Vec::new();
+    for (i, src) in v.sources.iter().enumerate() {
+        let mut read: Vec<usize> = src.columns.clone();
+        if let Some(f) = &src.filter {
+            f.columns(&mut read);
+        }
+        read.sort_unstable();
+        read.dedup();
+        let names: Vec<&str> = read
+            .iter()
+            .filter_map(|c| src.table_columns.get(*c).map(String::as_str))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {} {}: {}",
+            if i == 0 { "reads:" } else { "      " },
+            src.table_name,
+            src.alias,
+            names.join(", ")
+        );
+        let own: Vec<String> = src
+            .column_names
+            .iter()
+            .map(|c| format!("{}.{c}", src.alias))
+            .collect();
+        if i > 0 {
+            let j = &v.joins[i - 1];
+            let keys: Vec<String> = j
+                .left_keys
+                .iter()
+                .zip(&j.right_keys)
+                .map(|(l, r)| format!("{} = {}", show(l, &joined), show(r, &own)))
+                .collect();
+            joins.push(format!(
+                "{} {} {} on {}",
+                match j.kind {
+                    JoinKind::Inner => "join",
+                    JoinKind::Left => "left join",
+                },
+                src.table_name,
+                src.alias,
+                keys.join(" and ")
+            ));
+        }
+        joined.extend(own);
+    }
+    if joins.is_empty() {
+        out.push_str("  joins: none\n");
+    }
+    for (i, j) in joins.iter().enumerate() {
+        let _ = writeln!(out, "  {} {j}", if i == 0 { "joins:" } else { "      " });
+    }
+    let group: Vec<String> = v.group_by.iter().map(|e| show(e, &joined)).collect();
+    if v.global {
+        out.push_str("  group key: none (one document over all rows)\n");
+    } else if v.id_width < v.group_by.len() || v.aggregates.is_empty() {
+        let _ = writeln!(
+            out,
+            "  group key: none (one document per row, id {})",
+            group[..v.id_width.min(group.len())].join(", ")
+        );
+    } else {
+        let _ = writeln!(out, "  group key: {}", group.join(", "));
+    }
+    out.push_str("  plan:\n");
+    for line in v.to_string().lines().skip(1) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+    out
 }
 
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -741,20 +836,42 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let server = start_dashboard(http, &dashboard, &registry)?;
+    let progress = Arc::new(crate::progress::Progress::default());
     let options = RunOptions {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
         max_time_skew_ms: a.time.max_time_skew_ms,
-        progress: a.progress || (!a.quiet && std::io::stderr().is_terminal()),
+        progress_state: Some(progress.clone()),
         dead_letter: Some(dead_letter.clone()),
         schema_drift: a.decode.schema_drift,
         shutdown: shutdown.clone(),
         pipeline_metrics: dashboard.as_ref().map(|_| pipeline_metrics.clone()),
         ..RunOptions::new(1)
     };
+    // Only process 0 shows progress (its worker 0 publishes it).
+    let reporter = crate::progress::Reporter::start(
+        if a.workers.process == 0 {
+            crate::progress::Mode::choose(a.quiet, a.progress)
+        } else {
+            crate::progress::Mode::Off
+        },
+        "progress",
+        crate::progress::Unit::Bytes,
+        std::time::Duration::from_secs(1),
+        crate::progress::replay_sample(metrics.clone(), progress),
+    );
     let outcome = if binlogs > 0 {
         let files = crate::source::binlog::open_files(&a.inputs)?;
-        pipeline::replay_binlog(&dataflows, files, a.skip_bad_events, &options, sink)?
+        let source = crate::source::binlog::BinlogSource::new(files)?;
+        let decoder = pipeline::binlog_decoder(source.file_names(), a.skip_bad_events);
+        pipeline::run(
+            &dataflows,
+            Arc::new(source),
+            decoder,
+            &options,
+            sink,
+            metrics.clone(),
+        )
     } else {
         pipeline::run(
             &dataflows,
@@ -762,9 +879,11 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             pipeline::debezium_reading(&dataflows, options.schema_drift),
             &options,
             sink,
-            metrics,
-        )?
+            metrics.clone(),
+        )
     };
+    reporter.finish();
+    let outcome = outcome?;
     if !outcome.stopped {
         pipeline_metrics.set_frontier(crate::time::Time::MAX);
     }
@@ -1027,11 +1146,44 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    let progress = Arc::new(crate::progress::Progress::default());
+    let interval_log = if a.log_interval > 0.0 && a.log_interval.is_finite() {
+        let (m, p, es) = (metrics.clone(), progress.clone(), es_metrics.clone());
+        let with_es = !a.es.elasticsearch.is_empty();
+        let sample = move || {
+            let es = with_es.then(|| {
+                let s = es.snapshot();
+                (s.retries, s.errors, s.dead_lettered)
+            });
+            crate::progress::Interval {
+                events: m.events.load(Ordering::Relaxed),
+                records: m.records.load(Ordering::Relaxed),
+                frontier: p.frontier(),
+                now_ms: crate::time::now_ms(),
+                consumer_lag: p.lag(),
+                sink_pending: m.sink_pending.load(Ordering::Relaxed),
+                sink_acknowledged: match m.sink_acknowledged.load(Ordering::Relaxed) {
+                    0 => None,
+                    t => Some(t),
+                },
+                documents: m.upserts.load(Ordering::Relaxed) + m.deletes.load(Ordering::Relaxed),
+                dead_lettered: m.dead_lettered.load(Ordering::Relaxed),
+                elasticsearch: es,
+            }
+        };
+        Some(crate::progress::IntervalLog::start(
+            Duration::from_secs_f64(a.log_interval.max(0.05)),
+            sample,
+        ))
+    } else {
+        None
+    };
     let options = RunOptions {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
         max_time_skew_ms: a.time.max_time_skew_ms,
         progress: a.progress,
+        progress_state: Some(progress),
         dead_letter: Some(dead_letter.clone()),
         idle_timeout: Duration::from_millis(a.idle_timeout_ms),
         tx_timeout: Some(Duration::from_millis(a.transaction_timeout_ms)),
@@ -1050,7 +1202,9 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         &options,
         Some(Box::new(crate::sink::Fanout::new(sinks))),
         metrics.clone(),
-    )?;
+    );
+    drop(interval_log);
+    let outcome = outcome?;
     let m = &outcome.metrics;
     eprintln!(
         "summary: {m}; {:.2}s; elasticsearch: {:?}",
@@ -1141,27 +1295,53 @@ fn gen_cmd(a: GenArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let started = std::time::Instant::now();
-    let stats = if a.out.as_os_str() == "-" {
-        crate::workload::generate_with_markers(
-            &opts,
-            &mut BufWriter::new(std::io::stdout().lock()),
-            markers.as_mut().map(|m| m as &mut dyn Write),
-        )?
-    } else {
-        let f =
-            File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        let s = crate::workload::generate_with_markers(
-            &opts,
-            &mut w,
-            markers.as_mut().map(|m| m as &mut dyn Write),
-        )?;
-        w.flush()?;
-        s
+    let progress = Arc::new(crate::workload::GenProgress::default());
+    let reporter = {
+        let (p, total) = (progress.clone(), a.orders);
+        crate::progress::Reporter::start(
+            crate::progress::Mode::choose(a.quiet, a.progress),
+            "gen",
+            crate::progress::Unit::Orders,
+            std::time::Duration::from_secs(1),
+            move || crate::progress::Sample {
+                done: Some(p.orders.load(std::sync::atomic::Ordering::Relaxed)),
+                total: Some(total),
+                events: p.events.load(std::sync::atomic::Ordering::Relaxed),
+                ..Default::default()
+            },
+        )
     };
-    if let Some(m) = markers.as_mut() {
-        m.flush()?;
-    }
+    let generated = (|| -> anyhow::Result<crate::workload::GenStats> {
+        let stats = if a.out.as_os_str() == "-" {
+            let mut w = BufWriter::new(std::io::stdout().lock());
+            let s = crate::workload::generate_with_progress(
+                &opts,
+                &mut w,
+                markers.as_mut().map(|m| m as &mut dyn Write),
+                Some(&progress),
+            )?;
+            w.flush()?;
+            s
+        } else {
+            let f = File::create(&a.out)
+                .with_context(|| format!("cannot create {}", a.out.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            let s = crate::workload::generate_with_progress(
+                &opts,
+                &mut w,
+                markers.as_mut().map(|m| m as &mut dyn Write),
+                Some(&progress),
+            )?;
+            w.flush()?;
+            s
+        };
+        if let Some(m) = markers.as_mut() {
+            m.flush()?;
+        }
+        Ok(stats)
+    })();
+    reporter.finish();
+    let stats = generated?;
     eprintln!(
         "generated {} events in {} transactions as {} lines in {:.2}s; replay with --allowed-lateness-ms {} for no late events",
         stats.events,

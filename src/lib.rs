@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod oracle;
 pub mod pipeline;
+pub mod progress;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -36,6 +36,12 @@ pub struct Metrics {
     pub transactions: AtomicU64,
     /// Transactions released incomplete (input ended or transaction timeout).
     pub incomplete_transactions: AtomicU64,
+    /// A gauge, not in [`MetricsSnapshot`]: completed times handed to the sink and not yet
+    /// acknowledged by it.
+    pub sink_pending: AtomicU64,
+    /// A gauge, not in [`MetricsSnapshot`]: the greatest time the sink acknowledged (0 while
+    /// none is).
+    pub sink_acknowledged: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].

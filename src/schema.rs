@@ -677,7 +677,7 @@ fn fsp(p: Option<u64>) -> Result<u8, String> {
 
 /// An error in a SQL file, with its position.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
+#[error("{}", self.position_and_message())]
 pub struct SqlError {
     /// The file.
     pub file: String,
@@ -690,6 +690,16 @@ pub struct SqlError {
 }
 
 impl SqlError {
+    /// `FILE:LINE:COLUMN: MESSAGE`, or `FILE: MESSAGE` where the position is unknown (a file
+    /// that cannot be read, a directory without views).
+    fn position_and_message(&self) -> String {
+        match (self.line, self.column) {
+            (0, _) => format!("{}: {}", self.file, self.message),
+            (l, 0) => format!("{}:{l}: {}", self.file, self.message),
+            (l, c) => format!("{}:{l}:{c}: {}", self.file, self.message),
+        }
+    }
+
     /// An error at the start of `span`.
     pub fn at(file: &str, span: Span, message: String) -> SqlError {
         SqlError {

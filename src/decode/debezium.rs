@@ -275,8 +275,10 @@ impl DebeziumDecoder {
         if trimmed == "null" || trimmed.is_empty() {
             return Ok(Decoded::Ignored("tombstone"));
         }
-        let msg: Message = serde_json::from_str(trimmed)
-            .map_err(|e| DecodeError(format!("malformed JSON: {e}")))?;
+        let msg: Message = serde_json::from_str(trimmed).map_err(|e| {
+            let lead = text.len() - text.trim_start().len();
+            DecodeError(malformed_json(&e, lead))
+        })?;
         if msg.payload.is_none() && msg.op.is_none() && msg.source.is_none() && msg.status.is_none()
         {
             // `{"schema": null, "payload": null}`: serde reads a JSON null as an absent field.
@@ -1139,6 +1141,26 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
         ))
     })?;
     Ok(Decimal::new(m, scale))
+}
+
+/// A JSON syntax error with where it is in the message: its column (1-based, counted in
+/// bytes of the message as read, `lead` bytes of leading whitespace included), and its line
+/// when the message spans several.
+fn malformed_json(e: &serde_json::Error, lead: usize) -> String {
+    let text = e.to_string();
+    let what = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    if e.line() > 1 {
+        format!(
+            "malformed JSON at line {} column {} of the message: {what}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        format!("malformed JSON at column {}: {what}", e.column() + lead)
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::decode::debezium::{DebeziumDecoder, SchemaDrift};
 use crate::decode::{Decoded, Decoder};
 use crate::event::{ChangeEvent, Input as EngineInput};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::progress::{Progress, Reporter};
 use crate::schema::Catalog;
 use crate::sink::{Change, Recorded, Recorder, Sink, ViewState};
 use crate::source::watermark::Watermark;
@@ -120,8 +121,11 @@ pub struct RunOptions {
     /// An event committed more than this after its partition's newest time (or, for a
     /// partition's first event or an idle one, after the wall clock) is rejected.
     pub max_time_skew_ms: Time,
-    /// Print progress to stderr about once a second.
+    /// Print a progress line to stderr about once a second, and one at the end.
     pub progress: bool,
+    /// Where the workers publish their progress (bytes read, frontier, consumer lag) for a
+    /// reporter of the caller's ([`crate::progress::Reporter`]); `None`: only for `progress`.
+    pub progress_state: Option<Arc<Progress>>,
     /// Keep every emitted change in memory (tests).
     pub keep_log: bool,
     /// Dead-letter file for rejected records.
@@ -154,6 +158,7 @@ impl RunOptions {
             lateness_ms: 0,
             max_time_skew_ms: DEFAULT_MAX_TIME_SKEW_MS,
             progress: false,
+            progress_state: None,
             keep_log: false,
             dead_letter: None,
             chunk_lines: CHUNK_LINES,
@@ -408,7 +413,11 @@ pub fn run(
         lateness: options.lateness_ms,
         skew: options.max_time_skew_ms,
         chunk: options.chunk_lines.max(1),
-        progress: options.progress,
+        progress: {
+            let p = options.progress_state.clone().unwrap_or_default();
+            p.set_total_bytes(source.total_bytes());
+            p
+        },
         idle: options.idle_timeout,
         state: options.state.clone(),
         shutdown: options
@@ -417,7 +426,6 @@ pub fn run(
             .unwrap_or_else(|| Arc::new(AtomicBool::new(false))),
         commit_interval: options.commit_interval,
         total_bytes: source.total_bytes(),
-        started,
         schema_print,
         view_prints,
         pipeline_metrics: options.pipeline_metrics.clone(),
@@ -437,6 +445,18 @@ pub fn run(
     };
     let resent = Arc::new(resent);
     let stopped = Arc::new(AtomicBool::new(false));
+    let settings_progress = settings.progress.clone();
+    let reporter = Reporter::start(
+        if options.progress {
+            crate::progress::Mode::Lines
+        } else {
+            crate::progress::Mode::Off
+        },
+        "progress",
+        crate::progress::Unit::Bytes,
+        Duration::from_secs(1),
+        crate::progress::replay_sample(metrics.clone(), settings.progress.clone()),
+    );
 
     let (m, fl, dl, st) = (
         metrics.clone(),
@@ -534,6 +554,10 @@ pub fn run(
     if let Some(e) = first_error {
         return Err(e);
     }
+    if !stopped.load(Ordering::SeqCst) {
+        settings_progress.set_done();
+    }
+    reporter.finish();
     let mut dead = dead.lock().expect("dead-letter lock");
     dead.flush().context("cannot write the dead-letter file")?;
     let recorded: Recorded = std::mem::take(&mut *recorded.lock().expect("recorder lock"));
@@ -552,13 +576,13 @@ struct Settings {
     lateness: Time,
     skew: Time,
     chunk: usize,
-    progress: bool,
+    /// Published for progress output.
+    progress: Arc<Progress>,
     idle: Duration,
     state: Option<StateOptions>,
     shutdown: Arc<AtomicBool>,
     commit_interval: Duration,
     total_bytes: Option<u64>,
-    started: Instant,
     schema_print: String,
     view_prints: Vec<(String, String)>,
     pipeline_metrics: Option<crate::http::PipelineMetrics>,
@@ -638,7 +662,7 @@ impl Driver<'_> {
     /// of its input.
     fn drive(&mut self, worker: &mut timely::worker::Worker) -> anyhow::Result<bool> {
         let mut previous: Time = self.cap.as_ref().map_or(0, |c| *c.time());
-        let mut last_report = Instant::now();
+        let mut last_publish: Option<Instant> = None;
         let mut last_commit = Instant::now();
         let mut last_checkpoint = Instant::now();
         loop {
@@ -733,18 +757,19 @@ impl Driver<'_> {
                     pm.set_read_position(&name, self.reader.next_position(p));
                 }
             }
-            if self.settings.progress
-                && self.index == 0
-                && last_report.elapsed() >= Duration::from_secs(1)
-            {
-                last_report = Instant::now();
-                self.report(wait_for);
+            if last_publish.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                last_publish = Some(Instant::now());
+                self.publish_progress();
             }
         }
         // The input is closed: let everything complete.
         while !self.probe.done() {
             worker.step_or_park(Some(Duration::from_millis(1)));
             self.check_failure()?;
+            if last_publish.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                last_publish = Some(Instant::now());
+                self.publish_progress();
+            }
         }
         if self.settings.state.is_some() {
             let positions = self.resume_positions(Time::MAX);
@@ -1139,23 +1164,20 @@ impl Driver<'_> {
         Ok(true)
     }
 
-    fn report(&self, complete_before: Time) {
-        let s = self.metrics.snapshot();
-        let secs = self.settings.started.elapsed().as_secs_f64();
-        let share = match (self.settings.total_bytes, self.reader.consumed_bytes()) {
-            (Some(total), Some(done)) => format!(
-                "{:.1}% of input, ",
-                100.0 * done as f64 / total.max(1) as f64
-            ),
-            _ => String::new(),
-        };
-        eprintln!(
-            "progress: {share}{} records, {} events, {:.0} events/s, complete before {} UTC",
-            s.records,
-            s.events,
-            s.events as f64 / secs.max(1e-9),
-            crate::value::Value::DateTime(complete_before as i64 * 1000)
-        );
+    /// Publishes this worker's progress for progress output: bytes read and the frontier
+    /// (worker 0), consumer lag (every worker).
+    fn publish_progress(&self) {
+        let p = &self.settings.progress;
+        if self.index == 0 {
+            if let Some(b) = self.reader.consumed_bytes() {
+                p.set_consumed_bytes(b);
+            }
+            p.set_frontier(self.probe_frontier().unwrap_or(Time::MAX));
+        }
+        let lag = (0..self.reader.partitions())
+            .filter_map(|q| self.reader.lag(q))
+            .reduce(|a, b| a + b);
+        p.set_lag(self.local, lag);
     }
 }
 

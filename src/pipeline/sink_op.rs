@@ -7,6 +7,7 @@
 //! already (for views whose definition did not change), so they are only recorded.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,16 +103,25 @@ pub fn write<'s>(
                         return;
                     }
                     unacked.push_back((time, cap));
+                    metrics
+                        .sink_pending
+                        .store(unacked.len() as u64, Ordering::Relaxed);
                 }
                 if !unacked.is_empty() {
                     match s.acknowledged() {
                         Ok(acked) => {
+                            if let Some(a) = acked {
+                                metrics.sink_acknowledged.store(a, Ordering::Relaxed);
+                            }
                             while unacked
                                 .front()
                                 .is_some_and(|(t, _)| acked.is_some_and(|a| *t <= a))
                             {
                                 unacked.pop_front();
                             }
+                            metrics
+                                .sink_pending
+                                .store(unacked.len() as u64, Ordering::Relaxed);
                         }
                         Err(e) => {
                             failed = true;

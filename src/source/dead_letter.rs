@@ -82,7 +82,10 @@ impl DeadLetters {
         field: &str,
     ) -> anyhow::Result<()> {
         if self.printed < PRINT_LIMIT {
-            if unit == "line" {
+            if unit == "line" && line == 0 {
+                // A sink's rejection: no position in a source.
+                eprintln!("error: {source}: {error}");
+            } else if unit == "line" {
                 eprintln!("error: {source}:{line}: {error}");
             } else {
                 eprintln!("error: {source} {unit} {line}: {error}");

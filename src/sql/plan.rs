@@ -283,7 +283,7 @@ impl fmt::Display for ViewPlan {
 }
 
 /// Renders an expression with column names.
-fn show(e: &Expr, names: &[String]) -> String {
+pub(crate) fn show(e: &Expr, names: &[String]) -> String {
     use super::expr::BinOp as B;
     let s = |x: &Expr| show(x, names);
     match e {

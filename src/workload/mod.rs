@@ -438,9 +438,30 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
 pub fn generate_with_markers(
     opts: &GenOptions,
     out: &mut impl Write,
-    mut markers: Option<&mut dyn Write>,
+    markers: Option<&mut dyn Write>,
 ) -> std::io::Result<GenStats> {
+    generate_with_progress(opts, out, markers, None)
+}
+
+/// How far a generation is, for progress output (updated as it goes).
+#[derive(Debug, Default)]
+pub struct GenProgress {
+    /// Orders started, of [`GenOptions::orders`].
+    pub orders: std::sync::atomic::AtomicU64,
+    /// Row changes generated.
+    pub events: std::sync::atomic::AtomicU64,
+}
+
+/// [`generate_with_markers`], publishing how far it is in `progress`.
+pub fn generate_with_progress(
+    opts: &GenOptions,
+    out: &mut impl Write,
+    mut markers: Option<&mut dyn Write>,
+    progress: Option<&GenProgress>,
+) -> std::io::Result<GenStats> {
+    use std::sync::atomic::Ordering::Relaxed;
     let catalog = outbound_catalog();
+    let orders_table = catalog.lookup("orders", "orders");
     let mut encoder = Encoder::new(&catalog, opts.schemas, opts.decimal);
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     // Bounded shuffle: each line gets a sort key in [index, index + W]; a min-heap releases
@@ -463,6 +484,18 @@ pub fn generate_with_markers(
     let (events, txs) = simulate(&catalog, opts.orders, opts.seed, opts.span_secs, |tx| {
         if io_error.is_some() {
             return;
+        }
+        if let Some(p) = progress {
+            // Orders are numbered as they start: the greatest id created is the count.
+            for c in tx {
+                if Some(c.table) == orders_table
+                    && c.op == Op::Create
+                    && let Some(Value::Int(id)) = c.after.as_ref().and_then(|r| r.first())
+                {
+                    p.orders.fetch_max(*id as u64, Relaxed);
+                }
+            }
+            p.events.fetch_add(tx.len() as u64, Relaxed);
         }
         let meta = opts.tx_metadata != TxMetadata::Off;
         let mut lines: Vec<(String, u64, bool)> = Vec::with_capacity(tx.len() + 2);

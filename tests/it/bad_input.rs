@@ -52,6 +52,32 @@ fn malformed_json_is_dead_lettered() {
     check_case("malformed_json", "malformed JSON");
 }
 
+/// A JSON syntax error names the column in the line (the file and line come with every
+/// rejection), not serde's "line 1 column N" of the message alone.
+#[test]
+fn malformed_json_names_the_column() {
+    let d = outbound();
+    let line =
+        r#"  {"op":"c","source":{"db":"orders","table":"orders","ts_ms":1},"after":{"id":1,}"#;
+    let out = run(
+        &d,
+        vec![Input::from_bytes("bad.jsonl", format!("\n{line}\n"))],
+        &RunOptions::new(1),
+        None,
+    )
+    .unwrap();
+    let r = &out.rejected[0];
+    assert_eq!((r.source.as_str(), r.line), ("bad.jsonl", 2));
+    let col = line.find(",}").unwrap() + 2;
+    assert!(
+        r.error
+            .starts_with(&format!("malformed JSON at column {col}: ")),
+        "{}",
+        r.error
+    );
+    assert!(!r.error.contains("line 1"), "{}", r.error);
+}
+
 #[test]
 fn unknown_table_is_dead_lettered() {
     check_case("unknown_table", "unknown table `orders.refunds`");

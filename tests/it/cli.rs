@@ -344,3 +344,149 @@ fn replay_reads_pipes_stdin_and_fifos() {
     assert_eq!(replay_to("fifo.jsonl", fifo.to_str().unwrap(), None), want);
     writer.join().unwrap();
 }
+
+/// `check` shows, per view, the source columns it reads (those only a pushed-down filter reads
+/// included), its joins and its group key, before the plan.
+#[test]
+fn check_lists_columns_joins_and_group_key() {
+    let o = cdcflow().args(["check"]).output().unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    let view = s
+        .split("\n\n")
+        .find(|v| v.contains("view units_shipped"))
+        .unwrap_or_else(|| panic!("{s}"));
+    for want in [
+        "  reads: warehouse.shipments s: order_id, warehouse_id, status, shipped_at\n",
+        "         orders.order_items i: order_id, item_type, quantity\n",
+        "  joins: join orders.order_items i on s.order_id = i.order_id\n",
+        "  group key: DATE(s.shipped_at), s.warehouse_id, COLLATE_CI(i.item_type)\n",
+        "  plan:\n",
+    ] {
+        assert!(view.contains(want), "`{want}` missing in\n{view}");
+    }
+    let cost = s
+        .split("\n\n")
+        .find(|v| v.contains("view warehouse_cost"))
+        .unwrap();
+    assert!(
+        cost.contains("         join orders.orders o on s.order_id = o.id\n"),
+        "{cost}"
+    );
+}
+
+/// A view `check` refuses names its file, line and column, and nothing is printed as planned.
+#[test]
+fn check_refuses_a_bad_view_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("dataflows/schema.sql"),
+        dir.path().join("schema.sql"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("late.sql"),
+        "SELECT s.warehouse_id, COUNT(*) AS n\nFROM warehouse.shipments s\nWHERE s.shiped_at IS NOT NULL\nGROUP BY s.warehouse_id\n",
+    )
+    .unwrap();
+    let o = cdcflow()
+        .args(["check", "--views"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let file = dir.path().join("late.sql");
+    assert!(
+        err.contains(&format!(
+            "error: {}:3:7: unknown column `s.shiped_at`",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("ok:"));
+    // Where there is no position, none is made up (no `:0:0:`).
+    let empty = tempfile::tempdir().unwrap();
+    let o = cdcflow()
+        .args(["check", "--views"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}: cannot read: ",
+            empty.path().join("schema.sql").display()
+        )),
+        "{err}"
+    );
+}
+
+/// With stderr not a terminal, `replay --progress` prints plain progress lines there (at least
+/// the one at the end, at 100%), never on stdout, which carries the change log with `--out -`;
+/// without --progress, and with --quiet, there are none.
+#[test]
+fn replay_progress_lines_go_to_stderr_only() {
+    let run = |flag: Option<&str>| {
+        let mut c = cdcflow();
+        c.args(["replay", "--allowed-lateness-ms", "3600000", "--out", "-"]);
+        if let Some(f) = flag {
+            c.arg(f);
+        }
+        let o = c.arg("fixtures/outbound.jsonl").output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(Some("--progress"));
+    for line in out.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    }
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no progress line:\n{err}"));
+    assert!(last.starts_with("progress: 100.0% ("), "{last}");
+    for part in [" records, ", " events, ", " events/s", "all times complete"] {
+        assert!(last.contains(part), "`{part}` missing in {last}");
+    }
+    // No terminal control codes in plain lines.
+    assert!(!err.contains('\u{1b}'), "{err}");
+    let (_, err) = run(None);
+    assert!(!err.contains("progress: "), "{err}");
+    let (_, err) = run(Some("--quiet"));
+    assert!(!err.contains("progress: "), "{err}");
+}
+
+/// `gen --progress` without a terminal: plain lines on stderr, ending at all orders; stdout
+/// carries only the workload.
+#[test]
+fn gen_progress_lines_go_to_stderr_only() {
+    let o = cdcflow()
+        .args(["gen", "--orders", "40", "--progress", "--out", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err
+        .lines()
+        .rfind(|l| l.starts_with("gen: "))
+        .unwrap_or_else(|| panic!("no progress line:\n{err}"));
+    assert!(
+        last.starts_with("gen: 100.0% (40 of 40 orders), "),
+        "{last}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().all(|l| l.starts_with('{')), "{out}");
+    let o = cdcflow()
+        .args(["gen", "--orders", "40", "--out", "-"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("gen: "));
+}

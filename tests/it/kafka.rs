@@ -451,3 +451,60 @@ pub(crate) fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// `run` logs a status line per `--log-interval`: events/s over the interval, the frontier and
+/// its lag, consumer lag, and the sink's pending and acknowledged times. Needs
+/// `CDCFLOW_TEST_KAFKA`; skipped with a note otherwise.
+#[test]
+fn run_logs_a_status_line_per_interval() {
+    let Some(brokers) = broker() else { return };
+    let d = outbound();
+    let p = prefix("interval");
+    let w = workload(40, 5, TxMetadata::Off);
+    create_topics(&brokers, &d, &p);
+    let rows: Vec<&[u8]> = lines(&w.rows).collect();
+    produce(&brokers, &d, &p, &rows, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("changes.jsonl");
+    let log = dir.path().join("stderr.log");
+    let dead = dir.path().join("dead.jsonl");
+    let topics = format!("{}\\..*", regex_escape(&p));
+    let args = vec![
+        "run",
+        "--kafka",
+        &brokers,
+        "--topics",
+        &topics,
+        "--group",
+        &p,
+        "--out",
+        out.to_str().unwrap(),
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        "--log-interval",
+        "0.2",
+        "--exit-when-idle-ms",
+        "3000",
+        "--idle-timeout-ms",
+        "500",
+    ];
+    let child = cdcflow(&args, &log);
+    wait(child, Duration::from_secs(120), &log);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let status: Vec<&str> = stderr.lines().filter(|l| l.starts_with("run: ")).collect();
+    eprintln!("{}", status.join("\n"));
+    // The run lasts at least the 3 s of --exit-when-idle-ms: several 0.2 s intervals.
+    assert!(status.len() >= 2, "{stderr}");
+    for l in &status {
+        for part in [" events/s over ", "; sink: ", " pending, acknowledged "] {
+            assert!(l.contains(part), "`{part}` missing in {l}");
+        }
+    }
+    let last = status.last().unwrap();
+    assert!(last.contains("; frontier 2026-"), "{last}");
+    assert!(last.contains("; consumer lag 0 messages"), "{last}");
+    assert!(
+        last.contains("; sink: 0 pending, acknowledged up to 2026-"),
+        "{last}"
+    );
+}
