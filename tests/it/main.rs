@@ -3,6 +3,7 @@
 mod common;
 
 mod bad_input;
+mod capture;
 mod binlog;
 mod cli;
 mod dashboard;
