@@ -51,8 +51,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Message};
 
 use crate::decode::binlog::{
-    ColMap, FileNames, Rows, convert, crc_ok, fde_checksum, is_harmless, parse_rows,
-    parse_table_map, real_type, server_file, ty, IGNORABLE,
+    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, is_harmless, parse_rows,
+    parse_table_map, real_type, server_file, ty,
 };
 use crate::schema::ColumnType;
 use crate::source::binlog::{HEADER, query_text};
@@ -278,8 +278,8 @@ impl CaptureDecoder {
     }
 
     fn table_map(&mut self, seq: u64, pos: u64, body: &[u8]) -> anyhow::Result<()> {
-        let map = parse_table_map(body)
-            .map_err(|e| self.error(seq, pos, format!("table map: {e}")))?;
+        let map =
+            parse_table_map(body).map_err(|e| self.error(seq, pos, format!("table map: {e}")))?;
         let id = map.table_id;
         if SYSTEM_DBS
             .iter()
@@ -294,10 +294,7 @@ impl CaptureDecoder {
         let table = match self.known.get(&k) {
             Some((b, t)) if b.as_slice() == shape => t.clone(),
             _ => {
-                let t = Arc::new(
-                    self.describe(&map)
-                        .map_err(|e| self.error(seq, pos, e))?,
-                );
+                let t = Arc::new(self.describe(&map).map_err(|e| self.error(seq, pos, e))?);
                 self.known.insert(k, (shape.to_vec(), t.clone()));
                 t
             }
@@ -350,7 +347,9 @@ impl CaptureDecoder {
                     .cloned();
                 enums += 1;
                 if enum_values.is_none() {
-                    return Err(format!("the table map of {qualified} has no ENUM strings: {setting}"));
+                    return Err(format!(
+                        "the table map of {qualified} has no ENUM strings: {setting}"
+                    ));
                 }
             } else if real == 248 {
                 set_values = meta
@@ -360,7 +359,9 @@ impl CaptureDecoder {
                     .cloned();
                 sets += 1;
                 if set_values.is_none() {
-                    return Err(format!("the table map of {qualified} has no SET strings: {setting}"));
+                    return Err(format!(
+                        "the table map of {qualified} has no SET strings: {setting}"
+                    ));
                 }
             } else if matches!(real, 15 | 252 | 253 | 254) {
                 let collation = match (&meta.column_charsets, &meta.default_charset) {
@@ -405,15 +406,36 @@ impl CaptureDecoder {
                 15 | 252 | 253 | 254 if binary => (ColumnType::Bytes, None),
                 15 | 252 | 253 | 254 => (ColumnType::Text { max_chars: None }, None),
                 245 => (ColumnType::Json, None),
-                247 => (ColumnType::Enum(enum_values.clone().unwrap_or_default()), None),
-                248 => (ColumnType::Set(set_values.clone().unwrap_or_default()), None),
+                247 => (
+                    ColumnType::Enum(enum_values.clone().unwrap_or_default()),
+                    None,
+                ),
+                248 => (
+                    ColumnType::Set(set_values.clone().unwrap_or_default()),
+                    None,
+                ),
                 10 | 14 => (ColumnType::Date, None),
                 12 => (ColumnType::DateTime { precision: 0 }, None),
-                18 => (ColumnType::DateTime { precision: meta_i as u8 }, None),
+                18 => (
+                    ColumnType::DateTime {
+                        precision: meta_i as u8,
+                    },
+                    None,
+                ),
                 7 => (ColumnType::Timestamp { precision: 0 }, None),
-                17 => (ColumnType::Timestamp { precision: meta_i as u8 }, None),
+                17 => (
+                    ColumnType::Timestamp {
+                        precision: meta_i as u8,
+                    },
+                    None,
+                ),
                 11 => (ColumnType::Time { precision: 0 }, None),
-                19 => (ColumnType::Time { precision: meta_i as u8 }, None),
+                19 => (
+                    ColumnType::Time {
+                        precision: meta_i as u8,
+                    },
+                    None,
+                ),
                 13 => (ColumnType::Year, None),
                 255 => (ColumnType::Geometry, None),
                 other => {
@@ -446,9 +468,14 @@ impl CaptureDecoder {
             })
             .unwrap_or_default();
         if key.iter().any(|&k| k >= cols.len()) {
-            return Err(format!("the table map of {qualified} has a bad primary key"));
+            return Err(format!(
+                "the table map of {qualified} has a bad primary key"
+            ));
         }
-        let topic = format!("{}.{}.{}", self.server_name, map.database_name, map.table_name);
+        let topic = format!(
+            "{}.{}.{}",
+            self.server_name, map.database_name, map.table_name
+        );
         let mut t = CapTable {
             db: map.database_name.clone(),
             name: map.table_name.clone(),
@@ -478,7 +505,11 @@ impl CaptureDecoder {
     }
 
     fn key_schema(&self, t: &CapTable) -> String {
-        let fields: Vec<String> = t.key.iter().map(|&k| self.field(&t.cols[k], false)).collect();
+        let fields: Vec<String> = t
+            .key
+            .iter()
+            .map(|&k| self.field(&t.cols[k], false))
+            .collect();
         let mut s = format!(
             "{{\"type\":\"struct\",\"fields\":[{}],\"optional\":false,\"name\":",
             fields.join(",")
@@ -801,10 +832,8 @@ impl Encoder {
             }
         }
         if self.transaction_metadata {
-            let counts: Vec<(String, u64)> = order
-                .iter()
-                .map(|c| (c.clone(), per_table[c]))
-                .collect();
+            let counts: Vec<(String, u64)> =
+                order.iter().map(|c| (c.clone(), per_table[c])).collect();
             let mut v = String::new();
             let end = tx.commit_ms.unwrap_or(0);
             encode_marker(&id, end, &counts, self.schemas, &mut v);
@@ -946,8 +975,9 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     for (k, v) in &config.kafka_options {
         admin_cc.set(k, v);
     }
-    let admin: AdminClient<DefaultClientContext> =
-        admin_cc.create().context("cannot create the Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> = admin_cc
+        .create()
+        .context("cannot create the Kafka admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -61,7 +61,12 @@ enum Command {
 struct CaptureArgs {
     /// The server: `mysql://USER:PASSWORD@HOST:PORT` (the password may instead come from
     /// CDCFLOW_MYSQL_PASSWORD); the same requirements as `run --mysql`.
-    #[arg(long, env = "CDCFLOW_MYSQL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "CDCFLOW_MYSQL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     mysql: String,
     /// This replica's server id, unique among the server's replicas.
     #[arg(long, env = "CDCFLOW_SERVER_ID", value_name = "N")]

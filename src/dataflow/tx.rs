@@ -157,7 +157,11 @@ pub fn assemble<'s>(
                                 let collection = tag.collection.to_ascii_lowercase();
                                 let p = pending.entry(tag.id.clone()).or_default();
                                 p.note_time(ev.time);
-                                if p.versions.insert((collection.clone(), ev.version, ev.row.is_some())) {
+                                if p.versions.insert((
+                                    collection.clone(),
+                                    ev.version,
+                                    ev.row.is_some(),
+                                )) {
                                     *p.counts.entry(collection).or_default() += 1;
                                 }
                                 p.rows.push(ev);

@@ -923,14 +923,16 @@ pub(crate) fn parse_rows(
             ty::WRITE_V1 | ty::WRITE_V2 => {
                 WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
             }
-            ty::UPDATE_V1 | ty::UPDATE_V2 => UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
-                Rows::Update(
-                    e.rows
-                        .into_iter()
-                        .map(|r| (r.before_update, r.after_update))
-                        .collect(),
-                )
-            }),
+            ty::UPDATE_V1 | ty::UPDATE_V2 => {
+                UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
+                    Rows::Update(
+                        e.rows
+                            .into_iter()
+                            .map(|r| (r.before_update, r.after_update))
+                            .collect(),
+                    )
+                })
+            }
             _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
         }
     }));

@@ -262,7 +262,12 @@ pub(crate) fn minimal(bytes: &[u8; 16]) -> &[u8] {
     &bytes[start..]
 }
 
-pub(crate) fn field_schema(name: &str, ty: &ColumnType, optional: bool, decimal: DecimalMode) -> String {
+pub(crate) fn field_schema(
+    name: &str,
+    ty: &ColumnType,
+    optional: bool,
+    decimal: DecimalMode,
+) -> String {
     if *ty == ColumnType::Geometry {
         let mut s = format!(
             "{{\"type\":\"struct\",\"fields\":[{{\"type\":\"bytes\",\"optional\":false,\"field\":\"wkb\"}},\

@@ -45,7 +45,8 @@ fn read_topic(brokers: &str, topic: &str) -> Vec<Msg> {
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let started = std::time::Instant::now();
@@ -147,7 +148,10 @@ fn ordered_keys(text: &str) -> Vec<String> {
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an object")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Vec<String>, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Vec<String>, A::Error> {
             let mut out = Vec::new();
             while let Some(k) = m.next_key::<String>()? {
                 m.next_value::<serde::de::IgnoredAny>()?;
@@ -192,7 +196,14 @@ fn capture_messages_equal_debezium_field_for_field() {
     server.sql(WORKLOAD);
     let dir = tempfile::tempdir().unwrap();
     let off = prefix("capoff");
-    capture(&server, &brokers, &off, &start, &["--transaction-metadata"], dir.path());
+    capture(
+        &server,
+        &brokers,
+        &off,
+        &start,
+        &["--transaction-metadata"],
+        dir.path(),
+    );
     let on = prefix("capon");
     capture(
         &server,
@@ -207,7 +218,11 @@ fn capture_messages_equal_debezium_field_for_field() {
     let msgs = read_topic(&brokers, &format!("{off}.shop.items"));
     let ops: Vec<Option<String>> = msgs
         .iter()
-        .map(|m| m.value.as_ref().map(|v| v["op"].as_str().unwrap().to_string()))
+        .map(|m| {
+            m.value
+                .as_ref()
+                .map(|v| v["op"].as_str().unwrap().to_string())
+        })
         .collect();
     let s = |o: &str| Some(o.to_string());
     assert_eq!(
@@ -218,26 +233,40 @@ fn capture_messages_equal_debezium_field_for_field() {
     );
     let v = |i: usize| msgs[i].value.as_ref().unwrap();
     let key = |i: usize| msgs[i].key.clone().unwrap();
-    assert_eq!((v(0)["before"].clone(), v(0)["after"].clone()), (Json::Null, row1()));
+    assert_eq!(
+        (v(0)["before"].clone(), v(0)["after"].clone()),
+        (Json::Null, row1())
+    );
     assert_eq!(key(0), json!({"id":1}));
     assert_eq!(v(1)["after"], row2(2));
-    assert_eq!((v(2)["before"].clone(), v(2)["after"].clone()), (row1(), row1_after_update()));
-    assert_eq!((v(3)["before"].clone(), v(3)["after"].clone()), (row2(2), Json::Null));
+    assert_eq!(
+        (v(2)["before"].clone(), v(2)["after"].clone()),
+        (row1(), row1_after_update())
+    );
+    assert_eq!(
+        (v(3)["before"].clone(), v(3)["after"].clone()),
+        (row2(2), Json::Null)
+    );
     assert_eq!(key(3), json!({"id":2}));
     assert_eq!(key(4), json!({"id":2}), "the tombstone has the deleted key");
-    assert_eq!((v(5)["before"].clone(), v(5)["after"].clone()), (Json::Null, row2(3)));
+    assert_eq!(
+        (v(5)["before"].clone(), v(5)["after"].clone()),
+        (Json::Null, row2(3))
+    );
     assert_eq!(key(5), json!({"id":3}));
     assert_eq!(v(6)["before"], row1_after_update());
 
     // The envelope and `source` fields, in Debezium 3.0.1's order.
     let real = real_debezium("real-3.0.1-schemas-off.jsonl");
     let real_on = real_debezium("real-3.0.1-schemas-on-with-keys.jsonl");
-    let real_line = std::fs::read_to_string(root().join("fixtures/debezium/real-3.0.1-schemas-on-with-keys.jsonl"))
-        .unwrap()
-        .lines()
-        .find(|l| l.contains("\"op\":\"c\""))
-        .unwrap()
-        .to_string();
+    let real_line = std::fs::read_to_string(
+        root().join("fixtures/debezium/real-3.0.1-schemas-on-with-keys.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .find(|l| l.contains("\"op\":\"c\""))
+    .unwrap()
+    .to_string();
     let real_payload = member(&real_line, &["payload"]);
     let real_source = member(&real_line, &["payload", "source"]);
     for m in msgs.iter().filter_map(|m| m.raw.as_ref()) {
@@ -254,7 +283,10 @@ fn capture_messages_equal_debezium_field_for_field() {
         assert_eq!(src["connector"], "mysql");
         assert_eq!(src["name"], json!(off));
         assert_eq!(src["snapshot"], "false");
-        assert_eq!((src["db"].as_str(), src["table"].as_str()), (Some("shop"), Some("items")));
+        assert_eq!(
+            (src["db"].as_str(), src["table"].as_str()),
+            (Some("shop"), Some("items"))
+        );
         assert_eq!(src["server_id"], 1);
         assert_eq!(src["file"], json!(file));
         assert!(src["pos"].as_u64().unwrap() > pos);
@@ -266,7 +298,10 @@ fn capture_messages_equal_debezium_field_for_field() {
         let ts = src["ts_ms"].as_u64().unwrap();
         assert!(ts == 1679581805000 || ts == 1679581806000, "{ts}");
         assert_eq!(src["ts_us"].as_u64().unwrap(), ts * 1000);
-        assert!(m["ts_ms"].as_u64().unwrap() > 1_700_000_000_000, "processing time");
+        assert!(
+            m["ts_ms"].as_u64().unwrap() > 1_700_000_000_000,
+            "processing time"
+        );
         let tx = &m["transaction"];
         assert_eq!(tx["id"], json!(gtid), "the transaction id is the GTID");
         assert!(tx["total_order"].as_u64().unwrap() >= 1);
@@ -294,7 +329,11 @@ fn capture_messages_equal_debezium_field_for_field() {
             "data_collections":[{"data_collection":"shop.items","event_count":2}],
             "ts_ms":1679581805000_i64})
     );
-    assert_eq!(m(5)["event_count"], 2, "the key change counts as delete + create");
+    assert_eq!(
+        m(5)["event_count"],
+        2,
+        "the key change counts as delete + create"
+    );
 
     // Read back by the Debezium decoder: exact values.
     let catalog = Arc::new(Catalog::parse("test.sql", TABLE).unwrap());
@@ -341,7 +380,10 @@ fn capture_messages_equal_debezium_field_for_field() {
             Value::Null,
         ]
     };
-    let rows: Vec<(Row, Option<Row>)> = decoded.iter().map(|(k, r, _)| (k.clone(), r.clone())).collect();
+    let rows: Vec<(Row, Option<Row>)> = decoded
+        .iter()
+        .map(|(k, r, _)| (k.clone(), r.clone()))
+        .collect();
     assert_eq!(
         rows,
         vec![
@@ -379,7 +421,10 @@ fn capture_messages_equal_debezium_field_for_field() {
         real_fields(&real_on, "source"),
         "the source schema of Debezium 3.0.1"
     );
-    assert_eq!(real_fields(first, "transaction"), real_fields(&real_on, "transaction"));
+    assert_eq!(
+        real_fields(first, "transaction"),
+        real_fields(&real_on, "transaction")
+    );
     let after = real_fields(first, "after");
     assert_eq!(after["name"], json!(format!("{on}.shop.items.Value")));
     let field = |f: &str| -> Json {
@@ -391,14 +436,23 @@ fn capture_messages_equal_debezium_field_for_field() {
             .unwrap()
             .clone()
     };
-    assert_eq!(field("id"), json!({"type":"int32","optional":false,"field":"id"}));
-    assert_eq!(field("big"), json!({"type":"int64","optional":false,"field":"big"}));
+    assert_eq!(
+        field("id"),
+        json!({"type":"int32","optional":false,"field":"id"})
+    );
+    assert_eq!(
+        field("big"),
+        json!({"type":"int64","optional":false,"field":"big"})
+    );
     assert_eq!(
         field("price"),
         json!({"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal",
             "version":1,"parameters":{"scale":"2","connect.decimal.precision":"12"},"field":"price"})
     );
-    assert_eq!(field("name"), json!({"type":"string","optional":false,"field":"name"}));
+    assert_eq!(
+        field("name"),
+        json!({"type":"string","optional":false,"field":"name"})
+    );
     assert_eq!(
         field("state"),
         json!({"type":"string","optional":false,"name":"io.debezium.data.Enum","version":1,
@@ -412,11 +466,21 @@ fn capture_messages_equal_debezium_field_for_field() {
         field("day"),
         json!({"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1,"field":"day"})
     );
-    assert_eq!(field("note"), json!({"type":"string","optional":true,"field":"note"}));
-    assert_eq!(payload(first)["after"]["price"], json!("BOI="), "1250 as precise bytes");
+    assert_eq!(
+        field("note"),
+        json!({"type":"string","optional":true,"field":"note"})
+    );
+    assert_eq!(
+        payload(first)["after"]["price"],
+        json!("BOI="),
+        "1250 as precise bytes"
+    );
     let key_on = msgs_on[0].key.as_ref().unwrap();
     assert_eq!(key_on["payload"], json!({"id":1}));
-    assert_eq!(key_on["schema"]["name"], json!(format!("{on}.shop.items.Key")));
+    assert_eq!(
+        key_on["schema"]["name"],
+        json!(format!("{on}.shop.items.Key"))
+    );
     assert_eq!(payload(first)["transaction"], Json::Null);
     let decoded_on = decode_all(&msgs_on);
     assert_eq!(decoded_on, decoded, "schemas on decode to the same changes");
@@ -443,7 +507,11 @@ fn capture_into_kafka_then_run_equals_mariadb() {
         &brokers,
         &name,
         &format!("{file}:{pos}"),
-        &["--transaction-metadata", "--state-dir", state.to_str().unwrap()],
+        &[
+            "--transaction-metadata",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert!(state.join("capture.pos").exists());
@@ -455,7 +523,11 @@ fn capture_into_kafka_then_run_equals_mariadb() {
         &brokers,
         &name,
         &format!("{file}:{pos}"),
-        &["--transaction-metadata", "--state-dir", state.to_str().unwrap()],
+        &[
+            "--transaction-metadata",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert_eq!(

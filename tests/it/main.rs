@@ -3,8 +3,8 @@
 mod common;
 
 mod bad_input;
-mod capture;
 mod binlog;
+mod capture;
 mod cli;
 mod dashboard;
 mod decode;
