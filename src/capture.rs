@@ -52,7 +52,7 @@ use rdkafka::{ClientContext, Message};
 
 use crate::decode::binlog::{
     ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, is_harmless, parse_rows,
-    parse_table_map, real_type, server_file, ty,
+    parse_table_map, primary_key, real_type, server_file, ty,
 };
 use crate::schema::ColumnType;
 use crate::source::binlog::{HEADER, query_text};
@@ -457,16 +457,7 @@ impl CaptureDecoder {
                 int,
             });
         }
-        let key: Vec<usize> = meta
-            .simple_primary_keys
-            .as_ref()
-            .map(|v| v.iter().map(|&i| i as usize).collect())
-            .or_else(|| {
-                meta.primary_keys_with_prefix
-                    .as_ref()
-                    .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
-            })
-            .unwrap_or_default();
+        let key: Vec<usize> = primary_key(meta).unwrap_or_default();
         if key.iter().any(|&k| k >= cols.len()) {
             return Err(format!(
                 "the table map of {qualified} has a bad primary key"

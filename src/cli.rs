@@ -907,8 +907,6 @@ fn stop_on_signals() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
 }
 
 fn capture(a: CaptureArgs) -> anyhow::Result<ExitCode> {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
     let password = std::env::var("CDCFLOW_MYSQL_PASSWORD").ok();
@@ -941,14 +939,7 @@ fn capture(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         partitions: a.partitions,
         exit_when_idle: a.exit_when_idle_ms.map(Duration::from_millis),
     };
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, shutdown.clone())
-            .context("cannot install signal handlers")?;
-        signal_hook::flag::register(sig, shutdown.clone())
-            .context("cannot install signal handlers")?;
-    }
-    crate::capture::run(config, shutdown)?;
+    crate::capture::run(config, stop_on_signals()?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -347,15 +347,7 @@ impl BinlogDecoder {
             });
         }
         // The primary key.
-        let pk: Option<Vec<usize>> = meta
-            .simple_primary_keys
-            .as_ref()
-            .map(|v| v.iter().map(|&i| i as usize).collect())
-            .or_else(|| {
-                meta.primary_keys_with_prefix
-                    .as_ref()
-                    .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
-            });
+        let pk = primary_key(meta);
         let declared: Vec<usize> = t.primary_key.iter().map(|&i| cols[i].binlog).collect();
         match pk {
             Some(pk) if pk == declared => {}
@@ -952,4 +944,18 @@ pub(crate) fn parse_table_map(body: &[u8]) -> Result<TableMapEvent, String> {
         Ok(Err(e)) => Err(format!("{e:?}")),
         Err(_) => Err("the decoder panicked".into()),
     }
+}
+
+/// The primary-key columns (binlog indices) of a table map's metadata, if it names them.
+pub(crate) fn primary_key(
+    meta: &mysql_cdc::metadata::table_metadata::TableMetadata,
+) -> Option<Vec<usize>> {
+    meta.simple_primary_keys
+        .as_ref()
+        .map(|v| v.iter().map(|&i| i as usize).collect())
+        .or_else(|| {
+            meta.primary_keys_with_prefix
+                .as_ref()
+                .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
+        })
 }

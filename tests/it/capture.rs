@@ -21,7 +21,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value as Json, json};
 
 use crate::common::{outbound, root};
-use crate::kafka::{broker, cdcflow, prefix};
+use crate::kafka::{broker, cdcflow, prefix, regex_escape};
 use crate::kafka_faults::Guard;
 use crate::live::{Server, assert_equals_mariadb, run_workload};
 
@@ -502,34 +502,19 @@ fn capture_into_kafka_then_run_equals_mariadb() {
     let dir = tempfile::tempdir().unwrap();
     let name = prefix("cappipe");
     let state = dir.path().join("capture-state");
-    capture(
-        &server,
-        &brokers,
-        &name,
-        &format!("{file}:{pos}"),
-        &[
-            "--transaction-metadata",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let start = format!("{file}:{pos}");
+    let extra = [
+        "--transaction-metadata",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let run_capture = || capture(&server, &brokers, &name, &start, &extra, dir.path());
+    run_capture();
     assert!(state.join("capture.pos").exists());
     let sent = high_watermark(&brokers, &format!("{name}.orders.orders"));
     assert!(sent > 0);
     // Run again: resumes from the state dir (its position wins over --start), sends nothing.
-    capture(
-        &server,
-        &brokers,
-        &name,
-        &format!("{file}:{pos}"),
-        &[
-            "--transaction-metadata",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    run_capture();
     assert_eq!(
         high_watermark(&brokers, &format!("{name}.orders.orders")),
         sent,
@@ -581,16 +566,4 @@ fn high_watermark(brokers: &str, topic: &str) -> i64 {
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .unwrap()
         .1
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
-        })
-        .collect()
 }
