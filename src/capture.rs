@@ -997,7 +997,7 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let mut messages_total = 0u64;
     loop {
         let mut batch: Vec<Out> = Vec::new();
-        let mut failure: Option<anyhow::Error> = None;
+        let mut failure: Option<(u64, anyhow::Error)> = None;
         let mut records = 0usize;
         let now = now_ms();
         reader.poll(1024, &mut |r| {
@@ -1007,13 +1007,9 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
             }
             match decoder.decode(r.position, r.payload) {
                 Ok(tx) => encoder.encode(r.position, &tx, now, &mut batch),
-                Err(e) => failure = Some(e),
+                Err(e) => failure = Some((r.position, e)),
             }
         })?;
-        if let Some(e) = failure {
-            // What came before the bad transaction is delivered (and checkpointed below it).
-            return Err(e);
-        }
         if records > 0 {
             last_record = Instant::now();
         }
@@ -1081,6 +1077,13 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
                 "the brokers refused messages ({e}); nothing after the last checkpoint is lost: \
                  a restart sends it again"
             );
+        }
+        if let Some((at, e)) = failure {
+            // What came before the bad transaction is delivered: checkpoint at its start.
+            if let Some(dir) = &config.state_dir {
+                write_state(dir, at)?;
+            }
+            return Err(e);
         }
         let next = reader.next_position(0);
         if let Some(dir) = &config.state_dir
