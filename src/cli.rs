@@ -48,6 +48,66 @@ enum Command {
     /// Write a seeded outbound workload (orders, items, shipments, couriers, deliveries) as
     /// Debezium JSON lines.
     Gen(GenArgs),
+    /// Follow a MySQL/MariaDB server's binlog as a replica and publish Debezium-compatible
+    /// messages to Kafka (topics `<NAME>.<db>.<table>`, created when missing; with
+    /// --transaction-metadata also `<NAME>.transaction`), so that no Kafka Connect is needed.
+    /// Delivery is at least once: the binlog position is checkpointed in --state-dir only
+    /// after the brokers acknowledged everything before it; cdcflow's decoder drops re-sent
+    /// messages as duplicates by their (file, pos, row).
+    Capture(Box<CaptureArgs>),
+}
+
+#[derive(Debug, Args)]
+struct CaptureArgs {
+    /// The server: `mysql://USER:PASSWORD@HOST:PORT` (the password may instead come from
+    /// CDCFLOW_MYSQL_PASSWORD); the same requirements as `run --mysql`.
+    #[arg(
+        long,
+        env = "CDCFLOW_MYSQL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    mysql: String,
+    /// This replica's server id, unique among the server's replicas.
+    #[arg(long, env = "CDCFLOW_SERVER_ID", value_name = "N")]
+    server_id: u32,
+    /// Kafka brokers, `host:port[,host:port..]`.
+    #[arg(long, env = "CDCFLOW_KAFKA", value_name = "BROKERS")]
+    kafka: String,
+    /// Extra librdkafka setting `KEY=VALUE` (TLS, SASL); repeatable.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
+    /// Debezium's topic prefix (`topic.prefix`, formerly `database.server.name`): topics are
+    /// `<NAME>.<db>.<table>` and `source.name` is NAME.
+    #[arg(long, value_name = "NAME")]
+    server_name: String,
+    /// JsonConverter `schemas.enable`: `on` wraps keys and values in {"schema":..,"payload":..}.
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    schemas: String,
+    /// Debezium's `provide.transaction.metadata`: a `transaction` block in every row message
+    /// and BEGIN/END markers on `<NAME>.transaction`.
+    #[arg(long)]
+    transaction_metadata: bool,
+    /// Debezium's `decimal.handling.mode` (`precise` needs --schemas on to be read back: the
+    /// scale is in the schema).
+    #[arg(long, value_enum, default_value_t = DecimalMode::String)]
+    decimal_handling_mode: DecimalMode,
+    /// Where to start when the state dir has no position: `beginning`, `end`, `FILE:POS` or a
+    /// GTID (as for `run --mysql`).
+    #[arg(long, value_name = "beginning|end|FILE:POS|GTID")]
+    start: Option<crate::source::replica::Start>,
+    /// The binlog position, checkpointed after the brokers acknowledged what precedes it.
+    #[arg(long, env = "CDCFLOW_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Partitions of the topics this creates.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// The server sends a heartbeat after this long without events (idleness).
+    #[arg(long, default_value_t = 200)]
+    heartbeat_ms: u64,
+    /// Exit 0 once caught up with the server and quiet for this long. For tests and batch jobs.
+    #[arg(long, value_name = "MS")]
+    exit_when_idle_ms: Option<u64>,
 }
 
 /// Worker layout flags, shared by commands that run the engine.
@@ -514,6 +574,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         Command::Replay(a) => replay(a),
         Command::Check(a) => check(a),
         Command::Gen(a) => gen_cmd(a),
+        Command::Capture(a) => capture(*a),
     };
     match result {
         Ok(code) => code,
@@ -962,6 +1023,43 @@ fn stop_on_signals() -> anyhow::Result<Arc<std::sync::atomic::AtomicBool>> {
             .context("cannot install signal handlers")?;
     }
     Ok(shutdown)
+}
+
+fn capture(a: CaptureArgs) -> anyhow::Result<ExitCode> {
+    use std::time::Duration;
+
+    let password = std::env::var("CDCFLOW_MYSQL_PASSWORD").ok();
+    let mut replica =
+        crate::source::replica::ReplicaConfig::from_url(&a.mysql, a.server_id, password)?;
+    replica.start = a.start.clone();
+    replica.heartbeat = Duration::from_millis(a.heartbeat_ms.max(1));
+    let mut kafka_options = Vec::new();
+    for o in &a.kafka_options {
+        match o.split_once('=') {
+            Some((k, v)) => kafka_options.push((k.trim().to_string(), v.to_string())),
+            None => bail!(
+                "--kafka-option `{}` is not KEY=VALUE",
+                o.split('=').next().unwrap_or("")
+            ),
+        }
+    }
+    if a.partitions < 1 {
+        bail!("--partitions must be at least 1");
+    }
+    let config = crate::capture::CaptureConfig {
+        replica,
+        brokers: a.kafka.clone(),
+        kafka_options,
+        server_name: a.server_name.clone(),
+        schemas: a.schemas == "on",
+        transaction_metadata: a.transaction_metadata,
+        decimal: a.decimal_handling_mode,
+        state_dir: a.state_dir.clone(),
+        partitions: a.partitions,
+        exit_when_idle: a.exit_when_idle_ms.map(Duration::from_millis),
+    };
+    crate::capture::run(config, stop_on_signals()?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 //! lives in [`time`]; values in [`value`]. See ARCHITECTURE.md.
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod cli;
 pub mod dashboard;
 pub mod dataflow;

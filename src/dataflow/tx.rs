@@ -78,7 +78,10 @@ pub struct TxOptions {
 #[derive(Default)]
 struct Pending {
     rows: Vec<ChangeEvent>,
-    versions: HashSet<(String, Version)>,
+    /// Row changes seen, by (collection, version, whether a row is left): an update that
+    /// changes the primary key is two changes of one version (a delete and a create), and
+    /// Debezium's END counts both.
+    versions: HashSet<(String, Version, bool)>,
     counts: HashMap<String, u64>,
     end: Option<(Time, Vec<(String, u64)>)>,
     /// The oldest provisional time among its rows and marker.
@@ -154,7 +157,11 @@ pub fn assemble<'s>(
                                 let collection = tag.collection.to_ascii_lowercase();
                                 let p = pending.entry(tag.id.clone()).or_default();
                                 p.note_time(ev.time);
-                                if p.versions.insert((collection.clone(), ev.version)) {
+                                if p.versions.insert((
+                                    collection.clone(),
+                                    ev.version,
+                                    ev.row.is_some(),
+                                )) {
                                     *p.counts.entry(collection).or_default() += 1;
                                 }
                                 p.rows.push(ev);

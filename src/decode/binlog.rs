@@ -49,7 +49,7 @@ use crate::time::Version;
 use crate::value::{Decimal, F64, Value, days_from_civil};
 
 /// Event type codes.
-mod ty {
+pub(crate) mod ty {
     pub const QUERY: u8 = 2;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
@@ -64,7 +64,7 @@ mod ty {
 }
 
 /// Types that carry nothing the engine needs (besides grouping, done by the source).
-fn is_harmless(t: u8) -> bool {
+pub(crate) fn is_harmless(t: u8) -> bool {
     matches!(
         t,
         3 | 4 | 5 | 13 | 14 | 27 | 29 | 33 | 34 | 35 | 36 | 38 | 41 | 160 | 161 | 162 | 163
@@ -72,15 +72,15 @@ fn is_harmless(t: u8) -> bool {
 }
 
 /// The `LOG_EVENT_IGNORABLE_F` header flag: a reader that does not know the event may skip it.
-const IGNORABLE: u16 = 0x80;
+pub(crate) const IGNORABLE: u16 = 0x80;
 
 /// Per declared column: where it is in the binlog row and how to convert it.
 #[derive(Debug)]
-struct ColMap {
-    binlog: usize,
-    unsigned: bool,
-    enum_values: Option<Vec<String>>,
-    set_values: Option<Vec<String>>,
+pub(crate) struct ColMap {
+    pub(crate) binlog: usize,
+    pub(crate) unsigned: bool,
+    pub(crate) enum_values: Option<Vec<String>>,
+    pub(crate) set_values: Option<Vec<String>>,
 }
 
 /// A validated table map of a declared table.
@@ -347,15 +347,7 @@ impl BinlogDecoder {
             });
         }
         // The primary key.
-        let pk: Option<Vec<usize>> = meta
-            .simple_primary_keys
-            .as_ref()
-            .map(|v| v.iter().map(|&i| i as usize).collect())
-            .or_else(|| {
-                meta.primary_keys_with_prefix
-                    .as_ref()
-                    .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
-            });
+        let pk = primary_key(meta);
         let declared: Vec<usize> = t.primary_key.iter().map(|&i| cols[i].binlog).collect();
         match pk {
             Some(pk) if pk == declared => {}
@@ -423,7 +415,7 @@ impl BinlogDecoder {
 
 /// The real type of a column: ENUM and SET travel as STRING (254) with the real type in the
 /// metadata's high byte.
-fn real_type(code: u8, meta: u16) -> u8 {
+pub(crate) fn real_type(code: u8, meta: u16) -> u8 {
     if code == 254 {
         let real = (meta >> 8) as u8;
         if real == 247 || real == 248 {
@@ -438,7 +430,7 @@ fn sign_extend(v: u64, bits: u32) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String> {
+pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String> {
     let int = |raw: u64, bits: u32| -> i128 {
         if cm.unsigned {
             raw as i128
@@ -550,7 +542,7 @@ fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String
 }
 
 /// Reads the CRC32 flag of a format description event (`ev` whole).
-fn fde_checksum(ev: &[u8]) -> Result<bool, String> {
+pub(crate) fn fde_checksum(ev: &[u8]) -> Result<bool, String> {
     let p = &ev[HEADER..];
     if p.len() < 57 {
         return Err("format description event too short".into());
@@ -579,7 +571,7 @@ fn fde_checksum(ev: &[u8]) -> Result<bool, String> {
     }
 }
 
-fn crc_ok(ev: &[u8]) -> bool {
+pub(crate) fn crc_ok(ev: &[u8]) -> bool {
     let n = ev.len();
     n >= HEADER + 4
         && crc32fast::hash(&ev[..n - 4])
@@ -828,52 +820,12 @@ impl BinlogDecoder {
                 return;
             }
         };
-        let version = if t >= ty::WRITE_V2 { 2 } else { 1 };
-        let maps = &self.cdc_maps;
-        enum Rows {
-            Write(Vec<RowData>),
-            Update(Vec<(RowData, RowData)>),
-            Delete(Vec<RowData>),
-        }
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
-            let mut c = Cursor::new(body);
-            match t {
-                ty::WRITE_V1 | ty::WRITE_V2 => {
-                    WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
-                }
-                ty::UPDATE_V1 | ty::UPDATE_V2 => {
-                    UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
-                        Rows::Update(
-                            e.rows
-                                .into_iter()
-                                .map(|r| (r.before_update, r.after_update))
-                                .collect(),
-                        )
-                    })
-                }
-                _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
-            }
-        }));
+        let parsed = parse_rows(t, body, &self.cdc_maps);
         let rows = match parsed {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+            Ok(r) => r,
+            Err(e) => {
                 let table = self.catalog.tables[m.table].qualified();
-                self.reject(
-                    seq,
-                    pos,
-                    format!("row event of {table}: cannot decode: {e:?}"),
-                    ev,
-                );
-                return;
-            }
-            Err(_) => {
-                let table = self.catalog.tables[m.table].qualified();
-                self.reject(
-                    seq,
-                    pos,
-                    format!("row event of {table}: the decoder panicked"),
-                    ev,
-                );
+                self.reject(seq, pos, format!("row event of {table}: {e}"), ev);
                 return;
             }
         };
@@ -940,4 +892,70 @@ impl BinlogDecoder {
             None => out.append(&mut made),
         }
     }
+}
+
+/// The rows of one row event (`t` its type, `body` without header and checksum).
+pub(crate) enum Rows {
+    Write(Vec<RowData>),
+    Update(Vec<(RowData, RowData)>),
+    Delete(Vec<RowData>),
+}
+
+/// Decodes a row event's rows with `mysql_cdc` against the table maps `maps`; its errors and
+/// panics as text.
+pub(crate) fn parse_rows(
+    t: u8,
+    body: &[u8],
+    maps: &HashMap<u64, TableMapEvent>,
+) -> Result<Rows, String> {
+    let version = if t >= ty::WRITE_V2 { 2 } else { 1 };
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        let mut c = Cursor::new(body);
+        match t {
+            ty::WRITE_V1 | ty::WRITE_V2 => {
+                WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
+            }
+            ty::UPDATE_V1 | ty::UPDATE_V2 => {
+                UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
+                    Rows::Update(
+                        e.rows
+                            .into_iter()
+                            .map(|r| (r.before_update, r.after_update))
+                            .collect(),
+                    )
+                })
+            }
+            _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
+        }
+    }));
+    match parsed {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!("cannot decode: {e:?}")),
+        Err(_) => Err("the decoder panicked".into()),
+    }
+}
+
+/// Parses a table map event's body with `mysql_cdc` (errors and panics as text).
+pub(crate) fn parse_table_map(body: &[u8]) -> Result<TableMapEvent, String> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        TableMapEvent::parse(&mut Cursor::new(body))
+    })) {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(format!("{e:?}")),
+        Err(_) => Err("the decoder panicked".into()),
+    }
+}
+
+/// The primary-key columns (binlog indices) of a table map's metadata, if it names them.
+pub(crate) fn primary_key(
+    meta: &mysql_cdc::metadata::table_metadata::TableMetadata,
+) -> Option<Vec<usize>> {
+    meta.simple_primary_keys
+        .as_ref()
+        .map(|v| v.iter().map(|&i| i as usize).collect())
+        .or_else(|| {
+            meta.primary_keys_with_prefix
+                .as_ref()
+                .map(|v| v.iter().map(|&(i, _)| i as usize).collect())
+        })
 }

@@ -163,88 +163,93 @@ impl<'a> Encoder<'a> {
     }
 
     fn value(&self, ty: &ColumnType, v: &Value, out: &mut String) {
-        match (ty, v) {
-            (_, Value::Null) => out.push_str("null"),
-            (ColumnType::Decimal { scale, .. }, Value::Dec(d)) => {
-                let d = d.rescale(*scale).unwrap_or(*d);
-                match self.decimal {
-                    DecimalMode::String => write_json_str(&d.to_string(), out),
-                    DecimalMode::Double => {
-                        let f: f64 = d.to_string().parse().unwrap_or(f64::NAN);
-                        let _ = write!(out, "{f:?}");
-                    }
-                    DecimalMode::Precise => {
-                        let bytes = d.mantissa.to_be_bytes();
-                        write_json_str(
-                            &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
-                            out,
-                        );
-                    }
+        encode_value(ty, v, self.decimal, out)
+    }
+}
+
+/// Writes one column value as Debezium encodes it (see the module doc).
+pub(crate) fn encode_value(ty: &ColumnType, v: &Value, decimal: DecimalMode, out: &mut String) {
+    match (ty, v) {
+        (_, Value::Null) => out.push_str("null"),
+        (ColumnType::Decimal { scale, .. }, Value::Dec(d)) => {
+            let d = d.rescale(*scale).unwrap_or(*d);
+            match decimal {
+                DecimalMode::String => write_json_str(&d.to_string(), out),
+                DecimalMode::Double => {
+                    let f: f64 = d.to_string().parse().unwrap_or(f64::NAN);
+                    let _ = write!(out, "{f:?}");
                 }
-            }
-            (ColumnType::DateTime { precision }, Value::DateTime(us)) => {
-                let _ = if *precision <= 3 {
-                    write!(out, "{}", us.div_euclid(1000))
-                } else {
-                    write!(out, "{us}")
-                };
-            }
-            (ColumnType::Timestamp { .. }, Value::DateTime(us)) => {
-                let s = Value::DateTime(*us).to_string().replacen(' ', "T", 1) + "Z";
-                write_json_str(&s, out);
-            }
-            (ColumnType::Date, Value::Date(d)) => {
-                let _ = write!(out, "{d}");
-            }
-            (ColumnType::Date, Value::DateTime(us)) => {
-                let _ = write!(out, "{}", us.div_euclid(MICROS_PER_DAY));
-            }
-            (ColumnType::Bytes, Value::Bytes(b)) => {
-                write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out)
-            }
-            (ColumnType::Bytes, Value::Text(t)) => write_json_str(
-                &base64::engine::general_purpose::STANDARD.encode(t.as_bytes()),
-                out,
-            ),
-            (ColumnType::BigIntUnsigned, Value::Dec(d)) => {
-                let u = u64::try_from(d.mantissa).unwrap_or(0);
-                if self.decimal == DecimalMode::Precise {
-                    let bytes = (u as i128).to_be_bytes();
+                DecimalMode::Precise => {
+                    let bytes = d.mantissa.to_be_bytes();
                     write_json_str(
                         &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
                         out,
                     );
-                } else {
-                    // bigint.unsigned.handling.mode=long: Connect's int64 wraps above 2^63-1.
-                    let _ = write!(out, "{}", u as i64);
                 }
             }
-            (ColumnType::Bit { width: 1 }, Value::Int(i)) => {
-                out.push_str(if *i != 0 { "true" } else { "false" })
-            }
-            (ColumnType::Bit { width }, v @ (Value::Int(_) | Value::Dec(_))) => {
-                let u = v.as_decimal().map_or(0, |d| d.mantissa as u64);
-                let n = (*width as usize).div_ceil(8);
+        }
+        (ColumnType::DateTime { precision }, Value::DateTime(us)) => {
+            let _ = if *precision <= 3 {
+                write!(out, "{}", us.div_euclid(1000))
+            } else {
+                write!(out, "{us}")
+            };
+        }
+        (ColumnType::Timestamp { .. }, Value::DateTime(us)) => {
+            let s = Value::DateTime(*us).to_string().replacen(' ', "T", 1) + "Z";
+            write_json_str(&s, out);
+        }
+        (ColumnType::Date, Value::Date(d)) => {
+            let _ = write!(out, "{d}");
+        }
+        (ColumnType::Date, Value::DateTime(us)) => {
+            let _ = write!(out, "{}", us.div_euclid(MICROS_PER_DAY));
+        }
+        (ColumnType::Bytes, Value::Bytes(b)) => {
+            write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out)
+        }
+        (ColumnType::Bytes, Value::Text(t)) => write_json_str(
+            &base64::engine::general_purpose::STANDARD.encode(t.as_bytes()),
+            out,
+        ),
+        (ColumnType::BigIntUnsigned, Value::Dec(d)) => {
+            let u = u64::try_from(d.mantissa).unwrap_or(0);
+            if decimal == DecimalMode::Precise {
+                let bytes = (u as i128).to_be_bytes();
                 write_json_str(
-                    &base64::engine::general_purpose::STANDARD.encode(&u.to_le_bytes()[..n]),
+                    &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
                     out,
                 );
+            } else {
+                // bigint.unsigned.handling.mode=long: Connect's int64 wraps above 2^63-1.
+                let _ = write!(out, "{}", u as i64);
             }
-            (ColumnType::Geometry, Value::Bytes(b)) => {
-                out.push_str("{\"wkb\":");
-                write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out);
-                out.push_str(",\"srid\":null}");
-            }
-            (ColumnType::Time { .. }, Value::Time(us)) => {
-                let _ = write!(out, "{us}");
-            }
-            (_, v) => v.write_json(out),
         }
+        (ColumnType::Bit { width: 1 }, Value::Int(i)) => {
+            out.push_str(if *i != 0 { "true" } else { "false" })
+        }
+        (ColumnType::Bit { width }, v @ (Value::Int(_) | Value::Dec(_))) => {
+            let u = v.as_decimal().map_or(0, |d| d.mantissa as u64);
+            let n = (*width as usize).div_ceil(8);
+            write_json_str(
+                &base64::engine::general_purpose::STANDARD.encode(&u.to_le_bytes()[..n]),
+                out,
+            );
+        }
+        (ColumnType::Geometry, Value::Bytes(b)) => {
+            out.push_str("{\"wkb\":");
+            write_json_str(&base64::engine::general_purpose::STANDARD.encode(b), out);
+            out.push_str(",\"srid\":null}");
+        }
+        (ColumnType::Time { .. }, Value::Time(us)) => {
+            let _ = write!(out, "{us}");
+        }
+        (_, v) => v.write_json(out),
     }
 }
 
 /// Minimal big-endian two's complement: redundant sign bytes dropped.
-fn minimal(bytes: &[u8; 16]) -> &[u8] {
+pub(crate) fn minimal(bytes: &[u8; 16]) -> &[u8] {
     let mut start = 0;
     while start < 15 {
         let (b, next) = (bytes[start], bytes[start + 1]);
@@ -257,7 +262,12 @@ fn minimal(bytes: &[u8; 16]) -> &[u8] {
     &bytes[start..]
 }
 
-fn field_schema(name: &str, ty: &ColumnType, optional: bool, decimal: DecimalMode) -> String {
+pub(crate) fn field_schema(
+    name: &str,
+    ty: &ColumnType,
+    optional: bool,
+    decimal: DecimalMode,
+) -> String {
     if *ty == ColumnType::Geometry {
         let mut s = format!(
             "{{\"type\":\"struct\",\"fields\":[{{\"type\":\"bytes\",\"optional\":false,\"field\":\"wkb\"}},\

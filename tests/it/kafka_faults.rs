@@ -78,7 +78,7 @@ impl Guard {
     }
 
     /// Waits (at most `limit`) for the process to exit by itself, successfully.
-    fn finish(&mut self, limit: Duration) {
+    pub(crate) fn finish(&mut self, limit: Duration) {
         wait(self.child.take().expect("running"), limit, &self.log);
     }
 }

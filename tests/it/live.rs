@@ -435,7 +435,7 @@ fn wait_caught_up(server: &Server, engine: &mut Guard, metrics_port: u16, limit:
 
 /// The final documents of a JSON-lines change log (appended to across restarts), each as its
 /// columns' text the way MariaDB prints them: strings as they are, numbers as written, NULL.
-fn log_rows(d: &Dataflows, path: &Path) -> Vec<Vec<Vec<String>>> {
+pub(crate) fn log_rows(d: &Dataflows, path: &Path) -> Vec<Vec<Vec<String>>> {
     #[derive(serde::Deserialize)]
     struct Line {
         view: String,
@@ -478,7 +478,7 @@ fn log_rows(d: &Dataflows, path: &Path) -> Vec<Vec<Vec<String>>> {
 }
 
 /// Asserts every view of the change log at `out` equals MariaDB's result of its SQL.
-fn assert_equals_mariadb(server: &Server, d: &Dataflows, out: &Path) {
+pub(crate) fn assert_equals_mariadb(server: &Server, d: &Dataflows, out: &Path) {
     let views = views_of(&root().join("dataflows"));
     let rows = log_rows(d, out);
     let checked = assert_views_match(&server.socket, d, &views, |vi| rows[vi].clone());

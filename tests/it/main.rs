@@ -4,6 +4,7 @@ mod common;
 
 mod bad_input;
 mod binlog;
+mod capture;
 mod cli;
 mod dashboard;
 mod decode;
