@@ -740,19 +740,14 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
 /// What `check` prints for a view: the source columns it reads, its joins, its group key
 /// (what identifies a document), then its plan.
 pub fn describe_view(v: &crate::sql::ViewPlan) -> String {
-    use crate::sql::plan::{JoinKind, show};
+    use crate::sql::plan::show;
     use std::fmt::Write as _;
     let mut out = format!("view {}\n", v.name);
     let mut joined: Vec<String> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
     for (i, src) in v.sources.iter().enumerate() {
-        let mut read: Vec<usize> = src.columns.clone();
-        if let Some(f) = &src.filter {
-            f.columns(&mut read);
-        }
-        read.sort_unstable();
-        read.dedup();
-        let names: Vec<&str> = read
+        let names: Vec<&str> = src
+            .read_columns()
             .iter()
             .filter_map(|c| src.table_columns.get(*c).map(String::as_str))
             .collect();
@@ -764,28 +759,15 @@ pub fn describe_view(v: &crate::sql::ViewPlan) -> String {
             src.alias,
             names.join(", ")
         );
-        let own: Vec<String> = src
-            .column_names
-            .iter()
-            .map(|c| format!("{}.{c}", src.alias))
-            .collect();
+        let own = src.qualified_columns();
         if i > 0 {
             let j = &v.joins[i - 1];
-            let keys: Vec<String> = j
-                .left_keys
-                .iter()
-                .zip(&j.right_keys)
-                .map(|(l, r)| format!("{} = {}", show(l, &joined), show(r, &own)))
-                .collect();
             joins.push(format!(
                 "{} {} {} on {}",
-                match j.kind {
-                    JoinKind::Inner => "join",
-                    JoinKind::Left => "left join",
-                },
+                j.kind.keyword(),
                 src.table_name,
                 src.alias,
-                keys.join(" and ")
+                j.condition(&joined, &own)
             ));
         }
         joined.extend(own);
@@ -937,7 +919,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         pipeline::run(
             &dataflows,
             Arc::new(crate::source::FileSource::new(inputs)),
-            pipeline::debezium_reading(&dataflows, options.schema_drift),
+            pipeline::debezium_for(&dataflows, options.schema_drift, options.state.is_some()),
             &options,
             sink,
             metrics.clone(),
@@ -1149,11 +1131,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         match (kafka, replica) {
             (Some(kafka), _) => (
                 Arc::new(crate::source::kafka::KafkaSource::connect(kafka)?),
-                if a.state_dir.is_none() {
-                    pipeline::debezium_reading(&dataflows, a.decode.schema_drift)
-                } else {
-                    pipeline::debezium_with(a.decode.schema_drift)
-                },
+                pipeline::debezium_for(&dataflows, a.decode.schema_drift, a.state_dir.is_some()),
             ),
             (None, Some(replica)) => {
                 let source = crate::source::replica::ReplicaSource::connect(replica)?;

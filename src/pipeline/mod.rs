@@ -203,10 +203,17 @@ pub fn debezium_with(drift: SchemaDrift) -> DecoderFactory {
     Arc::new(move |catalog| Box::new(DebeziumDecoder::with_drift(catalog, drift)))
 }
 
-/// The Debezium JSON decoder that decodes only the columns the views of `dataflows` read (and
-/// the primary keys): for runs that keep no state (a state dir keeps whole rows, so that a view
-/// changed before a restart is recomputed from every column).
-pub fn debezium_reading(dataflows: &Dataflows, drift: SchemaDrift) -> DecoderFactory {
+/// The Debezium JSON decoder for the views of `dataflows`. A run that keeps no state decodes
+/// only the columns the views read (and the primary keys); one that `keeps_state` decodes
+/// whole rows, so that a view changed before a restart is recomputed from every column.
+pub fn debezium_for(
+    dataflows: &Dataflows,
+    drift: SchemaDrift,
+    keeps_state: bool,
+) -> DecoderFactory {
+    if keeps_state {
+        return debezium_with(drift);
+    }
     let read = Arc::new(dataflows.read_columns());
     Arc::new(move |catalog| {
         Box::new(DebeziumDecoder::with_drift(catalog, drift).reading(read.clone()))
@@ -223,11 +230,7 @@ pub fn replay(
     run(
         dataflows,
         Arc::new(FileSource::new(inputs)),
-        if options.state.is_none() {
-            debezium_reading(dataflows, options.schema_drift)
-        } else {
-            debezium_with(options.schema_drift)
-        },
+        debezium_for(dataflows, options.schema_drift, options.state.is_some()),
         options,
         sink,
         Arc::new(Metrics::default()),

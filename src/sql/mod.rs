@@ -74,11 +74,7 @@ impl Dataflows {
             .collect();
         for v in &self.views {
             for s in &v.sources {
-                let mut cols = s.columns.clone();
-                if let Some(f) = &s.filter {
-                    f.columns(&mut cols);
-                }
-                for c in cols {
+                for c in s.read_columns() {
                     read[s.table][c] = true;
                 }
             }

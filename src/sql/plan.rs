@@ -70,6 +70,49 @@ impl SourcePlan {
     pub fn project(&self, row: &[Value]) -> Vec<Value> {
         self.columns.iter().map(|c| row[*c].clone()).collect()
     }
+
+    /// The table columns the source reads: those it keeps and those its filter reads, sorted.
+    pub fn read_columns(&self) -> Vec<usize> {
+        let mut read = self.columns.clone();
+        if let Some(f) = &self.filter {
+            f.columns(&mut read);
+        }
+        read.sort_unstable();
+        read.dedup();
+        read
+    }
+
+    /// The kept columns' names qualified by the alias (`s.order_id`), as plans show them.
+    pub fn qualified_columns(&self) -> Vec<String> {
+        self.column_names
+            .iter()
+            .map(|c| format!("{}.{c}", self.alias))
+            .collect()
+    }
+}
+
+impl JoinKind {
+    /// `join` or `left join`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "join",
+            JoinKind::Left => "left join",
+        }
+    }
+}
+
+impl JoinPlan {
+    /// The equalities of the join (`l = r and ..`), over the names of the joined row so far and
+    /// of the new source's columns.
+    pub fn condition(&self, joined: &[String], own: &[String]) -> String {
+        let keys: Vec<String> = self
+            .left_keys
+            .iter()
+            .zip(&self.right_keys)
+            .map(|(l, r)| format!("{} = {}", show(l, joined), show(r, own)))
+            .collect();
+        keys.join(" and ")
+    }
 }
 
 /// Joins the next source to the rows joined so far.
@@ -182,11 +225,7 @@ impl fmt::Display for ViewPlan {
         writeln!(f, "view {}", self.name)?;
         let mut joined: Vec<String> = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
-            let own: Vec<String> = s
-                .column_names
-                .iter()
-                .map(|c| format!("{}.{c}", s.alias))
-                .collect();
+            let own = s.qualified_columns();
             let table: Vec<String> = s
                 .table_columns
                 .iter()
@@ -207,24 +246,14 @@ impl fmt::Display for ViewPlan {
                 )?;
             } else {
                 let j = &self.joins[i - 1];
-                let keys: Vec<String> = j
-                    .left_keys
-                    .iter()
-                    .zip(&j.right_keys)
-                    .map(|(l, r)| format!("{} = {}", show(l, &joined), show(r, &own)))
-                    .collect();
-                let kind = if j.kind == JoinKind::Left {
-                    "left join"
-                } else {
-                    "join"
-                };
                 writeln!(
                     f,
-                    "  {kind} {} {} [{}]{filter} on {}",
+                    "  {} {} {} [{}]{filter} on {}",
+                    j.kind.keyword(),
                     s.table_name,
                     s.alias,
                     own.join(", "),
-                    keys.join(" and ")
+                    j.condition(&joined, &own)
                 )?;
             }
             joined.extend(own);
