@@ -99,7 +99,7 @@ fn parse_only() {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let mut live: HashMap<(usize, Vec<cdcflow::value::Value>), bool> = HashMap::new();
+    let mut live: HashMap<(usize, cdcflow::decode::Row), bool> = HashMap::new();
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         if let Ok(Decoded::Events(evs)) = decoder.decode(line) {
             for e in evs {

@@ -9,8 +9,131 @@ use crate::schema::TableId;
 use crate::time::{Time, Version};
 use crate::value::Value;
 
-/// A table row: one value per declared column, in declaration order.
-pub type Row = Vec<Value>;
+/// A row of values: a table row (one value per declared column, in declaration order), a key, a
+/// joined row or a document.
+///
+/// Its layout is private: every module reads it through these methods, so that it can become a
+/// packed byte encoding later without touching them. Ordering, hashing and serde are those of
+/// the value list (`#[serde(transparent)]`): checkpoints and worker routing do not depend on the
+/// wrapper.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    /// An empty row.
+    pub const fn new() -> Row {
+        Row(Vec::new())
+    }
+
+    /// An empty row with room for `n` values.
+    pub fn with_capacity(n: usize) -> Row {
+        Row(Vec::with_capacity(n))
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the row has no values.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value at `i`; panics when `i` is out of range (a planning bug, never data).
+    pub fn get(&self, i: usize) -> &Value {
+        &self.0[i]
+    }
+
+    /// The value at `i`, or `None` past the end.
+    pub fn try_get(&self, i: usize) -> Option<&Value> {
+        self.0.get(i)
+    }
+
+    /// The values, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Value> {
+        self.0.iter()
+    }
+
+    /// Appends a value.
+    pub fn push(&mut self, v: Value) {
+        self.0.push(v);
+    }
+
+    /// Appends every value of `other`.
+    pub fn extend_from(&mut self, other: &Row) {
+        self.0.extend_from_slice(&other.0);
+    }
+
+    /// `self` followed by `other`.
+    pub fn concat(&self, other: &Row) -> Row {
+        let mut out = Vec::with_capacity(self.len() + other.len());
+        out.extend_from_slice(&self.0);
+        out.extend_from_slice(&other.0);
+        Row(out)
+    }
+
+    /// The values at `columns`, in that order.
+    pub fn project(&self, columns: &[usize]) -> Row {
+        Row(columns.iter().map(|&c| self.0[c].clone()).collect())
+    }
+
+    /// Replaces the value at `i`, returning the old one.
+    pub fn replace(&mut self, i: usize, v: Value) -> Value {
+        std::mem::replace(&mut self.0[i], v)
+    }
+
+    /// Keeps the first `n` values.
+    pub fn truncate(&mut self, n: usize) {
+        self.0.truncate(n);
+    }
+
+    /// Removes the values from `at` on and returns them as a row.
+    pub fn split_off(&mut self, at: usize) -> Row {
+        Row(self.0.split_off(at))
+    }
+}
+
+impl From<Vec<Value>> for Row {
+    fn from(values: Vec<Value>) -> Row {
+        Row(values)
+    }
+}
+
+impl PartialEq<Vec<Value>> for Row {
+    fn eq(&self, other: &Vec<Value>) -> bool {
+        self.0 == *other
+    }
+}
+
+impl FromIterator<Value> for Row {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Row {
+        Row(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Row {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Row {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Extend<Value> for Row {
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
 
 /// The source transaction a row change belongs to (Debezium's `transaction` block).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

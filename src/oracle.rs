@@ -146,7 +146,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         for (i, a) in plan.aggregates.iter().enumerate() {
             let vals: Vec<Value> = rows
                 .iter()
-                .map(|r| r[i].clone())
+                .map(|r| r.get(i).clone())
                 .filter(|v| !v.is_null())
                 .collect();
             let v = match a.func {
@@ -218,7 +218,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         else {
             continue;
         };
-        out.insert(document_id(&key[..plan.id_width]), doc);
+        out.insert(document_id(key.iter().take(plan.id_width)), doc);
     }
     out
 }

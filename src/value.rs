@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn a_value_is_four_words() {
-        // Rows are `Vec<Value>`: every byte here is paid per column in every arrangement.
+        // A row holds its values inline, one after another: every byte here is paid per column in every arrangement.
         assert_eq!(std::mem::size_of::<Decimal>(), 24);
         assert_eq!(std::mem::size_of::<Value>(), 32);
     }

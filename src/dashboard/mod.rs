@@ -503,7 +503,13 @@ mod tests {
         let d = dashboard(2);
         let mut sink = d.sink();
         let v = d.view_index("warehouse_cost").unwrap();
-        let doc = |n: i64| Some(vec![Value::Date(20_000), Value::Int(1), Value::Int(n)]);
+        let doc = |n: i64| {
+            Some(Row::from(vec![
+                Value::Date(20_000),
+                Value::Int(1),
+                Value::Int(n),
+            ]))
+        };
         sink.submit(
             10,
             &[change(v, 10, "a", doc(1)), change(v, 10, "b", doc(2))],

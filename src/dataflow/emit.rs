@@ -73,12 +73,13 @@ pub fn emit_changes<'s>(
 /// The document id of a group: its GROUP BY values, `|`-separated; `\` escapes `|` and `\`,
 /// and NULL is `\N`; the one document of a view without GROUP BY is `all`. Stable across runs
 /// and workers.
-pub fn document_id(key: &[crate::value::Value]) -> String {
-    if key.is_empty() {
+pub fn document_id<'a>(key: impl IntoIterator<Item = &'a crate::value::Value>) -> String {
+    let mut out = String::new();
+    let mut key = key.into_iter().peekable();
+    if key.peek().is_none() {
         return "all".into();
     }
-    let mut out = String::new();
-    for (i, v) in key.iter().enumerate() {
+    for (i, v) in key.enumerate() {
         if i > 0 {
             out.push('|');
         }

@@ -233,7 +233,7 @@ pub fn render_view<'s>(
             let distinct = grouped
                 .clone()
                 .map(move |(key, mut vals): (Row, Row)| {
-                    let x = std::mem::replace(&mut vals[i], Value::Null);
+                    let x = vals.replace(i, Value::Null);
                     (key, x)
                 })
                 .distinct_total();
@@ -256,7 +256,7 @@ pub fn render_view<'s>(
             };
             rows = rows.join_map(part, move |key: &Row, vals: &Row, x: &Value| {
                 let mut vals = vals.clone();
-                vals[i] = x.clone();
+                vals.replace(i, x.clone());
                 (key.clone(), vals)
             });
         }
@@ -278,7 +278,7 @@ pub fn render_view<'s>(
             let values = grouped
                 .clone()
                 .flat_map(move |(key, mut vals): (Row, Row)| {
-                    let x = std::mem::replace(&mut vals[i], Value::Null);
+                    let x = vals.replace(i, Value::Null);
                     (!x.is_null()).then_some((key, x))
                 });
             let idx = i as u16;
@@ -386,10 +386,7 @@ pub fn render_view<'s>(
 
 /// A left row followed by a right row.
 fn concat(l: &Row, r: &Row) -> Row {
-    let mut out = Vec::with_capacity(l.len() + r.len());
-    out.extend_from_slice(l);
-    out.extend_from_slice(r);
-    out
+    l.concat(r)
 }
 
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error
@@ -419,7 +416,7 @@ where
         .as_collection()
 }
 
-fn eval_all(exprs: &[Expr], row: &[Value]) -> Result<Row, EvalError> {
+fn eval_all(exprs: &[Expr], row: &Row) -> Result<Row, EvalError> {
     exprs.iter().map(|e| e.eval(row)).collect()
 }
 
@@ -481,14 +478,14 @@ impl AccumLayout {
     }
 
     /// The contribution of one row, from its aggregate arguments (`vals[i]` for aggregate `i`).
-    fn accumulate(&self, vals: &[Value]) -> Result<Accum, EvalError> {
+    fn accumulate(&self, vals: &Row) -> Result<Accum, EvalError> {
         let mut acc = vec![0i128; self.width];
         acc[0] = 1;
         for (i, slot) in self.slots.iter().enumerate() {
             let Some((first, true, scale, has_sum)) = slot else {
                 continue;
             };
-            let v = &vals[i];
+            let v = vals.get(i);
             if v.is_null() {
                 continue;
             }
@@ -515,7 +512,7 @@ fn finish(
     acc: &Accum,
     extra: &[Part],
 ) -> Result<Row, EvalError> {
-    let mut out = Vec::with_capacity(aggs.len());
+    let mut out = Row::with_capacity(aggs.len());
     for (i, a) in aggs.iter().enumerate() {
         let slot = layout.slots[i].as_ref();
         let v = match a.func {

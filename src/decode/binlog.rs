@@ -378,7 +378,7 @@ impl BinlogDecoder {
     /// Converts one binlog row image into a declared row.
     fn row(&self, m: &Mapped, data: &RowData) -> Result<Row, String> {
         let t = &self.catalog.tables[m.table];
-        let mut row = Vec::with_capacity(m.cols.len());
+        let mut row = Row::with_capacity(m.cols.len());
         for (ci, cm) in m.cols.iter().enumerate() {
             let col = &t.columns[ci];
             let cell = data
@@ -408,7 +408,7 @@ impl BinlogDecoder {
         self.catalog.tables[m.table]
             .primary_key
             .iter()
-            .map(|&i| row[i].clone())
+            .map(|&i| row.get(i).clone())
             .collect()
     }
 }

@@ -151,7 +151,7 @@ mod tests {
         c.parts.push(Part {
             keys: vec![(
                 "shop.orders".into(),
-                vec![Value::Int(1)],
+                vec![Value::Int(1)].into(),
                 Version {
                     file: 1,
                     pos: 2,

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::func::Func;
+use crate::event::Row;
 pub use crate::value::DIV_PRECISION_INCREMENT;
 use crate::value::{Decimal, F64, MAX_SHOWN, MICROS_PER_DAY, Value, div_scale};
 
@@ -162,9 +163,9 @@ fn overflow(what: &str) -> EvalError {
 
 impl Expr {
     /// Evaluates the expression on `row`.
-    pub fn eval(&self, row: &[Value]) -> Result<Value, EvalError> {
+    pub fn eval(&self, row: &Row) -> Result<Value, EvalError> {
         Ok(match self {
-            Expr::Column(i) => row[*i].clone(),
+            Expr::Column(i) => row.get(*i).clone(),
             Expr::Literal(v) => v.clone(),
             Expr::Binary(op, a, b) => {
                 match op {
@@ -281,7 +282,7 @@ impl Expr {
     }
 
     /// True when the expression evaluates to SQL TRUE on `row`.
-    pub fn holds(&self, row: &[Value]) -> Result<bool, EvalError> {
+    pub fn holds(&self, row: &Row) -> Result<bool, EvalError> {
         Ok(self.eval(row)?.truth() == Some(true))
     }
 
@@ -543,7 +544,7 @@ mod tests {
         let null = || lit(Value::Null);
         let t = || lit(Value::Int(1));
         let f = || lit(Value::Int(0));
-        let ev = |e: Expr| e.eval(&[]).unwrap();
+        let ev = |e: Expr| e.eval(&Row::new()).unwrap();
         assert_eq!(ev(Expr::Binary(BinOp::And, null(), f())), Value::Int(0));
         assert_eq!(ev(Expr::Binary(BinOp::And, null(), t())), Value::Null);
         assert_eq!(ev(Expr::Binary(BinOp::Or, null(), t())), Value::Int(1));
@@ -592,7 +593,7 @@ mod tests {
     fn arithmetic_types_and_values() {
         let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
         let e = Expr::Binary(BinOp::Mul, lit(Value::Int(3)), lit(d("19.99")));
-        assert_eq!(e.eval(&[]).unwrap(), d("59.97"));
+        assert_eq!(e.eval(&Row::new()).unwrap(), d("59.97"));
         assert_eq!(
             binary_type(BinOp::Mul, Type::Int, Type::dec(2)).unwrap(),
             Type::dec(2)
@@ -602,16 +603,17 @@ mod tests {
             Type::Dec { scale: 9, shown: 4 }
         );
         let div = Expr::Binary(BinOp::Div, lit(Value::Int(1)), lit(Value::Int(0)));
-        assert_eq!(div.eval(&[]).unwrap(), Value::Null);
+        assert_eq!(div.eval(&Row::new()).unwrap(), Value::Null);
         let big = Expr::Binary(BinOp::Add, lit(Value::Int(i64::MAX)), lit(Value::Int(1)));
-        assert!(big.eval(&[]).is_err());
+        assert!(big.eval(&Row::new()).is_err());
     }
 
     #[test]
     fn any_double_operand_makes_arithmetic_double() {
         let x = |f: f64| Value::Double(F64::new(f).unwrap());
         let d = |s: &str| Value::Dec(Decimal::parse(s).unwrap());
-        let ev = |op, a: Value, b: Value| Expr::Binary(op, lit(a), lit(b)).eval(&[]).unwrap();
+        let ev =
+            |op, a: Value, b: Value| Expr::Binary(op, lit(a), lit(b)).eval(&Row::new()).unwrap();
         assert_eq!(ev(BinOp::Add, Value::Int(1), x(0.5)), x(1.5));
         assert_eq!(ev(BinOp::Div, Value::Int(7), x(2.0)), x(3.5));
         assert_eq!(ev(BinOp::Mul, d("0.1"), x(3.0)), x(0.1 * 3.0));
@@ -619,10 +621,16 @@ mod tests {
         assert_eq!(ev(BinOp::Eq, x(0.1), d("0.1")), Value::Int(1));
         let huge = Expr::Binary(BinOp::Mul, lit(x(1e300)), lit(x(1e300)));
         assert!(
-            huge.eval(&[]).is_err(),
+            huge.eval(&Row::new()).is_err(),
             "overflow is an error, never infinity"
         );
-        assert_eq!(Expr::Neg(lit(x(0.0))).eval(&[]).unwrap().to_string(), "0");
+        assert_eq!(
+            Expr::Neg(lit(x(0.0)))
+                .eval(&Row::new())
+                .unwrap()
+                .to_string(),
+            "0"
+        );
         for (l, r) in [
             (Type::Int, Type::Double),
             (Type::Double, Type::dec(2)),

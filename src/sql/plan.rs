@@ -20,6 +20,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Span;
 
 use super::expr::{BinOp, EvalError, Expr, Type, binary_type, coerce, comparable, unify};
+use crate::event::Row;
 use crate::schema::{Catalog, ColumnType, SqlError, TableId, object_parts};
 use crate::value::{
     DIV_PRECISION_INCREMENT, Decimal, MAX_SHOWN, Value, div_scale, parse_date, parse_datetime,
@@ -62,13 +63,13 @@ pub struct SourcePlan {
 
 impl SourcePlan {
     /// Whether the filter holds on a table row (true without a filter).
-    pub fn holds(&self, row: &[Value]) -> Result<bool, EvalError> {
+    pub fn holds(&self, row: &Row) -> Result<bool, EvalError> {
         self.filter.as_ref().map_or(Ok(true), |f| f.holds(row))
     }
 
     /// A table row projected to [`Self::columns`].
-    pub fn project(&self, row: &[Value]) -> Vec<Value> {
-        self.columns.iter().map(|c| row[*c].clone()).collect()
+    pub fn project(&self, row: &Row) -> Row {
+        row.project(&self.columns)
     }
 
     /// The table columns the source reads: those it keeps and those its filter reads, sorted.

@@ -172,23 +172,23 @@ impl Sim {
     }
 
     fn start(&mut self, id: i64) -> OrderSim {
-        let order = vec![
+        let order = Row::from(vec![
             Value::Int(id),
             Value::Int(1 + self.rng.below(5000) as i64),
             Value::Text("placed".into()),
             self.now(),
-        ];
+        ]);
         self.change(self.t.orders, Op::Create, None, Some(order.clone()));
         let n = 1 + self.rng.below(4);
         let mut items = Vec::new();
         for _ in 0..n {
-            let item = vec![
+            let item = Row::from(vec![
                 Value::Int(self.next_item_id),
                 Value::Int(id),
                 Value::Text(ITEM_TYPES[self.rng.below(ITEM_TYPES.len() as u64) as usize].into()),
                 Value::Int(1 + self.rng.below(5) as i64),
                 dec(100 + self.rng.below(49_900) as i64),
-            ];
+            ]);
             self.next_item_id += 1;
             self.change(self.t.items, Op::Create, None, Some(item.clone()));
             items.push(item);
@@ -206,13 +206,13 @@ impl Sim {
 
     fn set(&mut self, table: TableId, row: &mut Row, col: usize, v: Value) {
         let before = row.clone();
-        row[col] = v;
+        row.replace(col, v);
         self.change(table, Op::Update, Some(before), Some(row.clone()));
     }
 
     /// Advances one order by one transaction; returns false when the order is finished.
     fn step(&mut self, o: &mut OrderSim) -> bool {
-        let id = match o.order[0] {
+        let id = match *o.order.get(0) {
             Value::Int(i) => i,
             _ => unreachable!(),
         };
@@ -235,13 +235,13 @@ impl Sim {
                 o.stage = 1;
             }
             1 => {
-                let ship = vec![
+                let ship = Row::from(vec![
                     Value::Int(id),
                     Value::Int(id),
                     Value::Int(1 + self.rng.below(WAREHOUSES) as i64),
                     Value::Text("picking".into()),
                     Value::Null,
-                ];
+                ]);
                 self.change(t_ship, Op::Create, None, Some(ship.clone()));
                 o.shipment = Some(ship);
                 o.stage = 2;
@@ -256,17 +256,17 @@ impl Sim {
                 // One transaction over two databases: shipment shipped + delivery dispatched.
                 let mut s = o.shipment.take().expect("stage 3 has a shipment");
                 let before = s.clone();
-                s[3] = Value::Text("shipped".into());
-                s[4] = self.now();
+                s.replace(3, Value::Text("shipped".into()));
+                s.replace(4, self.now());
                 self.change(t_ship, Op::Update, Some(before), Some(s.clone()));
                 o.shipment = Some(s);
-                let d = vec![
+                let d = Row::from(vec![
                     Value::Int(id),
                     Value::Int(id),
                     Value::Int(1 + self.rng.below(COURIERS.len() as u64) as i64),
                     dec(300 + self.rng.below(3_700) as i64),
                     self.now(),
-                ];
+                ]);
                 self.change(t_deliv, Op::Create, None, Some(d.clone()));
                 o.delivery = Some(d);
                 o.stage = 4;
@@ -333,7 +333,7 @@ impl Sim {
                         let i = self.rng.below(self.couriers.len() as u64) as usize;
                         let mut c = self.couriers[i].clone();
                         let base = COURIERS[i];
-                        let name = if c[1] == Value::Text(base.into()) {
+                        let name = if *c.get(1) == Value::Text(base.into()) {
                             format!("{base}-express")
                         } else {
                             base.to_string()
@@ -401,7 +401,7 @@ pub fn simulate(
     };
     // Snapshot of the couriers.
     for (i, name) in COURIERS.iter().enumerate() {
-        let row = vec![Value::Int(i as i64 + 1), Value::Text((*name).into())];
+        let row = Row::from(vec![Value::Int(i as i64 + 1), Value::Text((*name).into())]);
         sim.change(sim.t.couriers, Op::Read, None, Some(row.clone()));
         sim.couriers.push(row);
     }
@@ -490,7 +490,7 @@ pub fn generate_with_progress(
             for c in tx {
                 if Some(c.table) == orders_table
                     && c.op == Op::Create
-                    && let Some(Value::Int(id)) = c.after.as_ref().and_then(|r| r.first())
+                    && let Some(Value::Int(id)) = c.after.as_ref().and_then(|r| r.try_get(0))
                 {
                     p.orders.fetch_max(*id as u64, Relaxed);
                 }

@@ -380,9 +380,14 @@ fn capture_messages_equal_debezium_field_for_field() {
             Value::Null,
         ]
     };
-    let rows: Vec<(Row, Option<Row>)> = decoded
+    let rows: Vec<(Vec<Value>, Option<Vec<Value>>)> = decoded
         .iter()
-        .map(|(k, r, _)| (k.clone(), r.clone()))
+        .map(|(k, r, _)| {
+            (
+                k.iter().cloned().collect(),
+                r.as_ref().map(|r| r.iter().cloned().collect()),
+            )
+        })
         .collect();
     assert_eq!(
         rows,

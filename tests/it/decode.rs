@@ -42,12 +42,18 @@ fn real_schemaless_messages_decode() {
             row: 0
         }
     );
-    assert_eq!(snap[0].row.as_ref().unwrap()[1], Value::Text("Anne".into()));
+    assert_eq!(
+        *snap[0].row.as_ref().unwrap().get(1),
+        Value::Text("Anne".into())
+    );
     let Decoded::Events(upd) = &got[1] else {
         panic!()
     };
     assert_eq!(upd.len(), 1, "same key: one upsert");
-    assert_eq!(upd[0].row.as_ref().unwrap()[1], Value::Text("Sarah".into()));
+    assert_eq!(
+        *upd[0].row.as_ref().unwrap().get(1),
+        Value::Text("Sarah".into())
+    );
 }
 
 #[test]
@@ -59,7 +65,11 @@ fn real_messages_with_schemas_and_key_records_decode() {
         panic!("{got:?}")
     };
     let row = addr[0].row.as_ref().unwrap();
-    assert_eq!(row[6], Value::Text("LIVING".into()), "ENUM as its string");
+    assert_eq!(
+        *row.get(6),
+        Value::Text("LIVING".into()),
+        "ENUM as its string"
+    );
     assert_eq!(
         addr[0].version,
         Version {
@@ -134,121 +144,121 @@ fn edge_changes() -> Vec<RowChange> {
             1,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(1),
                 Value::Int(-7),
                 Value::Text("näh \"quoted\" \\ tab\t".into()),
                 Value::Int(-3),
                 d("-1234567890.99"),
-            ]),
+            ])),
             10,
         ),
         c(
             1,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(i64::MAX),
                 Value::Int(i64::MIN),
                 Value::Text("".into()),
                 Value::Int(0),
                 d("0.00"),
-            ]),
+            ])),
             20,
         ),
         c(
             1,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(3),
                 Value::Int(2),
                 Value::Text("x".into()),
                 Value::Int(5),
                 d("9999999999.99"),
-            ]),
+            ])),
             30,
         ),
         c(
             1,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(4),
                 Value::Int(2),
                 Value::Text("y".into()),
                 Value::Int(5),
                 d("-0.01"),
-            ]),
+            ])),
             35,
         ),
         c(
             2,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(9),
                 Value::Int(9),
                 Value::Int(1),
                 Value::Text("picking".into()),
                 Value::Null,
-            ]),
+            ])),
             40,
         ),
         c(
             2,
             Op::Update,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(9),
                 Value::Int(9),
                 Value::Int(1),
                 Value::Text("picking".into()),
                 Value::Null,
-            ]),
-            Some(vec![
+            ])),
+            Some(Row::from(vec![
                 Value::Int(9),
                 Value::Int(9),
                 Value::Int(2),
                 Value::Text("shipped".into()),
                 dt(-86_400_123),
-            ]),
+            ])),
             50,
         ),
         c(
             0,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(5),
                 Value::Int(1),
                 Value::Text("paid".into()),
                 dt(1_772_409_600_999),
-            ]),
+            ])),
             55,
         ),
         c(
             4,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(1),
                 Value::Int(9),
                 Value::Int(3),
                 d("12.50"),
                 dt(0),
-            ]),
+            ])),
             60,
         ),
         c(
             4,
             Op::Delete,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(1),
                 Value::Int(9),
                 Value::Int(3),
                 d("12.50"),
                 dt(0),
-            ]),
+            ])),
             None,
             70,
         ),
@@ -256,20 +266,20 @@ fn edge_changes() -> Vec<RowChange> {
         c(
             1,
             Op::Update,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(3),
                 Value::Int(2),
                 Value::Text("x".into()),
                 Value::Int(5),
                 d("9999999999.99"),
-            ]),
-            Some(vec![
+            ])),
+            Some(Row::from(vec![
                 Value::Int(33),
                 Value::Int(2),
                 Value::Text("x".into()),
                 Value::Int(5),
                 d("9999999999.99"),
-            ]),
+            ])),
             80,
         ),
     ]
@@ -342,10 +352,10 @@ fn datetime_precision_decides_units_without_schema() {
         panic!()
     };
     let row = e[0].row.as_ref().unwrap();
-    assert_eq!(row[1].to_string(), "2023-03-23 14:30:05.123");
-    assert_eq!(row[2].to_string(), "2023-03-23 14:30:05.123456");
-    assert_eq!(row[3].to_string(), "2023-03-23");
-    assert_eq!(row[4].to_string(), "2023-03-23 22:00:10.123456");
+    assert_eq!(row.get(1).to_string(), "2023-03-23 14:30:05.123");
+    assert_eq!(row.get(2).to_string(), "2023-03-23 14:30:05.123456");
+    assert_eq!(row.get(3).to_string(), "2023-03-23");
+    assert_eq!(row.get(4).to_string(), "2023-03-23 22:00:10.123456");
 }
 
 fn all_types_catalog() -> Arc<Catalog> {
@@ -565,7 +575,7 @@ fn decode_v(ty: &str, raw: &str) -> Result<Value, String> {
         r#"{{"before":null,"after":{{"id":1,"v":{raw}}},"source":{{"db":"a","table":"t","file":"b.000001","pos":4,"row":0,"ts_ms":1}},"op":"c"}}"#
     );
     match dec.decode(msg.as_bytes()) {
-        Ok(Decoded::Events(e)) => Ok(e[0].row.as_ref().unwrap()[1].clone()),
+        Ok(Decoded::Events(e)) => Ok(e[0].row.as_ref().unwrap().get(1).clone()),
         Ok(other) => panic!("{other:?}"),
         Err(e) => Err(e.0),
     }
@@ -728,12 +738,12 @@ fn real_public_messages_decode_to_exact_values() {
     assert_eq!(c.key, vec![Value::Int(1)]);
     assert_eq!(
         c.row,
-        Some(vec![
+        Some(Row::from(vec![
             Value::Int(1),
             text("Tシャツ"),
             dt(1_702_278_557_988),
             dt(1_702_278_557_988),
-        ])
+        ]))
     );
     assert_eq!(
         c.version,
@@ -746,19 +756,19 @@ fn real_public_messages_decode_to_exact_values() {
     assert_eq!(c.time, 1_702_278_557_000);
     assert!(c.tx.is_none());
     let row = c.row.as_ref().unwrap();
-    assert_eq!(row[2].to_string(), "2023-12-11 07:09:17.988");
+    assert_eq!(row.get(2).to_string(), "2023-12-11 07:09:17.988");
 
     let u = only_event(&got[1]);
     assert_eq!(u.table, items);
     assert_eq!(u.key, vec![Value::Int(1)], "same key: one upsert");
     assert_eq!(
         u.row,
-        Some(vec![
+        Some(Row::from(vec![
             Value::Int(1),
             text("ロングスリーブTシャツ"),
             dt(1_702_278_557_988),
             dt(1_702_278_563_519),
-        ])
+        ]))
     );
     assert_eq!(
         u.version,
@@ -770,7 +780,7 @@ fn real_public_messages_decode_to_exact_values() {
     );
     assert_eq!(u.time, 1_702_278_563_000);
     assert_eq!(
-        u.row.as_ref().unwrap()[3].to_string(),
+        u.row.as_ref().unwrap().get(3).to_string(),
         "2023-12-11 07:09:23.519"
     );
 
@@ -803,7 +813,7 @@ fn real_public_messages_decode_to_exact_values() {
     let ts = Value::DateTime(1_739_355_004_000_000);
     assert_eq!(
         r.row,
-        Some(vec![
+        Some(Row::from(vec![
             dv("8"),
             text("Coffee Maker"),
             text("Brew the perfect cup of coffee every time"),
@@ -812,7 +822,7 @@ fn real_public_messages_decode_to_exact_values() {
             text("https://example.com/images/coffeemaker.jpg"),
             ts.clone(),
             ts,
-        ])
+        ]))
     );
     assert_eq!(
         r.version,
@@ -825,7 +835,7 @@ fn real_public_messages_decode_to_exact_values() {
     assert_eq!(r.time, 1_739_381_500_000);
     assert!(r.tx.is_none());
     assert_eq!(
-        r.row.as_ref().unwrap()[6].to_string(),
+        r.row.as_ref().unwrap().get(6).to_string(),
         "2025-02-12 10:10:04"
     );
 }

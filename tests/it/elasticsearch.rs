@@ -435,7 +435,7 @@ fn es_mapping_is_strict_and_typed() {
             .collect();
         let texts: Vec<String> = changes
             .iter()
-            .map(|c| c.doc.as_ref().unwrap()[1].to_string())
+            .map(|c| c.doc.as_ref().unwrap().get(1).to_string())
             .collect();
         assert!(texts.iter().any(|t| t.len() == 19), "{texts:?}");
         assert!(texts.iter().any(|t| t.len() == 23), "{texts:?}");
@@ -700,11 +700,11 @@ fn es_refused_requests_are_retried_split_or_dead_lettered() {
             .collect();
         // Refused for its size even alone: dead-lettered once it stands alone.
         let mut huge = doc(v, 20);
-        huge[1] = Value::Text("HUGE".into());
+        huge.replace(1, Value::Text("HUGE".into()));
         changes.push(upsert(0, 1_000, "huge", huge));
         // Refused by the server's mapping (text in a long field): dead-lettered.
         let mut bad = doc(v, 21);
-        bad[2] = Value::Text("not a number".into());
+        bad.replace(2, Value::Text("not a number".into()));
         changes.push(upsert(0, 1_000, "bad", bad));
         run.sink.submit(1_000, &changes).unwrap();
         run.sink.flush().unwrap();

@@ -62,12 +62,12 @@ fn c_rows() -> Vec<(usize, Row)> {
     .map(|(i, (g, q, p))| {
         (
             0,
-            vec![
+            Row::from(vec![
                 Value::Int(i as i64 + 1),
                 Value::Int(*g),
                 Value::Int(*q),
                 dec(p),
-            ],
+            ]),
         )
     })
     .collect()
@@ -225,16 +225,21 @@ fn regression_a_failing_aggregate_argument_excludes_the_whole_row() {
         &[
             (
                 0,
-                vec![Value::Int(1), Value::Int(1), Value::Int(3), Value::Null],
+                Row::from(vec![
+                    Value::Int(1),
+                    Value::Int(1),
+                    Value::Int(3),
+                    Value::Null,
+                ]),
             ),
             (
                 0,
-                vec![
+                Row::from(vec![
                     Value::Int(2),
                     Value::Int(1),
                     Value::Int(i64::MAX),
                     Value::Null,
-                ],
+                ]),
             ),
         ],
     );
@@ -266,10 +271,15 @@ fn regression_left_join_on_error_does_not_pad_the_left_row() {
     let a = |id: i64, b: i64| {
         (
             0,
-            vec![Value::Int(id), Value::Int(0), Value::Int(0), Value::Int(b)],
+            Row::from(vec![
+                Value::Int(id),
+                Value::Int(0),
+                Value::Int(0),
+                Value::Int(b),
+            ]),
         )
     };
-    let b = |id: i64, big: i64| (1, vec![Value::Int(id), Value::Int(big)]);
+    let b = |id: i64, big: i64| (1, Row::from(vec![Value::Int(id), Value::Int(big)]));
     let bytes = inserts(&d, &[a(1, 1), a(2, 2), a(3, 3), b(2, i64::MAX), b(3, 5)]);
     for workers in [1, 2] {
         let out = replay(&d, bytes.clone(), workers, 0);
@@ -316,33 +326,33 @@ fn functions_dashboards_use_give_mariadbs_answers() {
         &[
             (
                 0,
-                vec![
+                Row::from(vec![
                     Value::Int(1),
                     dt("2024-01-31 23:59:59"),
                     day("2024-01-31"),
                     t("DHL Express"),
                     dec("10.25"),
-                ],
+                ]),
             ),
             (
                 0,
-                vec![
+                Row::from(vec![
                     Value::Int(2),
                     dt("2024-02-29 08:00:00"),
                     day("2024-02-29"),
                     t("ups"),
                     dec("3.10"),
-                ],
+                ]),
             ),
             (
                 0,
-                vec![
+                Row::from(vec![
                     Value::Int(3),
                     dt("2024-12-31 12:30:00"),
                     day("2024-12-31"),
                     t("Fedex"),
                     Value::Null,
-                ],
+                ]),
             ),
         ],
     );
@@ -406,9 +416,13 @@ fn views_without_group_by_give_a_document_per_row_or_one_global_document() {
         ],
     );
     let o = |id: i64, c: Option<i64>, amt: &str| {
-        vec![Value::Int(id), c.map_or(Value::Null, Value::Int), dec(amt)]
+        Row::from(vec![
+            Value::Int(id),
+            c.map_or(Value::Null, Value::Int),
+            dec(amt),
+        ])
     };
-    let c = |id: i64, name: &str| vec![Value::Int(id), Value::Text(name.into())];
+    let c = |id: i64, name: &str| Row::from(vec![Value::Int(id), Value::Text(name.into())]);
     let changes = vec![
         change(1, Op::Create, None, Some(c(7, "dhl")), 0),
         change(0, Op::Create, None, Some(o(1, Some(7), "2.50")), 1),
@@ -477,7 +491,14 @@ fn regression_eval_errors_counts_rows_not_evaluations() {
             "SELECT g, SUM(x * x) sq, MAX(x * x) hi FROM s.a GROUP BY g",
         )],
     );
-    let row = |x: i64| vec![Value::Int(1), Value::Int(1), Value::Int(x), Value::Null];
+    let row = |x: i64| {
+        Row::from(vec![
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(x),
+            Value::Null,
+        ])
+    };
     let changes = vec![
         change(0, Op::Create, None, Some(row(i64::MAX)), 0),
         change(
@@ -526,7 +547,7 @@ fn regression_text_groups_and_compares_under_its_collation() {
         (6, "ups", "c"),
     ]
     .iter()
-    .map(|(id, n, c)| (0, vec![Value::Int(*id), t(n), t(c)]))
+    .map(|(id, n, c)| (0, Row::from(vec![Value::Int(*id), t(n), t(c)])))
     .collect();
     let bytes = inserts(&d, &rows);
     for workers in [1, 2] {
@@ -569,7 +590,14 @@ fn regression_a_backlog_jumping_days_ahead_is_applied_but_a_future_time_is_rejec
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let row = |id: i64| vec![Value::Int(id), Value::Int(1), Value::Int(1), Value::Null];
+    let row = |id: i64| {
+        Row::from(vec![
+            Value::Int(id),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Null,
+        ])
+    };
     let at = |id: i64, ts: u64| RowChange {
         ts_ms: ts,
         ..change(0, Op::Create, None, Some(row(id)), id as u64)

@@ -46,20 +46,20 @@ fn row_for(d: &Dataflows, table: usize, key: i64, seed: u64) -> Row {
     let t = &d.catalog.tables[table];
     let dt = |s: u32| Value::DateTime((BASE_MS + pick(3, s) * DAY_MS + pick(1000, s + 8)) * 1000);
     match (t.db.as_str(), t.name.as_str()) {
-        ("orders", "orders") => vec![
+        ("orders", "orders") => Row::from(vec![
             Value::Int(key),
             Value::Int(pick(3, 0)),
             Value::Text(["placed", "paid", "cancelled"][pick(3, 4) as usize].into()),
             dt(8),
-        ],
-        ("orders", "order_items") => vec![
+        ]),
+        ("orders", "order_items") => Row::from(vec![
             Value::Int(key),
             Value::Int(1 + pick(5, 0)),
             Value::Text(["book", "toy"][pick(2, 4) as usize].into()),
             Value::Int(pick(7, 8) - 1),
             Value::Dec(Decimal::new(pick(5000, 16) as i128 - 100, 2)),
-        ],
-        ("warehouse", "shipments") => vec![
+        ]),
+        ("warehouse", "shipments") => Row::from(vec![
             Value::Int(key),
             Value::Int(1 + pick(5, 0)),
             Value::Int(1 + pick(2, 4)),
@@ -69,18 +69,18 @@ fn row_for(d: &Dataflows, table: usize, key: i64, seed: u64) -> Row {
             } else {
                 dt(16)
             },
-        ],
-        ("logistics", "couriers") => vec![
+        ]),
+        ("logistics", "couriers") => Row::from(vec![
             Value::Int(key),
             Value::Text(["dhl", "ups", "gls"][pick(3, 0) as usize].into()),
-        ],
-        ("logistics", "deliveries") => vec![
+        ]),
+        ("logistics", "deliveries") => Row::from(vec![
             Value::Int(key),
             Value::Int(1 + pick(5, 0)),
             Value::Int(1 + pick(5, 4)),
             Value::Dec(Decimal::new(pick(4000, 8) as i128, 2)),
             dt(20),
-        ],
+        ]),
         _ => unreachable!(),
     }
 }

@@ -49,13 +49,16 @@ fn regression_join_key_types_come_from_the_resolved_sides() {
                 0,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(1), Value::Dec(Decimal::new(300, 2))]),
+                Some(Row::from(vec![
+                    Value::Int(1),
+                    Value::Dec(Decimal::new(300, 2)),
+                ])),
             ),
             (
                 1,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(3), Value::Text("three".into())]),
+                Some(Row::from(vec![Value::Int(3), Value::Text("three".into())])),
             ),
         ],
     );
@@ -64,7 +67,7 @@ fn regression_join_key_types_come_from_the_resolved_sides() {
         out.state.into_iter().collect::<Vec<_>>(),
         vec![(
             (0, "three".to_string()),
-            vec![Value::Text("three".into()), Value::Int(1)]
+            Row::from(vec![Value::Text("three".into()), Value::Int(1)])
         )]
     );
 }
@@ -85,33 +88,33 @@ fn regression_sum_beyond_38_digits_is_refused_not_wrapped() {
                 0,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(1), Value::Int(1), big(4 * e37)]),
+                Some(Row::from(vec![Value::Int(1), Value::Int(1), big(4 * e37)])),
             ),
             (
                 0,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(2), Value::Int(1), big(4 * e37)]),
+                Some(Row::from(vec![Value::Int(2), Value::Int(1), big(4 * e37)])),
             ),
             // group 2: 9e37 + 9e37 = 1.8e38 exceeds i128: refused and counted
             (
                 0,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(3), Value::Int(2), big(9 * e37)]),
+                Some(Row::from(vec![Value::Int(3), Value::Int(2), big(9 * e37)])),
             ),
             (
                 0,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(4), Value::Int(2), big(9 * e37)]),
+                Some(Row::from(vec![Value::Int(4), Value::Int(2), big(9 * e37)])),
             ),
         ],
     );
     let out = replay(&d, bytes, 1, 0);
     assert_eq!(
         out.state.get(&(0, "1".to_string())),
-        Some(&vec![Value::Int(1), big(8 * e37)])
+        Some(&Row::from(vec![Value::Int(1), big(8 * e37)]))
     );
     assert_eq!(out.state.get(&(0, "2".to_string())), None);
     assert!(out.metrics.eval_errors > 0, "the overflow is reported");
@@ -125,13 +128,13 @@ fn regression_delete_with_a_stale_before_image_still_deletes() {
     let couriers = d.catalog.lookup("logistics", "couriers").unwrap();
     let ship = d.catalog.lookup("warehouse", "shipments").unwrap();
     let shipment = |status: &str| {
-        vec![
+        Row::from(vec![
             Value::Int(9),
             Value::Int(9),
             Value::Int(1),
             Value::Text(status.into()),
             Value::DateTime(0),
-        ]
+        ])
     };
     let bytes = lines(
         &d,
@@ -140,7 +143,7 @@ fn regression_delete_with_a_stale_before_image_still_deletes() {
                 couriers,
                 Op::Create,
                 None,
-                Some(vec![Value::Int(1), Value::Text("dhl".into())]),
+                Some(Row::from(vec![Value::Int(1), Value::Text("dhl".into())])),
             ),
             (ship, Op::Create, None, Some(shipment("shipped"))),
             (ship, Op::Delete, Some(shipment("lost")), None),
@@ -162,13 +165,13 @@ fn regression_precise_decimal_of_i128_min_is_refused_without_panic() {
             table: items,
             op: Op::Create,
             before: None,
-            after: Some(vec![
+            after: Some(Row::from(vec![
                 Value::Int(1),
                 Value::Int(1),
                 Value::Text("x".into()),
                 Value::Int(1),
                 Value::Dec(Decimal::new(5, 2)),
-            ]),
+            ])),
             ts_ms: 1,
             file: 1,
             pos: 4,
@@ -220,12 +223,12 @@ fn regression_datetime3_keeps_trailing_zeros() {
             0,
             Op::Create,
             None,
-            Some(vec![
+            Some(Row::from(vec![
                 Value::Int(1),
                 Value::Int(1),
                 Value::DateTime(at),
                 Value::DateTime(at + 120_000),
-            ]),
+            ])),
         )],
     );
     let out = replay(&d, bytes, 1, 0);

@@ -42,13 +42,13 @@ fn dec(x: &str) -> Value {
     Value::Dec(Decimal::parse(x).unwrap())
 }
 fn a(id: i64, g: Option<&str>, x: Option<i64>, amt: Option<&str>, b: Option<i64>) -> Row {
-    vec![
+    Row::from(vec![
         Value::Int(id),
         g.map_or(Value::Null, s),
         x.map_or(Value::Null, Value::Int),
         amt.map_or(Value::Null, dec),
         b.map_or(Value::Null, Value::Int),
-    ]
+    ])
 }
 
 fn scenario(d: &Dataflows) -> Vec<u8> {
@@ -106,14 +106,14 @@ fn scenario(d: &Dataflows) -> Vec<u8> {
             1,
             Op::Create,
             None,
-            Some(vec![Value::Int(1), s("one")]),
+            Some(Row::from(vec![Value::Int(1), s("one")])),
             1000,
         ),
         ch(
             1,
             Op::Create,
             None,
-            Some(vec![Value::Int(3), Value::Null]),
+            Some(Row::from(vec![Value::Int(3), Value::Null])),
             1000,
         ),
         // t=2000: row 4 moves from group q to group p.
@@ -128,7 +128,7 @@ fn scenario(d: &Dataflows) -> Vec<u8> {
         ch(
             1,
             Op::Delete,
-            Some(vec![Value::Int(1), s("one")]),
+            Some(Row::from(vec![Value::Int(1), s("one")])),
             None,
             3000,
         ),
@@ -198,7 +198,10 @@ fn left_join_nulls_and_aggregates_match_hand_computed_results() {
             ),
         ];
         let got: Vec<_> = out.state.clone().into_iter().collect();
-        let mut want: Vec<_> = expected.into_iter().collect();
+        let mut want: Vec<_> = expected
+            .into_iter()
+            .map(|(k, v)| (k, Row::from(v)))
+            .collect();
         want.sort();
         assert_eq!(got, want, "{workers} workers");
         // The group q existed at t=1000 and is deleted at t=2000.

@@ -208,26 +208,28 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
     );
     let mut items_by_order: HashMap<i64, Vec<&Row>> = HashMap::new();
     for i in items {
-        items_by_order.entry(int(&i[1])).or_default().push(i);
+        items_by_order.entry(int(i.get(1))).or_default().push(i);
     }
-    let order_status: HashMap<i64, &str> =
-        orders.iter().map(|o| (int(&o[0]), text(&o[2]))).collect();
+    let order_status: HashMap<i64, &str> = orders
+        .iter()
+        .map(|o| (int(o.get(0)), text(o.get(2))))
+        .collect();
     let mut out = ViewState::new();
     // units_shipped
     let mut units: BTreeMap<Vec<Value>, i128> = BTreeMap::new();
     let mut cost: BTreeMap<Vec<Value>, Decimal> = BTreeMap::new();
-    for s in ships.iter().filter(|s| text(&s[3]) == "shipped") {
-        for i in items_by_order.get(&int(&s[1])).into_iter().flatten() {
-            let k = vec![day(&s[4]), s[2].clone(), i[2].clone()];
-            *units.entry(k).or_default() += int(&i[3]) as i128;
+    for s in ships.iter().filter(|s| text(s.get(3)) == "shipped") {
+        for i in items_by_order.get(&int(s.get(1))).into_iter().flatten() {
+            let k = vec![day(s.get(4)), s.get(2).clone(), i.get(2).clone()];
+            *units.entry(k).or_default() += int(i.get(3)) as i128;
             if order_status
-                .get(&int(&s[1]))
+                .get(&int(s.get(1)))
                 .is_some_and(|st| *st != "cancelled")
             {
-                let line = Decimal::new(int(&i[3]) as i128, 0)
-                    .checked_mul(dec(&i[4]))
+                let line = Decimal::new(int(i.get(3)) as i128, 0)
+                    .checked_mul(dec(i.get(4)))
                     .unwrap();
-                let k = vec![day(&s[4]), s[2].clone()];
+                let k = vec![day(s.get(4)), s.get(2).clone()];
                 let e = cost.entry(k).or_insert(Decimal::new(0, 2));
                 *e = e.checked_add(line).unwrap();
             }
@@ -236,47 +238,50 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
     for (k, n) in units {
         out.insert(
             (1, id_of(&k)),
-            vec![
+            Row::from(vec![
                 k[0].clone(),
                 k[1].clone(),
                 k[2].clone(),
                 Value::Dec(Decimal::new(n, 0)),
-            ],
+            ]),
         );
     }
     for (k, c) in cost {
         out.insert(
             (2, id_of(&k)),
-            vec![k[0].clone(), k[1].clone(), Value::Dec(c)],
+            Row::from(vec![k[0].clone(), k[1].clone(), Value::Dec(c)]),
         );
     }
     // courier_orders
-    let courier_name: HashMap<i64, &Value> = couriers.iter().map(|c| (int(&c[0]), &c[1])).collect();
-    let ship_by_id: HashMap<i64, &Row> = ships.iter().map(|s| (int(&s[0]), s)).collect();
+    let courier_name: HashMap<i64, &Value> =
+        couriers.iter().map(|c| (int(c.get(0)), c.get(1))).collect();
+    let ship_by_id: HashMap<i64, &Row> = ships.iter().map(|s| (int(s.get(0)), s)).collect();
     let mut co: BTreeMap<Vec<Value>, (BTreeSet<i64>, Decimal)> = BTreeMap::new();
     for dl in delivs {
-        let (Some(name), Some(s)) = (courier_name.get(&int(&dl[2])), ship_by_id.get(&int(&dl[1])))
-        else {
+        let (Some(name), Some(s)) = (
+            courier_name.get(&int(dl.get(2))),
+            ship_by_id.get(&int(dl.get(1))),
+        ) else {
             continue;
         };
-        if text(&s[3]) != "shipped" {
+        if text(s.get(3)) != "shipped" {
             continue;
         }
         let e = co
-            .entry(vec![day(&dl[4]), (*name).clone()])
+            .entry(vec![day(dl.get(4)), (*name).clone()])
             .or_insert((BTreeSet::new(), Decimal::new(0, 2)));
-        e.0.insert(int(&s[1]));
-        e.1 = e.1.checked_add(dec(&dl[3])).unwrap();
+        e.0.insert(int(s.get(1)));
+        e.1 = e.1.checked_add(dec(dl.get(3))).unwrap();
     }
     for (k, (orders, c)) in co {
         out.insert(
             (0, id_of(&k)),
-            vec![
+            Row::from(vec![
                 k[0].clone(),
                 k[1].clone(),
                 Value::Int(orders.len() as i64),
                 Value::Dec(c),
-            ],
+            ]),
         );
     }
     out
