@@ -141,7 +141,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         groups.entry(Row::new()).or_default();
     }
     let mut out = BTreeMap::new();
-    for (key, rows) in groups {
+    'groups: for (key, rows) in groups {
         let mut group_row = key.clone();
         for (i, a) in plan.aggregates.iter().enumerate() {
             let vals: Vec<Value> = rows
@@ -168,6 +168,17 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                         };
                     if vals.is_empty() {
                         Value::Null
+                    } else if a.arg_type == Type::Double {
+                        // The correctly rounded sum, by a method other than the engine's.
+                        let xs: Vec<f64> = vals.iter().filter_map(Value::as_f64).collect();
+                        let sum = fsum(&xs);
+                        let avg = matches!(a.func, AggFunc::Avg | AggFunc::AvgDistinct);
+                        let x = if avg { sum / xs.len() as f64 } else { sum };
+                        match crate::value::F64::new(x) {
+                            Some(x) => Value::Double(x),
+                            // Out of range: the engine reports it and leaves the group out.
+                            None => continue 'groups,
+                        }
                     } else {
                         let scale = match a.arg_type {
                             Type::Dec { scale, .. } => scale,
@@ -232,4 +243,54 @@ pub fn evaluate_all(views: &[ViewPlan], tables: &Tables) -> BTreeMap<(usize, Str
         }
     }
     out
+}
+
+/// The correctly rounded sum of `xs` (Shewchuk's partials, as Python's `math.fsum`).
+fn fsum(xs: &[f64]) -> f64 {
+    let mut partials: Vec<f64> = Vec::new();
+    for &x0 in xs {
+        let mut x = x0;
+        let mut i = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(i);
+        partials.push(x);
+    }
+    let mut n = partials.len();
+    if n == 0 {
+        return 0.0;
+    }
+    n -= 1;
+    let mut hi = partials[n];
+    let mut lo = 0.0;
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = partials[n];
+        hi = x + y;
+        let yr = hi - x;
+        lo = y - yr;
+        if lo != 0.0 {
+            break;
+        }
+    }
+    if n > 0 && (lo < 0.0 && partials[n - 1] < 0.0 || lo > 0.0 && partials[n - 1] > 0.0) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
 }

@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
 use timely::dataflow::operators::vec::{Map as _, ToStream};
 
-use super::accum::Accum;
+use super::accum::{Accum, DOUBLE_LIMBS, add_double, double_total};
 use crate::decode::Row;
 use crate::metrics::Metrics;
 use crate::sql::expr::{EvalError, Expr, Type};
 use crate::sql::plan::{AggFunc, Aggregate, JoinKind, ViewPlan};
 use crate::time::Time;
-use crate::value::{Decimal, Value};
+use crate::value::{Decimal, F64, Value};
 
 /// A collection of rows at dataflow time.
 pub type Rows<'s> = VecCollection<'s, Time, Row>;
@@ -305,6 +305,12 @@ pub fn render_view<'s>(
                 AggFunc::SumDistinct | AggFunc::AvgDistinct => values
                     .distinct_total()
                     .explode(|(k, x): (Row, Value)| {
+                        if let Value::Double(x) = x {
+                            let mut acc = vec![0; 1 + DOUBLE_LIMBS];
+                            acc[0] = 1;
+                            add_double(x.get(), &mut acc[1..]);
+                            return Some((k, Accum(acc)));
+                        }
                         // Distinct values share the argument's static scale.
                         let m = x.as_decimal().map_or(0, |d| d.mantissa);
                         Some((k, Accum(vec![1, m / LIMB, m % LIMB])))
@@ -438,9 +444,20 @@ enum Part {
 /// The base of the two limbs a sum is accumulated in.
 const LIMB: i128 = 1_000_000_000_000_000_000;
 
+/// What an accumulable aggregate sums after its count slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sum {
+    /// Nothing (COUNT).
+    None,
+    /// A decimal at the argument's scale, in two limbs.
+    Decimal,
+    /// A double, exactly, in [`DOUBLE_LIMBS`] limbs.
+    Double,
+}
+
 /// An accumulable aggregate's first slot, whether it has an argument, the argument's scale, and
-/// whether it has a sum slot.
-type Slot = (usize, bool, u8, bool);
+/// what it sums.
+type Slot = (usize, bool, u8, Sum);
 
 /// Where each accumulable aggregate keeps its slots in an [`Accum`].
 struct AccumLayout {
@@ -461,14 +478,18 @@ impl AccumLayout {
                 };
                 let first = next;
                 match a.func {
-                    AggFunc::CountStar => Some((0, false, 0, false)),
+                    AggFunc::CountStar => Some((0, false, 0, Sum::None)),
                     AggFunc::Count => {
                         next += 1;
-                        Some((first, true, scale, false))
+                        Some((first, true, scale, Sum::None))
+                    }
+                    AggFunc::Sum | AggFunc::Avg if a.arg_type == Type::Double => {
+                        next += 1 + DOUBLE_LIMBS;
+                        Some((first, true, scale, Sum::Double))
                     }
                     AggFunc::Sum | AggFunc::Avg => {
                         next += 3;
-                        Some((first, true, scale, true))
+                        Some((first, true, scale, Sum::Decimal))
                     }
                     _ => None,
                 }
@@ -482,7 +503,7 @@ impl AccumLayout {
         let mut acc = vec![0i128; self.width];
         acc[0] = 1;
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some((first, true, scale, has_sum)) = slot else {
+            let Some((first, true, scale, sum)) = slot else {
                 continue;
             };
             let v = vals.get(i);
@@ -490,7 +511,13 @@ impl AccumLayout {
                 continue;
             }
             acc[*first] = 1;
-            if *has_sum && let Some(d) = v.as_decimal() {
+            if *sum == Sum::Double
+                && let Value::Double(x) = v
+            {
+                add_double(x.get(), &mut acc[*first + 1..]);
+            } else if *sum == Sum::Decimal
+                && let Some(d) = v.as_decimal()
+            {
                 let d = d
                     .rescale(*scale)
                     .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
@@ -519,8 +546,13 @@ fn finish(
             AggFunc::CountStar => Value::Int(as_i64(acc.get(0))?),
             AggFunc::Count => Value::Int(as_i64(acc.get(slot.map_or(0, |s| s.0)))?),
             AggFunc::Sum | AggFunc::Avg => {
-                let (first, _, scale, _) = slot.expect("accumulable");
-                sum_or_avg(a.func == AggFunc::Avg, acc, *first, *scale)?
+                let (first, _, scale, sum) = slot.expect("accumulable");
+                let avg = a.func == AggFunc::Avg;
+                if *sum == Sum::Double {
+                    double_sum_or_avg(avg, acc, *first)?
+                } else {
+                    sum_or_avg(avg, acc, *first, *scale)?
+                }
             }
             AggFunc::SumDistinct | AggFunc::AvgDistinct => {
                 let scale = match a.arg_type {
@@ -535,7 +567,12 @@ fn finish(
                         _ => None,
                     })
                     .unwrap_or(&empty);
-                sum_or_avg(a.func == AggFunc::AvgDistinct, d, 0, scale)?
+                let avg = a.func == AggFunc::AvgDistinct;
+                if a.arg_type == Type::Double {
+                    double_sum_or_avg(avg, d, 0)?
+                } else {
+                    sum_or_avg(avg, d, 0, scale)?
+                }
             }
             AggFunc::Min | AggFunc::Max => {
                 let v = extra
@@ -591,6 +628,19 @@ fn sum_or_avg(avg: bool, acc: &Accum, first: usize, scale: u8) -> Result<Value, 
     } else {
         sum
     }))
+}
+
+/// SUM (or AVG) of doubles from a count at slot `first` and the exact sum's limbs after it.
+fn double_sum_or_avg(avg: bool, acc: &Accum, first: usize) -> Result<Value, EvalError> {
+    let n = acc.get(first);
+    if n == 0 {
+        return Ok(Value::Null);
+    }
+    let limbs: Vec<i128> = (0..DOUBLE_LIMBS).map(|i| acc.get(first + 1 + i)).collect();
+    let out_of_range = || EvalError("SUM out of DOUBLE's range".into());
+    let sum = double_total(&limbs).ok_or_else(out_of_range)?;
+    let x = if avg { sum / n as f64 } else { sum };
+    F64::new(x).map(Value::Double).ok_or_else(out_of_range)
 }
 
 fn as_i64(x: i128) -> Result<i64, EvalError> {

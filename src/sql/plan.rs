@@ -1200,7 +1200,8 @@ impl<'a> Planner<'a> {
             AggFunc::Sum | AggFunc::SumDistinct => match arg_type {
                 Type::Int | Type::Null => Type::dec(0),
                 d @ Type::Dec { .. } => d,
-                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
+                // Exact, rounded once to a double (see `dataflow::accum`).
+                Type::Double => Type::Double,
                 t => return Err(self.err(e.span(), &format!("SUM needs a number, got {t}"))),
             },
             AggFunc::Avg | AggFunc::AvgDistinct => match arg_type {
@@ -1214,7 +1215,8 @@ impl<'a> Planner<'a> {
                     scale: div_scale(scale, 0),
                     shown: (shown + DIV_PRECISION_INCREMENT).min(MAX_SHOWN),
                 },
-                Type::Double => return Err(self.err(e.span(), DOUBLE_SUM_REFUSED)),
+                // The exact sum rounded to a double, divided by the count.
+                Type::Double => Type::Double,
                 t => return Err(self.err(e.span(), &format!("AVG needs a number, got {t}"))),
             },
             AggFunc::Min | AggFunc::Max => arg_type,
@@ -1787,11 +1789,6 @@ impl<'a> Planner<'a> {
         })
     }
 }
-
-/// Why SUM/AVG over a DOUBLE is refused (for now).
-const DOUBLE_SUM_REFUSED: &str = "SUM/AVG of a DOUBLE/FLOAT value is not supported: a floating-point \
-sum is not exact under retraction; declare the column DECIMAL(p,s) \
-(MIN, MAX, COUNT, GROUP BY and WHERE on doubles are supported)";
 
 /// The type of a literal's value.
 fn literal_type(v: &Value) -> Type {
