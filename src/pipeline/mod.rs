@@ -18,16 +18,19 @@
 pub mod checkpoint;
 pub mod sink_op;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use timely::dataflow::ProbeHandle;
-use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::UnorderedInput;
+use timely::dataflow::operators::vec::{Broadcast, Input as _};
+use timely::dataflow::operators::{Inspect, Probe};
 
 use crate::dataflow::tx::{TxOptions, TxState};
 use crate::dataflow::{self, ingest::IngestHandle};
@@ -491,6 +494,25 @@ pub fn run(
             .probe_with(&probe);
             (input, cap, engine.ingest)
         });
+        // In cluster mode a graceful stop is agreed by every worker of every process: each
+        // announces the input frontier it froze at to all others, and all of them wait for
+        // the lowest (a stop frontier agreed only within one process would wait for the
+        // frozen capabilities of the other processes for ever).
+        let cluster_stop = (peers > coordinator.workers).then(|| {
+            let announced = Rc::new(RefCell::new(vec![None; peers]));
+            let seen = announced.clone();
+            let input = worker.dataflow::<u64, _, _>(move |scope| {
+                let (input, stream) = scope.new_input::<(usize, Time)>();
+                stream
+                    .broadcast()
+                    .inspect(move |(w, t): &(usize, Time)| seen.borrow_mut()[*w] = Some(*t));
+                input
+            });
+            ClusterStop {
+                input: Some(input),
+                announced,
+            }
+        });
         let result = (|| -> anyhow::Result<()> {
             let fail = |e: anyhow::Error| {
                 // The other workers stop at their next check instead of waiting for this one.
@@ -523,6 +545,7 @@ pub fn run(
                 ingest,
                 tx_state: &tx_state,
                 coordinator: &coordinator,
+                cluster_stop,
                 batch: Vec::new(),
             };
             driver.restore(restored.as_ref().as_ref());
@@ -624,7 +647,16 @@ struct Driver<'a> {
     ingest: IngestHandle,
     tx_state: &'a Arc<Mutex<TxState>>,
     coordinator: &'a Arc<Coordinator>,
+    /// The cross-process stop agreement, in cluster mode.
+    cluster_stop: Option<ClusterStop>,
     batch: Vec<EngineInput>,
+}
+
+/// One worker's side of a cluster-wide graceful stop: the input it announces its frozen
+/// frontier on (taken when announced), and the frontiers announced by every worker so far.
+struct ClusterStop {
+    input: Option<timely::dataflow::InputHandleVec<u64, (usize, Time)>>,
+    announced: Rc<RefCell<Vec<Option<Time>>>>,
 }
 
 impl Driver<'_> {
@@ -671,6 +703,10 @@ impl Driver<'_> {
         loop {
             self.check_failure()?;
             let stopping = self.settings.shutdown.load(Ordering::Relaxed);
+            if self.cluster_stop.is_some() && (stopping || self.peer_stopping()) {
+                self.cluster_stop_round(worker)?;
+                return Ok(true);
+            }
             let due = self
                 .settings
                 .state
@@ -729,6 +765,7 @@ impl Driver<'_> {
                 let waiting = self.tx_state.lock().expect("tx lock").waiting > 0;
                 if (waiting && stalled.elapsed() >= Duration::from_millis(20))
                     || self.settings.shutdown.load(Ordering::Relaxed)
+                    || self.peer_stopping()
                     || self.coordinator.round.lock().expect("round").active
                 {
                     break;
@@ -769,6 +806,11 @@ impl Driver<'_> {
         while !self.probe.done() {
             worker.step_or_park(Some(Duration::from_millis(1)));
             self.check_failure()?;
+            if self.peer_stopping() {
+                // Another worker stops the cluster: take part, or it waits for this one.
+                self.cluster_stop_round(worker)?;
+                return Ok(true);
+            }
             if last_publish.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
                 last_publish = Some(Instant::now());
                 self.publish_progress();
@@ -779,6 +821,49 @@ impl Driver<'_> {
             self.reader.commit(&positions)?;
         }
         Ok(false)
+    }
+
+    /// Whether another worker of the cluster announced a graceful stop.
+    fn peer_stopping(&self) -> bool {
+        self.cluster_stop
+            .as_ref()
+            .is_some_and(|c| c.announced.borrow().iter().any(Option::is_some))
+    }
+
+    /// A graceful stop in cluster mode: announces this worker's frozen input frontier to every
+    /// worker, waits for all announcements, then for the sinks to acknowledge everything below
+    /// the lowest, and commits the positions that frontier covers. Nothing at or after it is
+    /// applied or committed: a restart reads it again.
+    fn cluster_stop_round(&mut self, worker: &mut timely::worker::Worker) -> anyhow::Result<()> {
+        let my_cap = self.cap_time();
+        let announced = {
+            let stop = self.cluster_stop.as_mut().expect("cluster mode");
+            if let Some(mut input) = stop.input.take() {
+                input.send((self.index, my_cap));
+                // Closing flushes the announcement and releases the input.
+                input.close();
+            }
+            stop.announced.clone()
+        };
+        let frontier = loop {
+            let f = {
+                let a = announced.borrow();
+                a.iter()
+                    .all(Option::is_some)
+                    .then(|| a.iter().flatten().min().copied())
+                    .flatten()
+            };
+            if let Some(f) = f {
+                break f;
+            }
+            worker.step_or_park(Some(Duration::from_millis(1)));
+            self.check_failure()?;
+        };
+        tracing::info!(frontier, "cluster stop agreed");
+        self.wait_acknowledged(worker, frontier)?;
+        let positions = self.resume_positions(frontier);
+        self.reader.commit(&positions)?;
+        Ok(())
     }
 
     fn cap_time(&self) -> Time {

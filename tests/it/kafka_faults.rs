@@ -529,21 +529,12 @@ fn cluster_args(brokers: &str, p: &str, hosts: &str, i: usize, out: &Path) -> Ve
     ])
 }
 
-// BUG (engine, src/pipeline/mod.rs): a graceful stop (SIGTERM, --exit-when-idle-ms) never
-// completes in cluster mode. The stop round's `Coordinator` (frozen input frontiers, "every
-// worker frozen") is shared only by the threads of one process: each process freezes at its own
-// frontier and then waits in `checkpoint_round` -> `wait_acknowledged` for the probe to pass it.
-// The process that froze at the lower time passes, drops its dataflow and its workers end
-// (`drop_dataflow` is local: its capabilities are never released to the peer), so the other
-// process waits for ever, and the first one's main thread waits in `guards.join()` for the
-// connection to the peer. Seen: all data processed and process 0's change log complete, then
-// process 0's both workers stuck at `wait_acknowledged` (mod.rs:686) called from
-// `checkpoint_round` (mod.rs:879), process 1 with no worker thread left, blocked in
-// `pipeline::run` (mod.rs:434, `guards.join()`); neither prints its summary. Fixing it needs the
-// stop round (and the frontier it freezes at) agreed across processes, e.g. through the
-// dataflow itself. Run with `--ignored` to see it.
+/// Two processes of two workers each consume the same topics: every partition is read by
+/// exactly one of the four workers, process 0 (worker 0 hosts the sink) writes every view's
+/// final state, and both stop by themselves once idle, having agreed on one stop frontier and
+/// committed every partition's offset to its end. (Regression: a graceful stop was agreed only
+/// within each process, so a cluster never stopped.)
 #[test]
-#[ignore = "engine bug: graceful stop hangs in cluster mode (per-process stop coordination)"]
 fn kafka_faults_cluster_two_processes() {
     let Some(brokers) = broker() else { return };
     let d = outbound();
@@ -642,6 +633,47 @@ fn kafka_faults_cluster_two_processes() {
         stderr0.contains("(0 incomplete)"),
         "every transaction completes: {stderr0}"
     );
+    // The agreed stop covered everything: the group's offsets are at the end of every partition.
+    let mut topics: Vec<(String, i32)> = d
+        .catalog
+        .tables
+        .iter()
+        .map(|t| (format!("{p}.{}.{}", t.db, t.name), 3))
+        .collect();
+    topics.push((format!("{p}.transaction"), 1));
+    for (topic, n) in topics {
+        for part in 0..n {
+            let (committed, end) = committed_and_end(&brokers, &p, &topic, part);
+            assert_eq!(committed, end, "group offset of {topic}[{part}]");
+        }
+    }
+}
+
+/// The committed offset of `group` on a topic-partition, and the partition's end offset.
+fn committed_and_end(brokers: &str, group: &str, topic: &str, partition: i32) -> (i64, i64) {
+    use rdkafka::Offset;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(tpl, timeout).unwrap();
+    let offset = committed
+        .find_partition(topic, partition)
+        .map(|e| e.offset())
+        .unwrap_or(Offset::Invalid);
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .unwrap();
+    match offset {
+        Offset::Offset(o) => (o, high),
+        other => panic!("{topic}[{partition}]: no committed offset ({other:?}), end {high}"),
+    }
 }
 
 /// In a cluster only process 0 writes `--out`; another process given only `--out` has no sink
