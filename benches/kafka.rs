@@ -1,6 +1,8 @@
 //! Whole-pipeline figures against a real Kafka-protocol broker and an Elasticsearch-API server:
 //! events/s from Kafka to Elasticsearch, restart time from a state dir, and the cost of
-//! durability. Not a test: it prints numbers.
+//! durability, and (with Elasticsearch) freshness at low load: the time from producing a change
+//! to its document being readable in Elasticsearch, p50/p99 over single-order transactions.
+//! Not a test: it prints numbers.
 //!
 //! `CDCFLOW_BENCH_KAFKA=127.0.0.1:39092 CDCFLOW_BENCH_ES=http://127.0.0.1:39200 \
 //!  CDCFLOW_BENCH_ORDERS=20000 cargo bench --bench kafka` (start the servers with
@@ -50,31 +52,7 @@ fn main() {
     )
     .unwrap();
     let prefix = format!("bench{}", std::process::id());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let mut topics: Vec<(String, i32)> = d
-        .catalog
-        .tables
-        .iter()
-        .map(|t| (format!("{prefix}.{}.{}", t.db, t.name), 3))
-        .collect();
-    topics.push((format!("{prefix}.transaction"), 1));
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for r in rt
-        .block_on(admin.create_topics(&new, &AdminOptions::new()))
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(&brokers, &d, &prefix);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")
@@ -180,4 +158,194 @@ fn main() {
         size as f64 / 1e6
     );
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(url) = &es {
+        freshness(
+            &brokers,
+            url,
+            &bin,
+            root,
+            &d,
+            &format!("{prefix}f"),
+            &workers,
+        );
+    }
+}
+
+/// Creates the topics of `prefix` (3 partitions per table, 1 for transaction markers).
+fn create_topics(brokers: &str, d: &Dataflows, prefix: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let mut new: Vec<NewTopic> = Vec::new();
+    let names: Vec<String> = d
+        .catalog
+        .tables
+        .iter()
+        .map(|t| format!("{prefix}.{}.{}", t.db, t.name))
+        .collect();
+    for n in &names {
+        new.push(NewTopic::new(n, 3, TopicReplication::Fixed(1)));
+    }
+    let tx = format!("{prefix}.transaction");
+    new.push(NewTopic::new(&tx, 1, TopicReplication::Fixed(1)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for r in rt
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+/// Freshness at low load: a long-running `run` into Elasticsearch; one order shipped at a time
+/// (its item and its shipment, two messages), and the time from producing them to the
+/// `units_shipped` document being readable (`GET index/_doc/id`, polled every 2 ms).
+fn freshness(
+    brokers: &str,
+    es: &str,
+    bin: &str,
+    root: &str,
+    d: &Dataflows,
+    prefix: &str,
+    workers: &str,
+) {
+    use cdcflow::decode::Row;
+    use cdcflow::value::{Decimal, MICROS_PER_DAY, Value, days_from_civil};
+    use cdcflow::workload::{DecimalMode, Encoder, Op, RowChange};
+    use elasticsearch::Elasticsearch;
+    use elasticsearch::http::Method;
+    use elasticsearch::http::headers::HeaderMap;
+    use elasticsearch::http::transport::Transport;
+
+    let samples: usize = env_or("CDCFLOW_BENCH_FRESH_SAMPLES", "100")
+        .parse()
+        .unwrap();
+    let idle_timeout = env_or("CDCFLOW_BENCH_IDLE_TIMEOUT_MS", "100");
+    create_topics(brokers, d, prefix);
+    let index_prefix = format!("{prefix}-");
+    let mut child = Command::new(bin)
+        .args(["run", "--views", &format!("{root}/dataflows")])
+        .args(["--kafka", brokers, "--topics", &format!("{prefix}\\..*")])
+        .args(["--group", prefix, "--workers", workers])
+        .args(["--idle-timeout-ms", &idle_timeout])
+        .args(["--elasticsearch", es, "--index-prefix", &index_prefix])
+        .args(["--log-interval", "0"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Elasticsearch::new(Transport::single_node(es).unwrap());
+    let status = |path: &str| -> u16 {
+        rt.block_on(async {
+            client
+                .send(
+                    Method::Get,
+                    path,
+                    HeaderMap::new(),
+                    None::<&()>,
+                    None::<&[u8]>,
+                    Some(Duration::from_secs(5)),
+                )
+                .await
+                .map_or(0, |r| r.status_code().as_u16())
+        })
+    };
+    let index = format!("{index_prefix}units_shipped");
+    let started = Instant::now();
+    while status(&format!("/{index}")) != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the index {index} did not appear"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "cdcflow run exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let items = d.catalog.lookup("orders", "order_items").unwrap();
+    let ships = d.catalog.lookup("warehouse", "shipments").unwrap();
+    let topic = |t: usize| {
+        let t = &d.catalog.tables[t];
+        format!("{prefix}.{}.{}", t.db, t.name)
+    };
+    let mut enc = Encoder::new(&d.catalog, false, DecimalMode::String);
+    let first_day = days_from_civil(2030, 1, 1);
+    let mut latencies: Vec<f64> = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let id = i as i64 + 1;
+        let day = first_day + i as i64;
+        let now = cdcflow::time::now_ms();
+        let item = Row::from(vec![
+            Value::Int(id),
+            Value::Int(id),
+            Value::Text("fresh".into()),
+            Value::Int(1),
+            Value::Dec(Decimal::new(100, 2)),
+        ]);
+        let ship = Row::from(vec![
+            Value::Int(id),
+            Value::Int(id),
+            Value::Int(1),
+            Value::Text("shipped".into()),
+            Value::DateTime(day * MICROS_PER_DAY),
+        ]);
+        let t0 = Instant::now();
+        for (n, (table, row)) in [(items, item), (ships, ship)].into_iter().enumerate() {
+            let mut line = String::new();
+            let change = RowChange {
+                table,
+                op: Op::Create,
+                before: None,
+                after: Some(row),
+                ts_ms: now,
+                file: 1,
+                pos: 2 * id as u64 + n as u64,
+                row: 0,
+            };
+            enc.encode(&change, &mut line);
+            let key = format!("{id}");
+            producer
+                .send(BaseRecord::to(&topic(table)).key(&key).payload(&line))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let date = cdcflow::value::Value::Date(day as i32).to_string();
+        let path = format!("/{index}/_doc/{date}%7C1%7Cfresh");
+        loop {
+            if status(&path) == 200 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "document {path} did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "freshness, Kafka -> Elasticsearch, {workers} workers, --idle-timeout-ms {idle_timeout}, \
+         {samples} single-order transactions (produce to document readable): \
+         p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(0.5),
+        pct(0.99),
+        latencies[latencies.len() - 1]
+    );
 }

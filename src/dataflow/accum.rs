@@ -136,7 +136,9 @@ pub fn double_total(limbs: &[i128]) -> Option<f64> {
             q = q << 1 | u64::from(bit(i));
         }
         let round = bit(p - 53);
-        let sticky = (0..p - 53).any(|i| bit(i));
+        // Any bit below the rounding bit: whole digits below its digit, then its lower bits.
+        let (d, b) = ((p - 53) / 64, (p - 53) % 64);
+        let sticky = digits[..d].iter().any(|x| *x != 0) || digits[d] & ((1u64 << b) - 1) != 0;
         let mut p = p;
         if round && (sticky || q & 1 == 1) {
             q += 1;
