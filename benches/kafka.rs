@@ -7,6 +7,9 @@
 //! `CDCFLOW_BENCH_KAFKA=127.0.0.1:39092 CDCFLOW_BENCH_ES=http://127.0.0.1:39200 \
 //!  CDCFLOW_BENCH_ORDERS=20000 cargo bench --bench kafka` (start the servers with
 //! `scripts/services.sh start`). Uses the release binary `target/release/cdcflow`.
+//! `CDCFLOW_BENCH_ONLY=freshness` measures freshness only; `CDCFLOW_BENCH_FRESH_SAMPLES`,
+//! `CDCFLOW_BENCH_IDLE_TIMEOUT_MS`, `CDCFLOW_BENCH_FETCH_WAIT_MS` and
+//! `CDCFLOW_BENCH_ES_BULK_DELAY_MS` set its parameters.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,11 +33,25 @@ fn main() {
         return;
     };
     let es = std::env::var("CDCFLOW_BENCH_ES").ok();
-    let orders: u64 = env_or("CDCFLOW_BENCH_ORDERS", "20000").parse().unwrap();
-    let workers = env_or("CDCFLOW_BENCH_WORKERS", "2");
     let root = env!("CARGO_MANIFEST_DIR");
     let bin = format!("{root}/target/release/cdcflow");
+    let workers = env_or("CDCFLOW_BENCH_WORKERS", "2");
     let d = Dataflows::load(std::path::Path::new(&format!("{root}/dataflows"))).unwrap();
+    let prefix = format!("bench{}", std::process::id());
+    if std::env::var("CDCFLOW_BENCH_ONLY").is_ok_and(|v| v == "freshness") {
+        let es = es.expect("freshness needs CDCFLOW_BENCH_ES");
+        freshness(
+            &brokers,
+            &es,
+            &bin,
+            root,
+            &d,
+            &format!("{prefix}f"),
+            &workers,
+        );
+        return;
+    }
+    let orders: u64 = env_or("CDCFLOW_BENCH_ORDERS", "20000").parse().unwrap();
     let (mut rows, mut markers) = (Vec::new(), Vec::new());
     let stats = cdcflow::workload::generate_with_markers(
         &GenOptions {
@@ -51,7 +68,6 @@ fn main() {
         Some(&mut markers),
     )
     .unwrap();
-    let prefix = format!("bench{}", std::process::id());
     create_topics(&brokers, &d, &prefix);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -225,6 +241,10 @@ fn freshness(
         .parse()
         .unwrap();
     let idle_timeout = env_or("CDCFLOW_BENCH_IDLE_TIMEOUT_MS", "100");
+    // librdkafka's longest wait for a fetch to fill (its default is 500 ms).
+    let fetch_wait = env_or("CDCFLOW_BENCH_FETCH_WAIT_MS", "500");
+    // The Elasticsearch sink's longest wait before a partial `_bulk` (its default is 200 ms).
+    let bulk_delay = env_or("CDCFLOW_BENCH_ES_BULK_DELAY_MS", "200");
     create_topics(brokers, d, prefix);
     let index_prefix = format!("{prefix}-");
     let mut child = Command::new(bin)
@@ -232,7 +252,9 @@ fn freshness(
         .args(["--kafka", brokers, "--topics", &format!("{prefix}\\..*")])
         .args(["--group", prefix, "--workers", workers])
         .args(["--idle-timeout-ms", &idle_timeout])
+        .args(["--kafka-option", &format!("fetch.wait.max.ms={fetch_wait}")])
         .args(["--elasticsearch", es, "--index-prefix", &index_prefix])
+        .args(["--es-bulk-delay-ms", &bulk_delay])
         .args(["--log-interval", "0"])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -342,7 +364,7 @@ fn freshness(
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(
         "freshness, Kafka -> Elasticsearch, {workers} workers, --idle-timeout-ms {idle_timeout}, \
-         {samples} single-order transactions (produce to document readable): \
+         fetch.wait.max.ms={fetch_wait}, --es-bulk-delay-ms {bulk_delay}, {samples} single-order transactions (produce to document readable): \
          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         pct(0.5),
         pct(0.99),

@@ -459,6 +459,43 @@ fn dashboard_follows_run_live() {
     let want = final_documents();
     let final_units: Vec<String> = want["units_shipped"].values().cloned().collect();
     assert_ne!(view_documents(addr, "units_shipped"), final_units);
+    // The page, live, in a real browser: its tables show the first half's documents.
+    let columns: BTreeMap<&str, Vec<String>> =
+        VIEWS.iter().map(|v| (*v, columns_of(addr, v))).collect();
+    let as_cells = |docs: &BTreeMap<&str, Vec<String>>| -> BTreeMap<&str, Vec<Vec<String>>> {
+        docs.iter()
+            .map(|(v, ds)| (*v, ds.iter().map(|d| cells(d, &columns[v])).collect()))
+            .collect()
+    };
+    let browser = match (chromium(), chromedriver()) {
+        (Some(c), Some(d)) => Some(Browser::start(&c, &d)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "chromium or chromedriver is missing (scripts/test.sh installs both)"
+            );
+            eprintln!("note: no chromium/chromedriver: the page is not followed in a browser");
+            None
+        }
+    };
+    if let Some(b) = &browser {
+        b.open(&served.url("/"));
+        let first: BTreeMap<&str, Vec<String>> = VIEWS
+            .iter()
+            .map(|v| (*v, view_documents(addr, v)))
+            .collect();
+        let first = as_cells(&first);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !tables_equal(&b.dom(), &first) {
+            assert!(
+                Instant::now() < deadline,
+                "the page did not show the first half's documents"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // A marker that a reload would lose.
+        b.eval("window.cdcflowMarker = 42; return null;");
+    }
     let list: serde_json::Value = serde_json::from_str(&get_ok(addr, "/api/views")).unwrap();
     assert_eq!(list["done"], false, "{list}");
     assert!(list["frontier"].as_u64().is_some(), "{list}");
@@ -495,7 +532,195 @@ fn dashboard_follows_run_live() {
         seen.matches("event: update").count() > updates_before,
         "no update announced for the second half: {seen}"
     );
+    if let Some(b) = &browser {
+        // The same page, never reloaded, now shows the final documents in every table.
+        let last: BTreeMap<&str, Vec<String>> = VIEWS
+            .iter()
+            .map(|v| (*v, want[*v].values().cloned().collect()))
+            .collect();
+        let last = as_cells(&last);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut dom = b.dom();
+        while !tables_equal(&dom, &last) {
+            assert!(
+                Instant::now() < deadline,
+                "the page did not follow the run to the final documents"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            dom = b.dom();
+        }
+        assert_eq!(
+            b.eval("return window.cdcflowMarker;"),
+            serde_json::json!(42),
+            "the page was reloaded"
+        );
+        let updates: u64 = b
+            .eval("return document.body.dataset.updates;")
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(updates > 1, "the page refreshed its data {updates} time(s)");
+        // The chart follows too: units per day per warehouse of the final documents.
+        let (_, points) = chart_points(&dom, "units_shipped");
+        let mut expected: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for c in &last["units_shipped"] {
+            *expected
+                .entry(c[1].clone())
+                .or_default()
+                .entry(c[0].clone())
+                .or_default() += c[3].parse::<f64>().unwrap();
+        }
+        assert_eq!(points, expected, "chart of units_shipped");
+    }
+    drop(browser);
     assert_eq!(served.stop().code(), Some(0));
+}
+
+/// An HTTP/1.1 request with an optional JSON body: the status and the body (Content-Length or
+/// chunked).
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    (code, body)
+}
+
+/// A real browser driven over WebDriver: Debian's `chromedriver` with headless chromium.
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and opens a headless chromium session.
+    fn start(chromium: &Path, chromedriver: &Path) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut browser = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "eager",
+            "goog:chromeOptions": {
+                "binary": chromium.to_str().unwrap(),
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"]
+            }
+        }}});
+        let v = browser.call("POST", "/session", Some(caps));
+        browser.session = v["sessionId"].as_str().expect("a session").to_string();
+        browser
+    }
+
+    /// A WebDriver command; returns its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let body = body.map(|b| b.to_string());
+        let (code, text) = http(self.addr, method, path, body.as_deref());
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(code, 200, "WebDriver {method} {path}: {text}");
+        v["value"].clone()
+    }
+
+    fn open(&self, url: &str) {
+        let path = format!("/session/{}/url", self.session);
+        self.call("POST", &path, Some(serde_json::json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    fn eval(&self, script: &str) -> serde_json::Value {
+        let path = format!("/session/{}/execute/sync", self.session);
+        self.call(
+            "POST",
+            &path,
+            Some(serde_json::json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// The page's DOM, serialized.
+    fn dom(&self) -> String {
+        self.eval("return document.documentElement.outerHTML;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = http(
+                self.addr,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            );
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `chromedriver` (Debian's `chromium-driver`) on PATH, if any.
+fn chromedriver() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("chromedriver"))
+        .find(|p| p.is_file())
+}
+
+/// Every view's table in `dom` equals `docs` (view -> documents' cells).
+fn tables_equal(dom: &str, docs: &BTreeMap<&str, Vec<Vec<String>>>) -> bool {
+    docs.iter().all(|(view, want)| {
+        dom.contains(&format!("<table data-view=\"{view}\">")) && table_rows(dom, view) == *want
+    })
 }
 
 /// `chromium` (Debian's package) on PATH, if any.
