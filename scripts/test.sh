@@ -15,8 +15,10 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     debs+=(python3 python3-venv) # scripts/services.sh makes a venv for its Python packages
 fi
 command -v curl >/dev/null 2>&1 || debs+=(curl)
-# A real browser for the dashboard test (tests/it/dashboard.rs): Debian's chromium.
+# A real browser for the dashboard tests (tests/it/dashboard.rs): Debian's chromium, and its
+# WebDriver server, which the live test drives the page through.
 command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || debs+=(chromium-driver)
 missing=()
 for deb in "${debs[@]}"; do
     dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

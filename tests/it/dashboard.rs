@@ -460,12 +460,12 @@ fn dashboard_follows_run_live() {
     let final_units: Vec<String> = want["units_shipped"].values().cloned().collect();
     assert_ne!(view_documents(addr, "units_shipped"), final_units);
     // The page, live, in a real browser: its tables show the first half's documents.
-    let columns: BTreeMap<&str, Vec<String>> =
+    let columns: BTreeMap<&'static str, Vec<String>> =
         VIEWS.iter().map(|v| (*v, columns_of(addr, v))).collect();
-    let as_cells = |docs: &BTreeMap<&str, Vec<String>>| -> BTreeMap<&str, Vec<Vec<String>>> {
+    let as_cells = |docs: &BTreeMap<&'static str, Vec<String>>| {
         docs.iter()
             .map(|(v, ds)| (*v, ds.iter().map(|d| cells(d, &columns[v])).collect()))
-            .collect()
+            .collect::<BTreeMap<&'static str, Vec<Vec<String>>>>()
     };
     let browser = match (chromium(), chromedriver()) {
         (Some(c), Some(d)) => Some(Browser::start(&c, &d)),
@@ -534,7 +534,7 @@ fn dashboard_follows_run_live() {
     );
     if let Some(b) = &browser {
         // The same page, never reloaded, now shows the final documents in every table.
-        let last: BTreeMap<&str, Vec<String>> = VIEWS
+        let last: BTreeMap<&'static str, Vec<String>> = VIEWS
             .iter()
             .map(|v| (*v, want[*v].values().cloned().collect()))
             .collect();
@@ -577,42 +577,50 @@ fn dashboard_follows_run_live() {
     assert_eq!(served.stop().code(), Some(0));
 }
 
-/// An HTTP/1.1 request with an optional JSON body: the status and the body (Content-Length or
-/// chunked).
+/// An HTTP/1.1 request with an optional JSON body: the status and the body, read by its
+/// Content-Length (chromedriver keeps the connection open).
 fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
     let body = body.unwrap_or("");
     write!(
-        stream,
+        &stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let code = status.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
         }
-        out
-    } else {
-        rest.to_string()
-    };
-    (code, body)
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = Some(v.trim().parse::<usize>().unwrap());
+        }
+    }
+    let mut out = Vec::new();
+    match length {
+        Some(n) => {
+            out.resize(n, 0);
+            reader.read_exact(&mut out).unwrap();
+        }
+        None => {
+            reader.read_to_end(&mut out).unwrap();
+        }
+    }
+    (code, String::from_utf8(out).unwrap())
 }
 
 /// A real browser driven over WebDriver: Debian's `chromedriver` with headless chromium.
