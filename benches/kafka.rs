@@ -113,7 +113,7 @@ fn main() {
     let idle_ms = 2000u64;
     // librdkafka's longest wait for a fetch to fill; tansu answers a long-polling fetch late.
     let fetch_wait = env_or("CDCFLOW_BENCH_FETCH_WAIT_MS", "500");
-    let run = |group: &str, state: Option<&str>, es_prefix: &str| -> f64 {
+    let run = |group: &str, state: Option<&str>, es_prefix: &str| -> (f64, u64) {
         let mut c = Command::new(&bin);
         c.args([
             "run",
@@ -147,36 +147,71 @@ fn main() {
             }
         }
         let t = Instant::now();
-        let status = c.status().unwrap();
-        assert!(status.success(), "cdcflow run failed");
-        (t.elapsed().as_secs_f64() - idle_ms as f64 / 1000.0).max(0.001)
+        let out = c.stderr(std::process::Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprint!("{stderr}");
+        assert!(out.status.success(), "cdcflow run failed");
+        let secs = (t.elapsed().as_secs_f64() - idle_ms as f64 / 1000.0).max(0.001);
+        // A run that went idle before reading everything (the broker stalled for longer than
+        // --exit-when-idle-ms) measured the stall: say so instead of printing a figure.
+        let read: u64 = stderr
+            .split("summary: records ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        (secs, read)
+    };
+    let messages = (rows
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+        + markers
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()) as u64;
+    let valid = |what: &str, read: u64, want: u64| {
+        if read < want {
+            println!(
+                "{what}: NOT VALID: read {read} of {want} messages before going idle (the broker \
+                 stalled longer than --exit-when-idle-ms); the time measured the stall"
+            );
+            false
+        } else {
+            true
+        }
     };
     let sink = if es.is_some() {
         "Elasticsearch"
     } else {
         "JSON lines"
     };
-    let plain = run("bench-plain", None, &format!("{prefix}-a-"));
-    println!(
-        "Kafka -> {sink}, {workers} workers, fetch.wait.max.ms={fetch_wait}, no state dir: \
-         {plain:.2}s, {:.0} events/s",
-        stats.events as f64 / plain
-    );
-    let durable = run("bench-state", Some("state"), &format!("{prefix}-b-"));
-    println!(
-        "Kafka -> {sink}, {workers} workers, --state-dir (checkpoint every 10 s and at the end): \
-         {durable:.2}s, {:.0} events/s; durability cost {:.1}%",
-        stats.events as f64 / durable,
-        100.0 * (durable - plain) / plain
-    );
-    let restart = run("bench-state", Some("state"), &format!("{prefix}-b-"));
-    let size = std::fs::metadata(dir.join("state/checkpoint.bin"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    println!(
-        "restart from the state dir ({:.1} MB checkpoint) with nothing new to read: {restart:.2}s",
-        size as f64 / 1e6
-    );
+    let (plain, read) = run("bench-plain", None, &format!("{prefix}-a-"));
+    if valid("no state dir", read, messages) {
+        println!(
+            "Kafka -> {sink}, {workers} workers, fetch.wait.max.ms={fetch_wait}, no state dir: \
+             {plain:.2}s, {:.0} events/s",
+            stats.events as f64 / plain
+        );
+    }
+    let (durable, read) = run("bench-state", Some("state"), &format!("{prefix}-b-"));
+    if valid("--state-dir", read, messages) {
+        println!(
+            "Kafka -> {sink}, {workers} workers, --state-dir (checkpoint every 10 s and at the \
+             end): {durable:.2}s, {:.0} events/s; durability cost {:.1}%",
+            stats.events as f64 / durable,
+            100.0 * (durable - plain) / plain
+        );
+        let (restart, _) = run("bench-state", Some("state"), &format!("{prefix}-b-"));
+        let size = std::fs::metadata(dir.join("state/checkpoint.bin"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "restart from the state dir ({:.1} MB checkpoint) with nothing new to read: \
+             {restart:.2}s",
+            size as f64 / 1e6
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(url) = &es {
         freshness(
