@@ -41,8 +41,12 @@ start() {
     fi
     if [ ! -d "$DIR/data/mysql" ]; then
         rm -rf "$DIR/data"
-        mariadb-install-db --no-defaults --datadir="$DIR/data" --auth-root-authentication-method=normal \
-            --skip-test-db --user="$(id -un)" >"$DIR/install.log" 2>&1
+        if ! mariadb-install-db --no-defaults --datadir="$DIR/data" --auth-root-authentication-method=normal \
+            --skip-test-db --user="$(id -un)" >"$DIR/install.log" 2>&1; then
+            echo "error: mariadb-install-db failed; see $DIR/install.log" >&2
+            tail -20 "$DIR/install.log" >&2 || true
+            exit 1
+        fi
     fi
     "$MARIADBD" --no-defaults --user="$(id -un)" --datadir="$DIR/data" --socket="$DIR/sock" \
         --pid-file="$DIR/pid" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \

@@ -222,7 +222,7 @@ pub(crate) fn as_json(d: &Dataflows, state: &ViewState) -> BTreeMap<(usize, Stri
 pub(crate) type JsonState = BTreeMap<(usize, String), Json>;
 
 /// Reads a JSON-lines change log (appended to across restarts) into the final documents.
-fn read_log_json(d: &Dataflows, path: &Path) -> JsonState {
+pub(crate) fn read_log_json(d: &Dataflows, path: &Path) -> JsonState {
     let names = Names::of(&d.views);
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut state = JsonState::new();

@@ -49,14 +49,25 @@ impl Server {
             eprintln!("skipped: MariaDB is not installed (scripts/test.sh installs it)");
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut server = Server {
-            dir,
-            port,
-            socket: String::new(),
+        // A free port can be taken by another test's server before this one binds it: a
+        // failed start is tried again on another port, in a fresh directory.
+        let mut attempt = 0;
+        let (mut server, out) = loop {
+            attempt += 1;
+            let server = Server {
+                dir: tempfile::tempdir().unwrap(),
+                port: free_port(),
+                socket: String::new(),
+            };
+            let out = server.script("start");
+            if out.status.success() || attempt == 3 {
+                break (server, out);
+            }
+            eprintln!(
+                "scripts/mariadb.sh start failed (attempt {attempt}), trying again: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
-        let out = server.script("start");
         assert!(
             out.status.success(),
             "scripts/mariadb.sh start failed: {}",
