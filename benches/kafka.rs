@@ -7,7 +7,8 @@
 //! `CDCFLOW_BENCH_KAFKA=127.0.0.1:39092 CDCFLOW_BENCH_ES=http://127.0.0.1:39200 \
 //!  CDCFLOW_BENCH_ORDERS=20000 cargo bench --bench kafka` (start the servers with
 //! `scripts/services.sh start`). Uses the release binary `target/release/cdcflow`.
-//! `CDCFLOW_BENCH_ONLY=freshness` measures freshness only; `CDCFLOW_BENCH_FRESH_SAMPLES`,
+//! `CDCFLOW_BENCH_IDLE_EXIT_MS` (default 2000) is how long a run must be idle to exit; raise
+//! it above the broker's stalls. `CDCFLOW_BENCH_ONLY=freshness` measures freshness only; `CDCFLOW_BENCH_FRESH_SAMPLES`,
 //! `CDCFLOW_BENCH_IDLE_TIMEOUT_MS`, `CDCFLOW_BENCH_FETCH_WAIT_MS` and
 //! `CDCFLOW_BENCH_ES_BULK_DELAY_MS` set its parameters.
 
@@ -110,7 +111,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("cdcflow-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let idle_ms = 2000u64;
+    // How long a run must read nothing before it exits (and is timed to the last record):
+    // longer than the broker's stalls, or the run ends before it read everything.
+    let idle_ms: u64 = env_or("CDCFLOW_BENCH_IDLE_EXIT_MS", "2000")
+        .parse()
+        .unwrap();
     // librdkafka's longest wait for a fetch to fill; tansu answers a long-polling fetch late.
     let fetch_wait = env_or("CDCFLOW_BENCH_FETCH_WAIT_MS", "500");
     let run = |group: &str, state: Option<&str>, es_prefix: &str| -> (f64, u64) {
