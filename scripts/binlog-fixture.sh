@@ -6,6 +6,8 @@
 #   fixtures/binlog/<scenario>/expected/<view>.tsv   MariaDB's result of each dataflows/<view>.sql
 #                                                     (sorted, tab-separated, as `mariadb --batch --raw`)
 #   fixtures/binlog/<scenario>/events.txt          the decoded events (mariadb-binlog -v), for review
+#                                                     (not with CDCFLOW_FIXTURE_EVENTS=0)
+#   and with CDCFLOW_FIXTURE_GZIP=1 the binlog files gzipped (mysql-bin.NNNNNN.gz)
 # then stops the server.
 #
 #   scripts/binlog-fixture.sh fixtures/binlog/scenarios/outbound_cases.sql [OUT_DIR]
@@ -35,11 +37,16 @@ for f in $(sql -e 'SHOW BINARY LOGS' | cut -f1); do
         cp "$dir/$f" "$out/$f" && chmod 644 "$out/$f"
     fi
 done
-mariadb-binlog --no-defaults -v --base64-output=decode-rows "$out"/mysql-bin.[0-9]* \
-    | grep -v -E '^# at |^#[0-9]{6} |^/\*!|^DELIMITER|^SET @@session|^SET TIMESTAMP' >"$out/events.txt" || true
+if [ "${CDCFLOW_FIXTURE_EVENTS:-1}" != 0 ]; then
+    mariadb-binlog --no-defaults -v --base64-output=decode-rows "$out"/mysql-bin.[0-9]* \
+        | grep -v -E '^# at |^#[0-9]{6} |^/\*!|^DELIMITER|^SET @@session|^SET TIMESTAMP' >"$out/events.txt" || true
+fi
 for v in dataflows/*.sql; do
     view="$(basename "$v" .sql)"
     [ "$view" = schema ] && continue
     sql <"$v" | LC_ALL=C sort >"$out/expected/$view.tsv"
 done
+if [ "${CDCFLOW_FIXTURE_GZIP:-0}" = 1 ]; then
+    gzip -9n "$out"/mysql-bin.[0-9]*
+fi
 ls -l "$out" "$out/expected" >&2
