@@ -496,20 +496,13 @@ fn capture_messages_equal_debezium_field_for_field() {
 #[test]
 fn capture_into_kafka_then_run_equals_mariadb() {
     let Some(brokers) = broker() else { return };
-    let Some(server) = Server::start() else {
+    let Some((server, start, failed)) = seeded_server(7, 3, 120) else {
         return;
     };
     let d = outbound();
-    server.reset_schema();
-    let (file, pos) = server.master_status();
-    server.sql(
-        "INSERT INTO logistics.couriers VALUES (1,'DHL'),(2,'UPS'),(3,'FedEx'),(4,'GLS'),(5,'DPD');",
-    );
-    let failed = run_workload(&server.socket, 7, 3, 120, 0);
     let dir = tempfile::tempdir().unwrap();
     let name = prefix("cappipe");
     let state = dir.path().join("capture-state");
-    let start = format!("{file}:{pos}");
     let extra = [
         "--transaction-metadata",
         "--state-dir",
@@ -582,6 +575,20 @@ fn capture_into_kafka_then_run_equals_mariadb() {
     eprintln!("capture -> tansu -> run equals MariaDB ({failed} statements failed in MariaDB)");
 }
 
+/// A private MariaDB with the outbound schema, five couriers, and a seeded workload over `conns`
+/// concurrent connections written after the returned binlog position (`FILE:POS`); also the
+/// number of statements MariaDB refused (the workload's conflicts). `None`: no MariaDB.
+fn seeded_server(seed: u64, conns: u64, transactions: usize) -> Option<(Server, String, usize)> {
+    let server = Server::start()?;
+    server.reset_schema();
+    let (file, pos) = server.master_status();
+    server.sql(
+        "INSERT INTO logistics.couriers VALUES (1,'DHL'),(2,'UPS'),(3,'FedEx'),(4,'GLS'),(5,'DPD');",
+    );
+    let failed = run_workload(&server.socket, seed, conns, transactions, 0);
+    Some((server, format!("{file}:{pos}"), failed))
+}
+
 fn high_watermark(brokers: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -603,20 +610,13 @@ fn capture_killed_midway_resumes_and_elasticsearch_equals_mariadb() {
     let Some(es) = crate::kafka::es_url() else {
         return;
     };
-    let Some(server) = Server::start() else {
+    let Some((server, start, failed)) = seeded_server(11, 4, 300) else {
         return;
     };
     let d = outbound();
-    server.reset_schema();
-    let (file, pos) = server.master_status();
-    server.sql(
-        "INSERT INTO logistics.couriers VALUES (1,'DHL'),(2,'UPS'),(3,'FedEx'),(4,'GLS'),(5,'DPD');",
-    );
-    let failed = run_workload(&server.socket, 11, 4, 300, 0);
     let dir = tempfile::tempdir().unwrap();
     let name = prefix("capkill");
     let state = dir.path().join("capture-state");
-    let start = format!("{file}:{pos}");
     let args = |exit_when_idle: bool| -> Vec<String> {
         let mut a: Vec<String> = [
             "capture",
