@@ -7,12 +7,15 @@ deliveries, then bulk updates that move rows between groups, change quantities, 
 a courier's name, deletes, primary-key changes and a rolled-back transaction. Statement times
 (SET timestamp) advance by seconds within the scenario.
 
-    scripts/gen-binlog-scenario.py > fixtures/binlog/scenarios/large_generated.sql
+    scripts/gen-binlog-scenario.py [ORDERS] > large.sql
+
+ORDERS (default 12000, the committed fixture) scales the scenario: about 8.5 row events per order.
 """
 import random
+import sys
 
 rng = random.Random(20240601)
-ORDERS = 12000
+ORDERS = int(sys.argv[1]) if len(sys.argv) > 1 else 12000
 BATCH = 500
 ITEM_TYPES = ["book", "toy", "food", "tool", "game"]
 ts = 1717236000
@@ -108,7 +111,7 @@ tick()
 emit(
     "INSERT INTO warehouse.shipments SELECT id, order_id, warehouse_id, 'shipped', "
     "'2024-06-05 12:00:00.000' FROM (SELECT id, order_id, 1 + id % 4 AS warehouse_id "
-    "FROM orders.order_items WHERE id % 23 = 0 AND id <= 12000) AS recreated "
+    f"FROM orders.order_items WHERE id % 23 = 0 AND id <= {ORDERS}) AS recreated "
     "WHERE id NOT IN (SELECT id FROM warehouse.shipments);"
 )
 print("\n".join(out))

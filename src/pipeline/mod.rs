@@ -309,6 +309,13 @@ struct Round {
     frozen: Vec<Option<Time>>,
     /// Each worker's contribution.
     parts: Vec<Option<checkpoint::Part>>,
+    /// The round under way is the last one of a shutdown. Decided by the worker that starts
+    /// the round, so that every worker stops after the same round (each worker reading the
+    /// shutdown flag for itself could stop after an earlier, ordinary checkpoint round and
+    /// leave the others waiting for it in the next one).
+    stop: bool,
+    /// Whether the round that completed last was a shutdown's.
+    last_stop: bool,
     /// Incremented when a round completes.
     completed: u64,
     /// Error of the round, if writing failed.
@@ -713,14 +720,16 @@ impl Driver<'_> {
                 .as_ref()
                 .is_some_and(|s| last_checkpoint.elapsed() >= s.interval);
             if self.local == 0 && (due || stopping) {
-                self.coordinator.round.lock().expect("round").active = true;
+                let mut r = self.coordinator.round.lock().expect("round");
+                r.active = true;
+                r.stop |= stopping;
             }
             if self.coordinator.round.lock().expect("round").active {
                 // A checkpoint, or the last round of a shutdown (which also saves the state
                 // when there is a state dir).
-                self.checkpoint_round(worker)?;
+                let stop = self.checkpoint_round(worker)?;
                 last_checkpoint = Instant::now();
-                if stopping {
+                if stop {
                     return Ok(true);
                 }
                 continue;
@@ -1102,7 +1111,7 @@ impl Driver<'_> {
         out
     }
 
-    /// Takes part in a checkpoint round. Returns `true` once the round completed.
+    /// Takes part in a checkpoint round. Returns whether it was the last round of a shutdown.
     fn checkpoint_round(&mut self, worker: &mut timely::worker::Worker) -> anyhow::Result<bool> {
         let me = self.local;
         let my_cap = self.cap_time();
@@ -1117,7 +1126,7 @@ impl Driver<'_> {
             let f = {
                 let r = self.coordinator.round.lock().expect("round");
                 if r.completed != round_no {
-                    return Ok(true);
+                    return Ok(r.last_stop);
                 }
                 if r.frozen.iter().all(Option::is_some) {
                     r.frozen.iter().flatten().min().copied()
@@ -1226,6 +1235,7 @@ impl Driver<'_> {
                 Err(e) => r.error = Some(format!("{e:#}")),
             }
             r.active = false;
+            r.last_stop = std::mem::take(&mut r.stop);
             r.frozen.iter_mut().for_each(|f| *f = None);
             r.completed += 1;
         } else {
@@ -1238,6 +1248,7 @@ impl Driver<'_> {
                 self.check_failure()?;
             }
         }
+        let stop = self.coordinator.round.lock().expect("round").last_stop;
         if let Some(e) = self.coordinator.round.lock().expect("round").error.clone() {
             bail!("cannot write checkpoint: {e}");
         }
@@ -1249,7 +1260,7 @@ impl Driver<'_> {
             })
             .collect();
         self.reader.commit(&committed)?;
-        Ok(true)
+        Ok(stop)
     }
 
     /// Publishes this worker's progress for progress output: bytes read and the frontier
