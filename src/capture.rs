@@ -54,13 +54,14 @@ use crate::decode::binlog::{
     ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, is_harmless, parse_rows,
     parse_table_map, primary_key, real_type, server_file, ty,
 };
+use crate::event::Row;
 use crate::schema::ColumnType;
 use crate::source::binlog::{HEADER, query_text};
 use crate::source::replica::{PARTITION, ReplicaConfig, ReplicaSource, UNKNOWN_POSITION};
 use crate::source::{PartitionStatus, Positions, Source};
 use crate::value::{Value, write_json_str};
 use crate::workload::DecimalMode;
-use crate::workload::encode::{encode_marker, encode_value, field_schema};
+use crate::workload::encode::{encode_fields, encode_marker, field_schema};
 
 /// The `source.version` written: the Debezium message format followed, and this program.
 pub const VERSION: &str = concat!("3.0.1.Final-cdcflow-", env!("CARGO_PKG_VERSION"));
@@ -119,8 +120,8 @@ struct CapTable {
 struct CapRow {
     table: Arc<CapTable>,
     op: char,
-    before: Option<Vec<Value>>,
-    after: Option<Vec<Value>>,
+    before: Option<Row>,
+    after: Option<Row>,
     pos: u64,
     row: u32,
     ts_ms: u64,
@@ -560,7 +561,7 @@ impl CaptureDecoder {
         let qualified = format!("{}.{}", table.db, table.name);
         let rows = parse_rows(t, body, &self.cdc_maps)
             .map_err(|e| self.error(seq, pos, format!("row event of {qualified}: {e}")))?;
-        let conv = |r: &RowData| -> anyhow::Result<Vec<Value>> {
+        let conv = |r: &RowData| -> anyhow::Result<Row> {
             table
                 .cols
                 .iter()
@@ -570,7 +571,7 @@ impl CaptureDecoder {
                     Some(Some(v)) => convert(v, &c.ty, &c.map)
                         .map_err(|e| format!("{qualified}.{}: {e}", c.name)),
                 })
-                .collect::<Result<Vec<_>, String>>()
+                .collect::<Result<Row, String>>()
                 .map_err(|e| self.error(seq, pos, e))
         };
         let mk = |op: char, before, after, row: usize| CapRow {
@@ -597,7 +598,7 @@ impl CaptureDecoder {
             Rows::Update(rs) => {
                 for (i, (b, a)) in rs.iter().enumerate() {
                     let (b, a) = (conv(b)?, conv(a)?);
-                    let moved = table.key.iter().any(|&k| b[k] != a[k]);
+                    let moved = table.key.iter().any(|&k| b.get(k) != a.get(k));
                     if moved && !table.key.is_empty() {
                         out.push(mk('d', Some(b), None, i));
                         out.push(mk('c', None, Some(a), i));
@@ -655,24 +656,21 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn row(&self, t: &CapTable, row: Option<&Vec<Value>>, out: &mut String) {
-        let Some(row) = row else {
-            out.push_str("null");
-            return;
-        };
-        out.push('{');
-        for (i, (c, v)) in t.cols.iter().zip(row).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_json_str(&c.name, out);
-            out.push(':');
-            encode_value(&c.ty, v, self.decimal, out);
+    fn row(&self, t: &CapTable, row: Option<&Row>, out: &mut String) {
+        match row {
+            Some(row) => encode_fields(
+                t.cols
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.as_str(), &c.ty, v)),
+                self.decimal,
+                out,
+            ),
+            None => out.push_str("null"),
         }
-        out.push('}');
     }
 
-    fn key(&self, t: &CapTable, row: &[Value]) -> Option<String> {
+    fn key(&self, t: &CapTable, row: &Row) -> Option<String> {
         if t.key.is_empty() {
             return None;
         }
@@ -682,16 +680,11 @@ impl Encoder {
             s.push_str(&t.key_schema);
             s.push_str(",\"payload\":");
         }
-        s.push('{');
-        for (i, &k) in t.key.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            write_json_str(&t.cols[k].name, &mut s);
-            s.push(':');
-            encode_value(&t.cols[k].ty, &row[k], self.decimal, &mut s);
-        }
-        s.push('}');
+        let fields = t.key.iter().map(|&k| {
+            let c = &t.cols[k];
+            (c.name.as_str(), &c.ty, row.get(k))
+        });
+        encode_fields(fields, self.decimal, &mut s);
         if self.schemas {
             s.push('}');
         }
@@ -887,19 +880,9 @@ pub fn read_state(dir: &Path) -> anyhow::Result<Positions> {
 
 /// Writes the position atomically (tmp file, fsync, rename, fsync of the directory).
 fn write_state(dir: &Path, position: u64) -> anyhow::Result<()> {
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    let path = dir.join(STATE_FILE);
-    {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        writeln!(f, "{PARTITION} {position}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::pipeline::checkpoint::replace_atomically(&dir.join(STATE_FILE), |f| {
+        writeln!(f, "{PARTITION} {position}")
+    })
 }
 
 fn now_ms() -> u64 {

@@ -1388,29 +1388,20 @@ fn gen_cmd(a: GenArgs) -> anyhow::Result<ExitCode> {
         )
     };
     let generated = (|| -> anyhow::Result<crate::workload::GenStats> {
-        let stats = if a.out.as_os_str() == "-" {
-            let mut w = BufWriter::new(std::io::stdout().lock());
-            let s = crate::workload::generate_with_progress(
-                &opts,
-                &mut w,
-                markers.as_mut().map(|m| m as &mut dyn Write),
-                Some(&progress),
-            )?;
-            w.flush()?;
-            s
+        let mut w: BufWriter<Box<dyn Write>> = if a.out.as_os_str() == "-" {
+            BufWriter::new(Box::new(std::io::stdout().lock()))
         } else {
             let f = File::create(&a.out)
                 .with_context(|| format!("cannot create {}", a.out.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            let s = crate::workload::generate_with_progress(
-                &opts,
-                &mut w,
-                markers.as_mut().map(|m| m as &mut dyn Write),
-                Some(&progress),
-            )?;
-            w.flush()?;
-            s
+            BufWriter::with_capacity(1 << 20, Box::new(f))
         };
+        let stats = crate::workload::generate_with_progress(
+            &opts,
+            &mut w,
+            markers.as_mut().map(|m| m as &mut dyn Write),
+            Some(&progress),
+        )?;
+        w.flush()?;
         if let Some(m) = markers.as_mut() {
             m.flush()?;
         }

@@ -61,11 +61,6 @@ impl Row {
         self.0.push(v);
     }
 
-    /// Appends every value of `other`.
-    pub fn extend_from(&mut self, other: &Row) {
-        self.0.extend_from_slice(&other.0);
-    }
-
     /// `self` followed by `other`.
     pub fn concat(&self, other: &Row) -> Row {
         let mut out = Vec::with_capacity(self.len() + other.len());
@@ -87,11 +82,6 @@ impl Row {
     /// Keeps the first `n` values.
     pub fn truncate(&mut self, n: usize) {
         self.0.truncate(n);
-    }
-
-    /// Removes the values from `at` on and returns them as a row.
-    pub fn split_off(&mut self, at: usize) -> Row {
-        Row(self.0.split_off(at))
     }
 }
 

@@ -122,7 +122,7 @@ pub fn render_view<'s>(
                 Some(rows) => no_null(keyed(rows, jp.left_keys.clone())).arrange_by_key(),
             };
             let right = arranged_source(shared, ji + 1, &jp.right_keys);
-            joined = Some(left.join_core(right, |_k, l: &Row, r: &Row| Some(concat(l, r))));
+            joined = Some(left.join_core(right, |_k, l: &Row, r: &Row| Some(l.concat(r))));
             continue;
         }
         let rows = joined.take().unwrap_or_else(|| source(0, false).0);
@@ -133,7 +133,7 @@ pub fn render_view<'s>(
         let matchable = no_null(left_keyed.clone());
         let inner = matchable
             .clone()
-            .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| concat(l, r));
+            .join_map(right_keyed.clone(), |_k, l: &Row, r: &Row| l.concat(r));
         let pad = move |row: Row| {
             let mut out = row;
             out.extend(std::iter::repeat_n(Value::Null, right_width));
@@ -390,11 +390,6 @@ pub fn render_view<'s>(
         .as_collection()
 }
 
-/// A left row followed by a right row.
-fn concat(l: &Row, r: &Row) -> Row {
-    l.concat(r)
-}
-
 /// Maps every record with `f`, which gives the record kept (if any) and the evaluation error
 /// that excluded or marked it (if any). An error is counted once per record entering the
 /// collection, not again when that record is retracted: `eval_errors` counts rows.
@@ -636,7 +631,7 @@ fn double_sum_or_avg(avg: bool, acc: &Accum, first: usize) -> Result<Value, Eval
     if n == 0 {
         return Ok(Value::Null);
     }
-    let limbs: Vec<i128> = (0..DOUBLE_LIMBS).map(|i| acc.get(first + 1 + i)).collect();
+    let limbs: [i128; DOUBLE_LIMBS] = std::array::from_fn(|i| acc.get(first + 1 + i));
     let out_of_range = || EvalError("SUM out of DOUBLE's range".into());
     let sum = double_total(&limbs).ok_or_else(out_of_range)?;
     let x = if avg { sum / n as f64 } else { sum };

@@ -82,23 +82,38 @@ pub fn write(dir: &Path, checkpoint: &Checkpoint) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create state dir {}", dir.display()))?;
     let body = bincode::serialize(checkpoint).context("cannot encode checkpoint")?;
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    {
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    replace_atomically(&path(dir), |f| {
         f.write_all(MAGIC)?;
         f.write_all(&(body.len() as u64).to_le_bytes())?;
         f.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-        f.write_all(&body)?;
+        f.write_all(&body)
+    })?;
+    Ok((MAGIC.len() + 12 + body.len()) as u64)
+}
+
+/// Replaces `dest` with what `write` writes, atomically and durably: a `.tmp` file beside it,
+/// synced, renamed over it, and the directory synced. A crash leaves the old file or the new one.
+pub(crate) fn replace_atomically(
+    dest: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut tmp = dest.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        write(&mut f).with_context(|| format!("cannot write {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
     }
-    let dest = path(dir);
-    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot replace {}", dest.display()))?;
-    if let Ok(d) = File::open(dir) {
+    std::fs::rename(&tmp, dest).with_context(|| format!("cannot replace {}", dest.display()))?;
+    if let Some(dir) = dest.parent()
+        && let Ok(d) = File::open(dir)
+    {
         let _ = d.sync_all();
     }
-    Ok((MAGIC.len() + 12 + body.len()) as u64)
+    Ok(())
 }
 
 /// Reads the checkpoint in `dir`, if there is one.

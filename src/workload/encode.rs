@@ -146,25 +146,38 @@ impl<'a> Encoder<'a> {
     }
 
     fn row(&self, table: &Table, row: Option<&Row>, out: &mut String) {
-        let Some(row) = row else {
-            out.push_str("null");
-            return;
-        };
-        out.push('{');
-        for (i, (col, v)) in table.columns.iter().zip(row).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_json_str(&col.name, out);
-            out.push(':');
-            self.value(&col.ty, v, out);
+        match row {
+            Some(row) => encode_fields(
+                table
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.name.as_str(), &c.ty, v)),
+                self.decimal,
+                out,
+            ),
+            None => out.push_str("null"),
         }
-        out.push('}');
     }
+}
 
-    fn value(&self, ty: &ColumnType, v: &Value, out: &mut String) {
-        encode_value(ty, v, self.decimal, out)
+/// Writes a JSON object of named column values, each as Debezium encodes it: a row's `before`
+/// or `after`, or a message key.
+pub(crate) fn encode_fields<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a ColumnType, &'a Value)>,
+    decimal: DecimalMode,
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (name, ty, v)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(name, out);
+        out.push(':');
+        encode_value(ty, v, decimal, out);
     }
+    out.push('}');
 }
 
 /// Writes one column value as Debezium encodes it (see the module doc).

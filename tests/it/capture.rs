@@ -590,14 +590,19 @@ fn seeded_server(seed: u64, conns: u64, transactions: usize) -> Option<(Server, 
 }
 
 fn high_watermark(brokers: &str, topic: &str) -> i64 {
+    try_high_watermark(brokers, topic).unwrap()
+}
+
+/// The high watermark of partition 0 of `topic`, from a new client (one remembers a missing
+/// topic for a while, and capture creates a table's topic with its first message).
+fn try_high_watermark(brokers: &str, topic: &str) -> rdkafka::error::KafkaResult<i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap()
-        .1
+        .map(|w| w.1)
 }
 
 /// `cdcflow capture` killed (SIGKILL) midway, after it checkpointed a position, and started again
@@ -649,17 +654,8 @@ fn capture_killed_midway_resumes_and_elasticsearch_equals_mariadb() {
     // Killed once a position is checkpointed and some item messages are out, long before the
     // whole binlog is sent.
     let topic = format!("{name}.orders.order_items");
-    // The topic does not exist before capture's first message of the table (and a client
-    // remembers a missing topic for a while: a new one each time).
-    let sent = || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create()
-            .unwrap();
-        consumer
-            .fetch_watermarks(&topic, 0, Duration::from_secs(10))
-            .map_or(0, |w| w.1)
-    };
+    // The topic does not exist before capture's first message of the table.
+    let sent = || try_high_watermark(&brokers, &topic).unwrap_or(0);
     let started = std::time::Instant::now();
     while !(state.join("capture.pos").exists() && sent() >= 20) {
         g.assert_running();

@@ -112,22 +112,7 @@ impl Drop for Served {
 
 /// A raw HTTP/1.1 GET: the status code, the lower-cased headers and the body.
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    let code = status.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, headers.to_lowercase(), body.to_string())
+    request(addr, "GET", path, headers, None)
 }
 
 fn get_ok(addr: SocketAddr, path: &str) -> String {
@@ -577,31 +562,42 @@ fn dashboard_follows_run_live() {
     assert_eq!(served.stop().code(), Some(0));
 }
 
-/// An HTTP/1.1 request with an optional JSON body: the status and the body, read by its
-/// Content-Length (chromedriver keeps the connection open).
-fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+/// An HTTP/1.1 request with extra headers and an optional JSON body: the status, the
+/// lower-cased headers and the body, read by its Content-Length when there is one (chromedriver
+/// keeps the connection open), else to the end.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
     let stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        &stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        head.push_str("\r\n");
+    }
+    (&stream).write_all(head.as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();
     let code = status.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut length = None;
+    let (mut lines, mut length) = (String::new(), None);
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
+        if line.trim_end().is_empty() {
             break;
         }
         if let Some((k, v)) = line.split_once(':')
@@ -609,6 +605,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16,
         {
             length = Some(v.trim().parse::<usize>().unwrap());
         }
+        lines.push_str(&line);
     }
     let mut out = Vec::new();
     match length {
@@ -620,7 +617,14 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16,
             reader.read_to_end(&mut out).unwrap();
         }
     }
-    (code, String::from_utf8(out).unwrap())
+    let lines = lines.trim_end_matches("\r\n").to_lowercase();
+    (code, lines, String::from_utf8(out).unwrap())
+}
+
+/// A request with an optional JSON body: the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let (code, _, body) = request(addr, method, path, &[], body);
+    (code, body)
 }
 
 /// A real browser driven over WebDriver: Debian's `chromedriver` with headless chromium.
