@@ -1,20 +1,23 @@
 //! Values: exact decimals, dates, date-times, integers, text and bytes.
 //!
-//! Contract: every value is exact or refused. DECIMAL is a fixed-point number carried as an
-//! `i128` mantissa with a decimal scale; it never passes through binary floating point.
+//! Contract: every value is exact or refused. DECIMAL is a fixed-point number of up to 65
+//! digits (MySQL's limit), a 256-bit mantissa with a decimal scale; it never passes through
+//! binary floating point.
 //! Within one column or one expression every value carries the same (static) scale, so the
 //! derived structural `Eq`/`Ord`/`Hash` agree with numeric equality there; comparisons between
 //! different expressions go through [`Value::sql_cmp`].
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::LazyLock;
 
+use ethnum::I256;
 use serde::{Deserialize, Serialize};
 
 /// Largest scale a decimal may carry (MySQL allows 30 digits after the point).
 pub const MAX_SCALE: u8 = 30;
 
-/// Largest scale an intermediate result carries (the digits of the `i128` mantissa).
+/// Largest scale an intermediate result carries (MariaDB's `DECIMAL_MAX_SCALE`).
 pub const MAX_CARRIED: u8 = 38;
 
 /// Largest scale MariaDB shows for a result (`DECIMAL_MAX_SCALE`).
@@ -42,28 +45,133 @@ pub fn div_scale(a: u8, b: u8) -> u8 {
     whole_words(fa.saturating_add(fb).saturating_add(incr)).min(MAX_CARRIED)
 }
 
-/// An exact fixed-point decimal: `mantissa / 10^scale`.
+/// Most digits a decimal value or result holds (MySQL's `DECIMAL_MAX_PRECISION`); an input or
+/// a result beyond is out of range (an evaluation error, or a dead letter for an input).
+pub const MAX_DIGITS: u32 = 65;
+
+/// Bytes of a stored mantissa: 30 little-endian two's-complement bytes (240 bits) hold any
+/// integer of [`MAX_DIGITS`] digits (10^65 < 2^216).
+const MANTISSA_BYTES: usize = 30;
+
+/// `10^n` for `n` up to 76 (the largest power of ten in an [`I256`]).
+fn pow10(n: u32) -> Option<I256> {
+    static POW10: LazyLock<[I256; 77]> = LazyLock::new(|| {
+        let mut t = [I256::ONE; 77];
+        for i in 1..77 {
+            t[i] = t[i - 1] * I256::new(10);
+        }
+        t
+    });
+    POW10.get(n as usize).copied()
+}
+
+/// An exact fixed-point decimal: `mantissa / 10^scale`, of at most [`MAX_DIGITS`] digits.
 ///
-/// Packed to 8-byte alignment (24 bytes instead of 32), which keeps [`Value`] at 32 bytes:
-/// rows are vectors of values, and their size is most of the engine's memory traffic. Fields
-/// are read by value (`d.mantissa`), never by reference.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[repr(C, packed(8))]
+/// The mantissa is stored in 30 bytes and the struct has alignment 1 (31 bytes), which keeps
+/// [`Value`] at 32 bytes: rows are vectors of values, and their size is most of the engine's
+/// memory traffic. Arithmetic runs on [`I256`] ([`Decimal::mantissa`]); every constructor
+/// checks the digit limit, so a stored value is always canonical and the derived equality and
+/// hash are numeric equality at one scale.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(C, packed(1))]
 pub struct Decimal {
-    /// The unscaled value.
-    pub mantissa: i128,
+    m: [u8; MANTISSA_BYTES],
     /// Digits after the decimal point.
     pub scale: u8,
 }
 
-fn pow10(n: u8) -> Option<i128> {
-    10i128.checked_pow(n as u32)
+impl Ord for Decimal {
+    /// By mantissa, then scale: numeric order among values of one scale (one column or one
+    /// expression); [`Decimal::cmp_numeric`] compares across scales.
+    fn cmp(&self, o: &Decimal) -> Ordering {
+        self.mantissa()
+            .cmp(&o.mantissa())
+            .then_with(|| { self.scale }.cmp(&{ o.scale }))
+    }
+}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, o: &Decimal) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl fmt::Debug for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Decimal({self})")
+    }
+}
+
+/// `10^65`: the first magnitude out of range.
+fn limit() -> I256 {
+    pow10(MAX_DIGITS).expect("in the table")
 }
 
 impl Decimal {
-    /// A decimal from its unscaled value and scale.
+    /// A decimal from its unscaled value and scale (an `i128` always fits).
     pub fn new(mantissa: i128, scale: u8) -> Self {
-        Decimal { mantissa, scale }
+        Self::store(I256::new(mantissa), scale)
+    }
+
+    fn store(m: I256, scale: u8) -> Self {
+        let mut b = [0u8; MANTISSA_BYTES];
+        b.copy_from_slice(&m.to_le_bytes()[..MANTISSA_BYTES]);
+        Decimal { m: b, scale }
+    }
+
+    /// A decimal from a wide unscaled value; `None` beyond [`MAX_DIGITS`] digits.
+    pub fn from_wide(mantissa: I256, scale: u8) -> Option<Self> {
+        (mantissa.unsigned_abs() < limit().as_u256()).then(|| Self::store(mantissa, scale))
+    }
+
+    /// The unscaled value.
+    pub fn mantissa(self) -> I256 {
+        let mut b = [if self.m[MANTISSA_BYTES - 1] & 0x80 != 0 {
+            0xff
+        } else {
+            0
+        }; 32];
+        b[..MANTISSA_BYTES].copy_from_slice(&self.m);
+        I256::from_le_bytes(b)
+    }
+
+    /// The unscaled value as an `i128`, when it fits.
+    pub fn mantissa_i128(self) -> Option<i128> {
+        i128::try_from(self.mantissa()).ok()
+    }
+
+    /// The decimal whose unscaled value is the big-endian two's-complement `bytes` (Connect's
+    /// `Decimal`, Debezium's `decimal.handling.mode=precise`); `None` for no bytes or beyond
+    /// [`MAX_DIGITS`] digits.
+    pub fn from_be_bytes(bytes: &[u8], scale: u8) -> Option<Self> {
+        let first = *bytes.first()?;
+        // Leading sign bytes carry no digits (Connect writes minimal bytes, others may pad).
+        let fill = if first & 0x80 != 0 { 0xff } else { 0 };
+        let skip = bytes.iter().take_while(|b| **b == fill).count();
+        let rest = &bytes[skip.min(bytes.len().saturating_sub(1))..];
+        if rest.len() > 32 {
+            return None;
+        }
+        let mut b = [fill; 32];
+        b[32 - rest.len()..].copy_from_slice(rest);
+        let m = I256::from_be_bytes(b);
+        // A value whose sign bit differs from `fill` after padding was cut: refuse.
+        if (m < 0) != (fill == 0xff) {
+            return None;
+        }
+        Self::from_wide(m, scale)
+    }
+
+    /// The unscaled value as minimal big-endian two's-complement bytes (as Connect writes a
+    /// `Decimal`).
+    pub fn to_be_bytes(self) -> Vec<u8> {
+        let b = self.mantissa().to_be_bytes();
+        let fill = b[0];
+        let mut i = 0;
+        while i < 31 && b[i] == fill && (b[i + 1] & 0x80) == (fill & 0x80) {
+            i += 1;
+        }
+        b[i..].to_vec()
     }
 
     /// Parses `-123.4500`, `+1`, `.5`, `1e3`, `1.5E-2` exactly. The scale is the number of digits
@@ -86,33 +194,50 @@ impl Decimal {
         if int_part.is_empty() && frac_part.is_empty() {
             return None;
         }
-        let mut m: i128 = 0;
+        // Up to 38 digits in an i128, then wide.
+        let mut small: i128 = 0;
+        let mut wide: Option<I256> = None;
         for b in int_part.bytes().chain(frac_part.bytes()) {
             if !b.is_ascii_digit() {
                 return None;
             }
-            m = m.checked_mul(10)?.checked_add((b - b'0') as i128)?;
+            let d = (b - b'0') as i128;
+            match &mut wide {
+                Some(w) => {
+                    *w = w.checked_mul(I256::new(10))?.checked_add(I256::new(d))?;
+                    if w.unsigned_abs() >= limit().as_u256() * ethnum::U256::new(10) {
+                        return None;
+                    }
+                }
+                None => match small.checked_mul(10).and_then(|m| m.checked_add(d)) {
+                    Some(m) => small = m,
+                    None => wide = Some(I256::new(small) * I256::new(10) + I256::new(d)),
+                },
+            }
         }
+        let mut m = wide.unwrap_or_else(|| I256::new(small));
         let mut scale = (frac_part.len() as i32).checked_sub(exp)?;
         if scale < 0 {
-            m = m.checked_mul(pow10(u8::try_from(-scale).ok()?)?)?;
+            m = m.checked_mul(pow10(u32::try_from(-scale).ok()?)?)?;
             scale = 0;
         }
-        let scale = u8::try_from(scale).ok().filter(|s| *s <= 38)?;
-        Some(Decimal::new(if neg { -m } else { m }, scale))
+        let scale = u8::try_from(scale).ok().filter(|s| *s <= MAX_CARRIED)?;
+        Decimal::from_wide(if neg { -m } else { m }, scale)
     }
 
     /// The same number at another scale, exactly; `None` if digits would be lost or it overflows.
     pub fn rescale(self, scale: u8) -> Option<Decimal> {
         match scale.cmp(&self.scale) {
             Ordering::Equal => Some(self),
-            Ordering::Greater => Some(Decimal::new(
-                self.mantissa.checked_mul(pow10(scale - self.scale)?)?,
+            Ordering::Greater => Decimal::from_wide(
+                self.mantissa()
+                    .checked_mul(pow10((scale - self.scale) as u32)?)?,
                 scale,
-            )),
+            ),
             Ordering::Less => {
-                let f = pow10(self.scale - scale)?;
-                (self.mantissa % f == 0).then(|| Decimal::new(self.mantissa / f, scale))
+                let f = pow10((self.scale - scale) as u32)?;
+                let m = self.mantissa();
+                (m % f == 0).then(|| Self::store(m / f, scale))
             }
         }
     }
@@ -120,23 +245,34 @@ impl Decimal {
     /// Exact sum; the scale is the larger of the two.
     pub fn checked_add(self, o: Decimal) -> Option<Decimal> {
         let s = self.scale.max(o.scale);
-        Some(Decimal::new(
-            self.rescale(s)?
-                .mantissa
-                .checked_add(o.rescale(s)?.mantissa)?,
-            s,
-        ))
+        let (a, b) = (self.widened(s)?, o.widened(s)?);
+        Decimal::from_wide(a.checked_add(b)?, s)
     }
 
     /// Exact difference; the scale is the larger of the two.
     pub fn checked_sub(self, o: Decimal) -> Option<Decimal> {
-        self.checked_add(Decimal::new(o.mantissa.checked_neg()?, o.scale))
+        self.checked_add(-o)
+    }
+
+    /// The absolute value.
+    pub fn abs(self) -> Decimal {
+        Self::store(self.mantissa().abs(), self.scale)
+    }
+
+    /// The mantissa at a scale not smaller than its own, not checked against the digit limit
+    /// (an intermediate of arithmetic).
+    fn widened(self, scale: u8) -> Option<I256> {
+        self.mantissa()
+            .checked_mul(pow10(scale.checked_sub(self.scale)? as u32)?)
     }
 
     /// Exact product; the scale is the sum of the scales (as in MySQL).
     pub fn checked_mul(self, o: Decimal) -> Option<Decimal> {
-        let scale = self.scale.checked_add(o.scale).filter(|s| *s <= 38)?;
-        Some(Decimal::new(self.mantissa.checked_mul(o.mantissa)?, scale))
+        let scale = self
+            .scale
+            .checked_add(o.scale)
+            .filter(|s| *s <= MAX_CARRIED)?;
+        Decimal::from_wide(self.mantissa().checked_mul(o.mantissa())?, scale)
     }
 
     /// The same number rounded half away from zero to `scale` digits (MySQL's `ROUND` and the
@@ -145,14 +281,10 @@ impl Decimal {
         if scale >= self.scale {
             return self.rescale(scale);
         }
-        let f = pow10(self.scale - scale)?;
-        let q = self.mantissa / f;
-        let r = self.mantissa % f;
-        let up = r.unsigned_abs() * 2 >= f.unsigned_abs();
-        Some(Decimal::new(
-            if up { q + self.mantissa.signum() } else { q },
+        Decimal::from_wide(
+            round_div(self.mantissa(), pow10((self.scale - scale) as u32)?),
             scale,
-        ))
+        )
     }
 
     /// The same number truncated (towards zero) to `scale` digits; exact when not smaller.
@@ -160,8 +292,8 @@ impl Decimal {
         if scale >= self.scale {
             return self.rescale(scale);
         }
-        Some(Decimal::new(
-            self.mantissa / pow10(self.scale - scale)?,
+        Some(Self::store(
+            self.mantissa() / pow10((self.scale - scale) as u32)?,
             scale,
         ))
     }
@@ -170,80 +302,128 @@ impl Decimal {
     /// digits beyond that (as MySQL truncates a product's fraction to its buffer).
     pub fn checked_mul_sql(self, o: Decimal) -> Option<Decimal> {
         let scale = self.scale + o.scale;
-        let m = self.mantissa.checked_mul(o.mantissa)?;
-        Decimal::new(m, scale).truncate_to(scale.min(MAX_CARRIED))
+        let m = self.mantissa().checked_mul(o.mantissa())?;
+        let keep = scale.min(MAX_CARRIED);
+        let m = m / pow10((scale - keep) as u32)?;
+        Decimal::from_wide(m, keep)
     }
 
     /// MySQL's quotient: truncated to [`div_scale`] of the operands' scales (the digits MySQL's
     /// decimal library keeps: whole 9-digit words); `None` on division by zero or overflow.
     pub fn checked_div_sql(self, o: Decimal) -> Option<Decimal> {
-        if o.mantissa == 0 {
+        if o.is_zero() {
             return None;
         }
         let scale = div_scale(self.scale, o.scale);
         // self/o = (ms / 10^ss) / (mo / 10^so); scaled by 10^scale and truncated.
         let shift = scale as i32 + o.scale as i32 - self.scale as i32;
         let q = if shift >= 0 {
-            self.mantissa.checked_mul(pow10(shift as u8)?)? / o.mantissa
+            scaled_quotient(self.mantissa(), shift as u32, o.mantissa())?
         } else {
-            self.mantissa / o.mantissa.checked_mul(pow10((-shift) as u8)?)?
+            self.mantissa() / o.mantissa().checked_mul(pow10((-shift) as u32)?)?
         };
-        Some(Decimal::new(q, scale))
+        Decimal::from_wide(q, scale)
     }
 
     /// Quotient rounded half away from zero to `scale` digits; `None` on division by zero.
     pub fn checked_div(self, o: Decimal, scale: u8) -> Option<Decimal> {
-        if o.mantissa == 0 {
+        if o.is_zero() {
             return None;
         }
         // self/o = (ms / 10^ss) / (mo / 10^so); scaled by 10^scale, plus one guard digit.
         let shift = scale as i32 + 1 + o.scale as i32 - self.scale as i32;
-        let (num, den) = if shift >= 0 {
-            (self.mantissa.checked_mul(pow10(shift as u8)?)?, o.mantissa)
+        let q = if shift >= 0 {
+            scaled_quotient(self.mantissa(), shift as u32, o.mantissa())?
         } else {
-            (
-                self.mantissa,
-                o.mantissa.checked_mul(pow10((-shift) as u8)?)?,
-            )
+            self.mantissa() / o.mantissa().checked_mul(pow10((-shift) as u32)?)?
         };
-        let q = num / den; // one extra digit, truncated
-        let rounded = (q + 5 * q.signum()) / 10;
-        Some(Decimal::new(rounded, scale))
+        Decimal::from_wide(round_div(q, I256::new(10)), scale)
     }
 
     /// Numeric comparison across scales.
     pub fn cmp_numeric(&self, o: &Decimal) -> Ordering {
+        let (a, b) = (self.mantissa(), o.mantissa());
         if self.scale == o.scale {
-            return { self.mantissa }.cmp(&{ o.mantissa });
+            return a.cmp(&b);
         }
         let s = self.scale.max(o.scale);
-        match (self.rescale(s), o.rescale(s)) {
-            (Some(a), Some(b)) => { a.mantissa }.cmp(&{ b.mantissa }),
-            // Overflow only for huge magnitudes: compare by sign then by integer part.
-            _ => self
-                .mantissa
-                .signum()
-                .cmp(&o.mantissa.signum())
-                .then_with(|| {
-                    let ai = self.mantissa / pow10(self.scale).unwrap_or(1);
-                    let bi = o.mantissa / pow10(o.scale).unwrap_or(1);
-                    ai.cmp(&bi)
-                }),
+        match (self.widened(s), o.widened(s)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            // Overflow only for huge magnitudes: compare by sign, then by integer part, then
+            // by the fractions at the larger scale (each below 10^38, so they fit).
+            _ => a.signum().cmp(&b.signum()).then_with(|| {
+                let (fa, fb) = (pow10(self.scale as u32), pow10(o.scale as u32));
+                let (fa, fb) = (fa.unwrap_or(I256::ONE), fb.unwrap_or(I256::ONE));
+                (a / fa).cmp(&(b / fb)).then_with(|| {
+                    let ra = (a % fa) * pow10((s - self.scale) as u32).unwrap_or(I256::ONE);
+                    let rb = (b % fb) * pow10((s - o.scale) as u32).unwrap_or(I256::ONE);
+                    ra.cmp(&rb)
+                })
+            }),
         }
+    }
+
+    /// True when the mantissa has at most `precision` digits (`DECIMAL(precision, scale)` at
+    /// its scale).
+    pub fn fits_precision(self, precision: u8) -> bool {
+        pow10(precision as u32).is_none_or(|p| self.mantissa().unsigned_abs() < p.as_u256())
     }
 
     /// True when the value is zero.
     pub fn is_zero(&self) -> bool {
-        self.mantissa == 0
+        self.m.iter().all(|b| *b == 0)
     }
+
+    /// True when the value is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.m[MANTISSA_BYTES - 1] & 0x80 != 0
+    }
+}
+
+impl std::ops::Neg for Decimal {
+    type Output = Decimal;
+    /// The negated value (always in range: the range is symmetric).
+    fn neg(self) -> Decimal {
+        Self::store(-self.mantissa(), self.scale)
+    }
+}
+
+/// `n / d` rounded half away from zero (`d` > 0).
+fn round_div(n: I256, d: I256) -> I256 {
+    let (q, r) = (n / d, n % d);
+    if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+        q + n.signum()
+    } else {
+        q
+    }
+}
+
+/// `n * 10^k / d`, truncated towards zero, also where `n * 10^k` alone would overflow (long
+/// division, one digit at a time, on that path only); `None` when the quotient overflows.
+fn scaled_quotient(n: I256, k: u32, d: I256) -> Option<I256> {
+    if let Some(p) = pow10(k).and_then(|p| n.checked_mul(p)) {
+        return Some(p / d);
+    }
+    let neg = (n < 0) != (d < 0);
+    let (n, d) = (n.unsigned_abs(), d.unsigned_abs());
+    let (mut q, mut r) = (n / d, n % d);
+    for _ in 0..k {
+        // r < d <= 10^65, so r * 10 fits.
+        let ten = ethnum::U256::new(10);
+        r *= ten;
+        q = q.checked_mul(ten)?.checked_add(r / d)?;
+        r %= d;
+    }
+    let q = I256::try_from(q).ok()?;
+    Some(if neg { -q } else { q })
 }
 
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let neg = self.mantissa < 0;
-        let digits = self.mantissa.unsigned_abs().to_string();
+        let m = self.mantissa();
+        let digits = m.unsigned_abs().to_string();
         let scale = self.scale as usize;
-        if neg {
+        if m < 0 {
             f.write_str("-")?;
         }
         if scale == 0 {
@@ -746,8 +926,99 @@ mod tests {
     #[test]
     fn a_value_is_four_words() {
         // A row holds its values inline, one after another: every byte here is paid per column in every arrangement.
-        assert_eq!(std::mem::size_of::<Decimal>(), 24);
+        assert_eq!(std::mem::size_of::<Decimal>(), 31);
+        assert_eq!(std::mem::align_of::<Decimal>(), 1);
         assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
+    fn decimals_hold_65_digits_exactly() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        let nines = "9".repeat(35) + "." + &"9".repeat(30);
+        // Parse and display round trip at every width up to 65 digits, both signs.
+        for s in [
+            nines.clone(),
+            format!("-{nines}"),
+            "-0.000000000000000000000000000001".into(),
+        ] {
+            assert_eq!(d(&s).to_string(), s);
+        }
+        assert!(Decimal::parse(&"9".repeat(66)).is_none(), "66 digits");
+        // Sums, differences and products beyond i128 (38 digits).
+        let big = d("12345678901234567890123456789012345678901234567890.123");
+        assert_eq!(
+            big.checked_add(big).unwrap().to_string(),
+            "24691357802469135780246913578024691357802469135780.246"
+        );
+        assert_eq!(big.checked_sub(big).unwrap().to_string(), "0.000");
+        assert_eq!(
+            d("123456789012345678901234567890.5")
+                .checked_mul_sql(d("1000000000.25"))
+                .unwrap()
+                .to_string(),
+            "123456789043209876154320987615808641972.625"
+        );
+        assert!(
+            d(&"9".repeat(40))
+                .checked_mul_sql(d(&"9".repeat(30)))
+                .is_none(),
+            "70 digits"
+        );
+        // Quotients keep MySQL's scale and truncate, also where the scaled dividend needs
+        // more than 256 bits.
+        assert_eq!(
+            d(&"9".repeat(54))
+                .checked_div_sql(d("7"))
+                .unwrap()
+                .to_string(),
+            "142857142857142857142857142857142857142857142857142857.000000000"
+        );
+        assert_eq!(
+            d("1234567890123456789012345678901234567890.0123456789")
+                .checked_div_sql(d("3"))
+                .unwrap()
+                .to_string(),
+            "411522630041152263004115226300411522630.004115226300000000"
+        );
+        // 65 digits over 65 digits at scale 38: the scaled dividend has 103 digits.
+        assert_eq!(
+            d(&nines).checked_div_sql(d(&nines)).unwrap().to_string(),
+            format!("1.{}", "0".repeat(38))
+        );
+        // A quotient beyond 65 digits is out of range.
+        assert!(
+            d(&nines)
+                .checked_div_sql(d("0.000000000000000000000000000002"))
+                .is_none()
+        );
+        // Rounding half away from zero, and numeric comparison across scales and widths.
+        assert_eq!(
+            d(&format!("-{nines}")).round_to(2).unwrap().to_string(),
+            format!("-1{}.00", "0".repeat(35))
+        );
+        assert_eq!(
+            big.round_to(1).unwrap().to_string(),
+            "12345678901234567890123456789012345678901234567890.1"
+        );
+        assert_eq!(d("-2.5").round_to(0).unwrap().to_string(), "-3");
+        assert_eq!(
+            big.cmp_numeric(&d(
+                "12345678901234567890123456789012345678901234567890.1229"
+            )),
+            Ordering::Greater
+        );
+        assert_eq!(
+            d(&format!("-{nines}")).cmp_numeric(&d("-1.0000000000000000000000000000000000001")),
+            Ordering::Less
+        );
+        assert!(d(&format!("-{nines}")) < d("-1.000000000000000000000000000000"));
+        assert!(d(&format!("-{nines}")).is_negative() && !d("0.00").is_negative());
+        assert_eq!(d("-7.50").abs().to_string(), "7.50");
+        // Bytes round trip through Connect's two's complement.
+        for s in [big, d(&format!("-{nines}")), d("0"), d("-128"), d("127")] {
+            assert_eq!(Decimal::from_be_bytes(&s.to_be_bytes(), s.scale), Some(s));
+        }
+        assert!(d("99999").fits_precision(5) && !d("100000").fits_precision(5));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Contract: accumulation is exact integer addition (`i128` slots), hence associative and
 //! commutative, so differential dataflow may consolidate updates in any order and grouping.
 //! Slot 0 counts the rows of the group; each aggregate owns further slots: its non-NULL count,
-//! and for SUM/AVG the sum of the mantissas at the argument's static scale, split in two limbs
-//! (`high * 10^18 + low`) so that no slot comes near overflow; the total is rebuilt with checked
-//! arithmetic.
+//! and for SUM/AVG the sum of the mantissas at the argument's static scale, split in base-10^22
+//! limbs ([`decimal_limbs`]: one for an integer argument, three for a decimal of up to 65
+//! digits) so that no slot comes near overflow; the total is rebuilt with checked arithmetic
+//! ([`decimal_total`]).
 //!
 //! SUM/AVG of a DOUBLE is exact too: each double is an integer multiple of 2^-1074, added into
 //! [`DOUBLE_LIMBS`] base-2^64 limbs (a fixed-point number spanning the whole double range), and
@@ -15,6 +16,7 @@
 //! 0.9999999999999999, cdcflow 1, the correctly rounded sum).
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
+use ethnum::I256;
 use serde::{Deserialize, Serialize};
 
 /// Accumulated slots; a shorter vector is padded with zeros.
@@ -67,6 +69,49 @@ impl Multiply<isize> for Accum {
         }
         self
     }
+}
+
+/// The base of a decimal sum's limbs: each limb of one value is below 10^22, so a slot holds
+/// the sum of more than 10^16 values before it could overflow.
+const DEC_BASE: i128 = 10_000_000_000_000_000_000_000;
+
+/// The limbs a SUM/AVG of this argument accumulates in: one for an integer (any `i64` fits one
+/// slot with room for 10^19 additions), three for a decimal of up to 65 digits (10^66 >
+/// 10^22·3).
+pub fn decimal_limbs(integer: bool) -> usize {
+    if integer { 1 } else { 3 }
+}
+
+/// Writes the mantissa `m` as little-endian base-10^22 limbs into `limbs` (the last limb takes
+/// what is left); `None` when it does not fit that many limbs.
+pub fn split_decimal(m: I256, limbs: &mut [i128]) -> Option<()> {
+    let (last, low) = limbs.split_last_mut()?;
+    if let Ok(mut small) = i128::try_from(m) {
+        for l in low {
+            *l = small % DEC_BASE;
+            small /= DEC_BASE;
+        }
+        *last = small;
+        return Some(());
+    }
+    let base = I256::new(DEC_BASE);
+    let mut m = m;
+    for l in low {
+        *l = (m % base).as_i128();
+        m /= base;
+    }
+    *last = i128::try_from(m).ok()?;
+    Some(())
+}
+
+/// The mantissa held in little-endian base-10^22 `limbs`; `None` when it overflows.
+pub fn decimal_total(limbs: &[i128]) -> Option<I256> {
+    let base = I256::new(DEC_BASE);
+    let mut total = I256::ZERO;
+    for &l in limbs.iter().rev() {
+        total = total.checked_mul(base)?.checked_add(I256::new(l))?;
+    }
+    Some(total)
 }
 
 /// The limbs of an exact double sum: 2^-1074 up to 2^1024, with room for carries.
@@ -159,6 +204,44 @@ pub fn double_total(limbs: &[i128]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimal_limbs_round_trip_and_add_exactly() {
+        let p = |s: &str| crate::value::Decimal::parse(s).unwrap().mantissa();
+        for s in [
+            "0",
+            "-1",
+            "123456789012345678901234567890",
+            "-99999999999999999999999999999999999999999999999999999999999999999",
+            "170141183460469231731687303715884105728",
+        ] {
+            let mut l = [0i128; 3];
+            split_decimal(p(s), &mut l).unwrap();
+            assert_eq!(decimal_total(&l), Some(p(s)), "{s}");
+        }
+        let mut one = [0i128; 1];
+        split_decimal(I256::new(i64::MIN as i128), &mut one).unwrap();
+        assert_eq!(one, [i64::MIN as i128]);
+        // Limbs add slot by slot: the total of the sums is the sum of the totals.
+        let (mut a, mut b) = ([0i128; 3], [0i128; 3]);
+        split_decimal(
+            p("99999999999999999999999999999999999999999999999999999999999999999"),
+            &mut a,
+        )
+        .unwrap();
+        split_decimal(
+            p("-12345678901234567890123456789012345678901234567890"),
+            &mut b,
+        )
+        .unwrap();
+        let sum: Vec<i128> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        assert_eq!(
+            decimal_total(&sum),
+            Some(p(
+                "99999999999999987654321098765432109876543210987654321098765432109"
+            ))
+        );
+    }
+
     use super::*;
 
     fn exact_sum(xs: &[f64]) -> Option<f64> {

@@ -15,11 +15,14 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
+use ethnum::I256;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Exchange;
 use timely::dataflow::operators::vec::{Map as _, ToStream};
 
-use super::accum::{Accum, DOUBLE_LIMBS, add_double, double_total};
+use super::accum::{
+    Accum, DOUBLE_LIMBS, add_double, decimal_limbs, decimal_total, double_total, split_decimal,
+};
 use crate::decode::Row;
 use crate::metrics::Metrics;
 use crate::sql::expr::{EvalError, Expr, Type};
@@ -312,8 +315,11 @@ pub fn render_view<'s>(
                             return Some((k, Accum(acc)));
                         }
                         // Distinct values share the argument's static scale.
-                        let m = x.as_decimal().map_or(0, |d| d.mantissa);
-                        Some((k, Accum(vec![1, m / LIMB, m % LIMB])))
+                        let mut acc = vec![0; 1 + DISTINCT_LIMBS];
+                        acc[0] = 1;
+                        let m = x.as_decimal().map_or(I256::ZERO, |d| d.mantissa());
+                        split_decimal(m, &mut acc[1..]).expect("65 digits fit three limbs");
+                        Some((k, Accum(acc)))
                     })
                     .count_total()
                     .map(move |(k, acc)| (k, Part::Distinct(idx, acc))),
@@ -430,22 +436,22 @@ enum Part {
     Val(u16, Value),
     /// COUNT(DISTINCT) of aggregate `i`.
     Count(u16, i64),
-    /// SUM/AVG(DISTINCT) of aggregate `i`: the count and the sum's two limbs.
+    /// SUM/AVG(DISTINCT) of aggregate `i`: the count and the sum's limbs.
     Distinct(u16, Accum),
     /// The global document of a view without GROUP BY exists.
     Exists,
 }
 
-/// The base of the two limbs a sum is accumulated in.
-const LIMB: i128 = 1_000_000_000_000_000_000;
+/// The limbs of a SUM/AVG(DISTINCT) of a decimal or integer (a decimal's, for both).
+const DISTINCT_LIMBS: usize = 3;
 
 /// What an accumulable aggregate sums after its count slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sum {
     /// Nothing (COUNT).
     None,
-    /// A decimal at the argument's scale, in two limbs.
-    Decimal,
+    /// A decimal at the argument's scale, in this many limbs ([`decimal_limbs`]).
+    Decimal(usize),
     /// A double, exactly, in [`DOUBLE_LIMBS`] limbs.
     Double,
 }
@@ -483,8 +489,9 @@ impl AccumLayout {
                         Some((first, true, scale, Sum::Double))
                     }
                     AggFunc::Sum | AggFunc::Avg => {
-                        next += 3;
-                        Some((first, true, scale, Sum::Decimal))
+                        let limbs = decimal_limbs(a.arg_type == Type::Int);
+                        next += 1 + limbs;
+                        Some((first, true, scale, Sum::Decimal(limbs)))
                     }
                     _ => None,
                 }
@@ -510,17 +517,17 @@ impl AccumLayout {
                 && let Value::Double(x) = v
             {
                 add_double(x.get(), &mut acc[*first + 1..]);
-            } else if *sum == Sum::Decimal
+            } else if let Sum::Decimal(limbs) = *sum
                 && let Some(d) = v.as_decimal()
             {
                 let d = d
                     .rescale(*scale)
                     .ok_or_else(|| EvalError(format!("{d} does not fit scale {scale}")))?;
-                // Two limbs (value = high * 10^18 + low), summed separately: each slot stays far
-                // from i128's range for any realistic row count, and the total is rebuilt with
-                // checked arithmetic in `finish`, so a sum never wraps silently.
-                acc[*first + 1] = d.mantissa / LIMB;
-                acc[*first + 2] = d.mantissa % LIMB;
+                // Limbs summed separately: each slot stays far from i128's range for any
+                // realistic row count, and the total is rebuilt with checked arithmetic in
+                // `finish`, so a sum never wraps silently.
+                split_decimal(d.mantissa(), &mut acc[*first + 1..*first + 1 + limbs])
+                    .ok_or_else(|| EvalError(format!("{d} does not fit an integer sum")))?;
             }
         }
         Ok(Accum(acc))
@@ -543,10 +550,10 @@ fn finish(
             AggFunc::Sum | AggFunc::Avg => {
                 let (first, _, scale, sum) = slot.expect("accumulable");
                 let avg = a.func == AggFunc::Avg;
-                if *sum == Sum::Double {
-                    double_sum_or_avg(avg, acc, *first)?
-                } else {
-                    sum_or_avg(avg, acc, *first, *scale)?
+                match *sum {
+                    Sum::Double => double_sum_or_avg(avg, acc, *first)?,
+                    Sum::Decimal(limbs) => sum_or_avg(avg, acc, *first, limbs, *scale)?,
+                    Sum::None => unreachable!("SUM and AVG sum"),
                 }
             }
             AggFunc::SumDistinct | AggFunc::AvgDistinct => {
@@ -566,7 +573,7 @@ fn finish(
                 if a.arg_type == Type::Double {
                     double_sum_or_avg(avg, d, 0)?
                 } else {
-                    sum_or_avg(avg, d, 0, scale)?
+                    sum_or_avg(avg, d, 0, DISTINCT_LIMBS, scale)?
                 }
             }
             AggFunc::Min | AggFunc::Max => {
@@ -604,18 +611,25 @@ pub fn uncollate(a: &Aggregate, v: Value) -> Value {
     }
 }
 
-/// SUM (or AVG) from a count at slot `first` and a sum's two limbs after it, at `scale`.
-fn sum_or_avg(avg: bool, acc: &Accum, first: usize, scale: u8) -> Result<Value, EvalError> {
+/// SUM (or AVG) from a count at slot `first` and a sum's `limbs` limbs after it, at `scale`.
+fn sum_or_avg(
+    avg: bool,
+    acc: &Accum,
+    first: usize,
+    limbs: usize,
+    scale: u8,
+) -> Result<Value, EvalError> {
     let n = acc.get(first);
     if n == 0 {
         return Ok(Value::Null);
     }
-    let total = acc
-        .get(first + 1)
-        .checked_mul(LIMB)
-        .and_then(|h| h.checked_add(acc.get(first + 2)))
-        .ok_or_else(|| EvalError("SUM out of range (more than 38 digits)".into()))?;
-    let sum = Decimal::new(total, scale);
+    let out_of_range = || EvalError("SUM out of range (more than 65 digits)".into());
+    let mut l = [0i128; DISTINCT_LIMBS];
+    for (i, x) in l.iter_mut().enumerate().take(limbs) {
+        *x = acc.get(first + 1 + i);
+    }
+    let total = decimal_total(&l[..limbs]).ok_or_else(out_of_range)?;
+    let sum = Decimal::from_wide(total, scale).ok_or_else(out_of_range)?;
     Ok(Value::Dec(if avg {
         // MySQL's AVG: the sum divided by the count, as `/` divides.
         sum.checked_div_sql(Decimal::new(n, 0))

@@ -466,7 +466,7 @@ pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Va
         (ColumnType::Decimal { scale, .. }, MySqlValue::Decimal(s)) => Decimal::parse(s)
             .and_then(|d| d.rescale(*scale))
             .map(Value::Dec)
-            .ok_or_else(|| format!("DECIMAL {s} does not fit 38 digits")),
+            .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits")),
         (ColumnType::Double { .. }, MySqlValue::Double(x)) => F64::new(*x)
             .map(Value::Double)
             .ok_or_else(|| "not a finite number".into()),

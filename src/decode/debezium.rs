@@ -552,7 +552,7 @@ fn schema_scale(v: &serde_json::Value) -> Result<u8, String> {
     match n {
         Some(n @ 0..=38) => Ok(n as u8),
         Some(n) => Err(format!(
-            "precise decimal scale {n} is out of range 0..=38 (cdcflow keeps at most 38 digits)"
+            "precise decimal scale {n} is out of range 0..=38 (MySQL's largest scale is 30)"
         )),
         None => Err(format!("precise decimal scale `{v}` is not an integer")),
     }
@@ -705,18 +705,6 @@ fn clip(s: &str) -> &str {
     }
 }
 
-/// Big-endian two's-complement bytes to an integer.
-fn twos_complement(bytes: &[u8]) -> Option<i128> {
-    if bytes.is_empty() || bytes.len() > 16 {
-        return None;
-    }
-    let mut v: i128 = if bytes[0] & 0x80 != 0 { -1 } else { 0 };
-    for b in bytes {
-        v = (v << 8) | *b as i128;
-    }
-    Some(v)
-}
-
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn decode_value(
@@ -733,7 +721,11 @@ fn decode_value(
             let i = if logical == Some(CONNECT_DECIMAL) {
                 // bigint.unsigned.handling.mode=precise
                 let d = precise_decimal(raw, fs)?;
-                match d.rescale(0).and_then(|d| i64::try_from(d.mantissa).ok()) {
+                match d
+                    .rescale(0)
+                    .and_then(|d| d.mantissa_i128())
+                    .and_then(|m| i64::try_from(m).ok())
+                {
                     Some(i) => i,
                     None => return err(format!("{d} does not fit a signed 64-bit integer")),
                 }
@@ -829,15 +821,29 @@ fn decode_value(
                             ));
                         }
                         Some(d) => d,
-                        None if fs.is_none() => {
-                            return err(format!(
-                                "`{}` is not a decimal string; if it is a precise decimal \
-                                 (decimal.handling.mode=precise, base64), its scale is only in the \
-                                 schema: enable schemas (value.converter.schemas.enable=true) or use \
-                                 decimal.handling.mode=string",
-                                clip(&s)
-                            ));
-                        }
+                        // Without a schema, a string that is not a number is a precise decimal
+                        // (decimal.handling.mode=precise, Debezium's default and Flink CDC's
+                        // schemaless output): base64 of the unscaled value at the column's
+                        // declared scale.
+                        None if fs.is_none() => match B64.decode(s.as_bytes()) {
+                            Ok(bytes) => {
+                                Decimal::from_be_bytes(&bytes, *scale).ok_or_else(|| {
+                                    DecodeError(format!(
+                                        "`{}` (a precise decimal, base64) is empty or beyond \
+                                     MySQL's 65 digits",
+                                        clip(&s)
+                                    ))
+                                })?
+                            }
+                            Err(_) => {
+                                return err(format!(
+                                    "`{}` is neither a decimal string \
+                                     (decimal.handling.mode=string) nor base64 \
+                                     (decimal.handling.mode=precise)",
+                                    clip(&s)
+                                ));
+                            }
+                        },
                         None => return err(format!("`{}` is not a decimal", clip(&s))),
                     }
                 }
@@ -859,8 +865,8 @@ fn decode_value(
                         .all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b)) =>
                     {
                         return err(format!(
-                            "`{}` has more than 38 significant digits or a scale beyond 38: \
-                             cdcflow keeps decimals exactly in 38 digits (i128)",
+                            "`{}` has more than 65 significant digits (MySQL's limit) or a \
+                             scale beyond 38",
                             clip(raw)
                         ));
                     }
@@ -871,18 +877,15 @@ fn decode_value(
             };
             let exact = d.rescale(*scale).ok_or_else(|| {
                 DecodeError(format!(
-                    "{d} does not fit DECIMAL({precision},{scale}) exactly (or exceeds the 38 \
-                     digits cdcflow keeps)"
+                    "{d} does not fit DECIMAL({precision},{scale}) exactly"
                 ))
             })?;
-            if let Some(limit) = 10i128.checked_pow(*precision as u32)
-                && exact.mantissa.unsigned_abs() >= limit as u128
-            {
+            if !exact.fits_precision(*precision) {
                 return err(format!(
                     "{d} is out of range for DECIMAL({precision},{scale})"
                 ));
             }
-            if *unsigned && exact.mantissa < 0 {
+            if *unsigned && exact.is_negative() {
                 return err(format!("{d} is negative for an UNSIGNED column"));
             }
             Ok(Value::Dec(exact))
@@ -1066,7 +1069,9 @@ fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> 
         let i = d
             .rescale(0)
             .ok_or_else(|| DecodeError(format!("{d} is not an integer")))?;
-        u64::try_from(i.mantissa).map_err(|_| out_of_range(&d))
+        i.mantissa_i128()
+            .and_then(|m| u64::try_from(m).ok())
+            .ok_or_else(|| out_of_range(&d))
     };
     if let Some(s) = json_str(raw)? {
         let precise = fs.is_some_and(|f| f.ty == "bytes")
@@ -1084,8 +1089,8 @@ fn unsigned_64(raw: &str, fs: Option<&FieldSchema>) -> Result<u64, DecodeError> 
                 clip(&s)
             ))
         })?;
-        let m = twos_complement(&bytes).ok_or_else(|| out_of_range(&s))?;
-        return from_decimal(Decimal::new(m, 0));
+        let d = Decimal::from_be_bytes(&bytes, 0).ok_or_else(|| out_of_range(&s))?;
+        return from_decimal(d);
     }
     if let Ok(i) = raw.parse::<i64>() {
         // Connect has no unsigned int64: Debezium's `long` mode wraps values >= 2^63.
@@ -1115,9 +1120,9 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
         // decimal.format=NUMERIC: the JsonConverter writes the exact digits as a JSON number.
         None => {
             return match Decimal::parse(raw) {
-                Some(d) if d.scale <= scale => d.rescale(scale).ok_or_else(|| {
-                    DecodeError(format!("{raw} exceeds the 38 digits cdcflow keeps"))
-                }),
+                Some(d) if d.scale <= scale => d
+                    .rescale(scale)
+                    .ok_or_else(|| DecodeError(format!("{raw} exceeds MySQL's 65 digits"))),
                 Some(_) => err(format!(
                     "{} has more digits than the schema's scale {scale}",
                     clip(raw)
@@ -1133,14 +1138,12 @@ fn precise_decimal(raw: &str, fs: Option<&FieldSchema>) -> Result<Decimal, Decod
     let bytes = B64
         .decode(s.as_bytes())
         .map_err(|e| DecodeError(format!("bad base64 in precise decimal: {e}")))?;
-    let m = twos_complement(&bytes).ok_or_else(|| {
+    Decimal::from_be_bytes(&bytes, scale).ok_or_else(|| {
         DecodeError(format!(
-            "precise decimal of {} bytes is out of range: cdcflow keeps decimals exactly in \
-             38 digits (i128, at most 16 bytes)",
+            "precise decimal of {} bytes is empty or beyond MySQL's 65 digits",
             bytes.len()
         ))
-    })?;
-    Ok(Decimal::new(m, scale))
+    })
 }
 
 /// A JSON syntax error with where it is in the message: its column (1-based, counted in
@@ -1207,11 +1210,23 @@ mod tests {
 
     #[test]
     fn twos_complement_decodes_negative_and_positive() {
-        assert_eq!(twos_complement(&[0x04, 0xD2]), Some(1234));
-        assert_eq!(twos_complement(&[0xFB, 0x2E]), Some(-1234));
-        assert_eq!(twos_complement(&[0x00]), Some(0));
-        assert_eq!(twos_complement(&[0xFF]), Some(-1));
-        assert_eq!(twos_complement(&[]), None);
+        let m = |b: &[u8]| Decimal::from_be_bytes(b, 0).map(|d| d.to_string());
+        assert_eq!(m(&[0x04, 0xD2]).as_deref(), Some("1234"));
+        assert_eq!(m(&[0xFB, 0x2E]).as_deref(), Some("-1234"));
+        assert_eq!(m(&[0x00]).as_deref(), Some("0"));
+        assert_eq!(m(&[0xFF]).as_deref(), Some("-1"));
+        assert_eq!(
+            m(&[0x00, 0x00, 0x80]).as_deref(),
+            Some("128"),
+            "sign padding"
+        );
+        assert_eq!(m(&[0xFF, 0x7F]).as_deref(), Some("-129"));
+        assert_eq!(m(&[]), None);
+        // 10^64 (65 digits) is in range; 10^65 is not.
+        let p64 = Decimal::parse(&format!("1{}", "0".repeat(64))).unwrap();
+        assert_eq!(Decimal::from_be_bytes(&p64.to_be_bytes(), 0), Some(p64));
+        assert!(Decimal::parse(&format!("1{}", "0".repeat(65))).is_none());
+        assert_eq!(m(&[0x7F; 40]), None, "beyond 256 bits");
     }
 
     #[test]
@@ -1278,6 +1293,34 @@ mod tests {
             decode_value(&dec_col(10, 0), "\"1234\"", None).unwrap(),
             Value::Dec(Decimal::new(1234, 0))
         );
+    }
+
+    #[test]
+    fn regression_schemaless_precise_decimals_use_the_declared_scale() {
+        // Flink CDC's default output (no schema, decimal.handling.mode=precise) was refused:
+        // "AZA=" (0x0190) is 4.00 in a DECIMAL(10,2), the unscaled value at the column's scale.
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"AZA=\"", None).unwrap(),
+            Value::Dec(Decimal::new(400, 2))
+        );
+        assert_eq!(
+            decode_value(&dec_col(10, 2), "\"+0Q=\"", None).unwrap(),
+            Value::Dec(Decimal::new(-1212, 2)),
+            "negative: 0xFB44 is -1212"
+        );
+        // 65 digits, as Connect writes them (minimal two's complement).
+        let wide = Decimal::parse(&format!("-{}.{}", "9".repeat(35), "9".repeat(30))).unwrap();
+        let b64 = format!("\"{}\"", B64.encode(wide.to_be_bytes()));
+        assert_eq!(
+            decode_value(&dec_col(65, 30), &b64, None).unwrap(),
+            Value::Dec(wide)
+        );
+        assert!(
+            decode_value(&dec_col(64, 30), &b64, None).is_err(),
+            "beyond the precision"
+        );
+        let e = decode_value(&dec_col(10, 2), "\"not base64!\"", None).unwrap_err();
+        assert!(e.0.contains("neither a decimal string"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the schema and of each view's plan. It is taken when the sinks have acknowledged everything
 //! below `F`, so the sinks hold exactly the documents of that state.
 //!
-//! Format: `checkpoint.bin` = magic `CDCFLOW-CKPT\x01`, then a little-endian u64 length, a
+//! Format: `checkpoint.bin` = magic `CDCFLOW-CKPT\x02` (the last byte the format's version), then a little-endian u64 length, a
 //! CRC-32 of the body, and the body (bincode). Written to `checkpoint.bin.tmp`, fsynced, renamed
 //! over the old one and the directory fsynced: a crash at any moment leaves either the old or
 //! the new checkpoint, never a torn one. One snapshot file was chosen over an embedded store
@@ -27,7 +27,9 @@ use crate::event::Row;
 use crate::source::Positions;
 use crate::time::{Time, Version};
 
-const MAGIC: &[u8; 13] = b"CDCFLOW-CKPT\x01";
+/// The last byte is the format's version: 2 since decimals carry 65 digits (a version-1 file is
+/// refused by name, not misread).
+const MAGIC: &[u8; 13] = b"CDCFLOW-CKPT\x02";
 const FILE: &str = "checkpoint.bin";
 
 /// One source key's state: `(table name, key, version, row or tombstone)`.
@@ -128,6 +130,17 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
     f.read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", p.display()))?;
     let header = MAGIC.len() + 12;
+    if bytes.len() >= header && bytes[..MAGIC.len() - 1] == MAGIC[..MAGIC.len() - 1] {
+        let v = bytes[MAGIC.len() - 1];
+        if v != MAGIC[MAGIC.len() - 1] {
+            bail!(
+                "{} is a checkpoint of format version {v} from another cdcflow version (this one \
+                 reads version {}); remove the state dir to rebuild from the sources",
+                p.display(),
+                MAGIC[MAGIC.len() - 1]
+            );
+        }
+    }
     if bytes.len() < header || &bytes[..MAGIC.len()] != MAGIC {
         bail!("{} is not a cdcflow checkpoint", p.display());
     }

@@ -202,7 +202,7 @@ impl Expr {
             Expr::Not(a) => Value::from_truth(a.eval(row)?.truth().map(|b| !b)),
             Expr::Neg(a) => match a.eval(row)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(|| overflow("negation"))?),
-                Value::Dec(d) => Value::Dec(Decimal::new(-d.mantissa, d.scale)),
+                Value::Dec(d) => Value::Dec(-d),
                 Value::Double(x) => double(-x.get())?,
                 Value::Null => Value::Null,
                 other => return Err(EvalError(format!("cannot negate {other}"))),

@@ -544,7 +544,7 @@ pub fn eval(f: Func, args: &[Value]) -> Result<Value, EvalError> {
                 i.checked_abs()
                     .ok_or_else(|| EvalError("ABS out of range".into()))?,
             ),
-            Value::Dec(d) => Value::Dec(crate::value::Decimal::new(d.mantissa.abs(), d.scale)),
+            Value::Dec(d) => Value::Dec(d.abs()),
             Value::Double(x) => Value::Double(
                 crate::value::F64::new(x.get().abs()).ok_or_else(|| EvalError("ABS".into()))?,
             ),

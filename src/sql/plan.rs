@@ -1331,10 +1331,7 @@ impl<'a> Planner<'a> {
                     UnaryOperator::Not => Ok((Expr::Not(Box::new(x)), Type::Int)),
                     UnaryOperator::Minus if t.is_numeric() || t == Type::Null => match x {
                         Expr::Literal(Value::Int(i)) => Ok((Expr::Literal(Value::Int(-i)), t)),
-                        Expr::Literal(Value::Dec(d)) => Ok((
-                            Expr::Literal(Value::Dec(Decimal::new(-d.mantissa, d.scale))),
-                            t,
-                        )),
+                        Expr::Literal(Value::Dec(d)) => Ok((Expr::Literal(Value::Dec(-d)), t)),
                         x => Ok((Expr::Neg(Box::new(x)), t)),
                     },
                     UnaryOperator::Plus if t.is_numeric() => Ok((x, t)),
@@ -1652,9 +1649,10 @@ impl<'a> Planner<'a> {
                     )
                 })?;
                 Ok(Expr::Literal(match d.scale {
-                    0 => i64::try_from(d.mantissa)
-                        .map(Value::Int)
-                        .unwrap_or(Value::Dec(d)),
+                    0 => d
+                        .mantissa_i128()
+                        .and_then(|m| i64::try_from(m).ok())
+                        .map_or(Value::Dec(d), Value::Int),
                     _ => Value::Dec(d),
                 }))
             }

@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use crate::decode::Row;
 use crate::schema::{Catalog, ColumnType, Table, TableId};
-use crate::value::{MICROS_PER_DAY, Value, write_json_str};
+use crate::value::{Decimal, MICROS_PER_DAY, Value, write_json_str};
 
 /// How DECIMAL values are encoded (Debezium `decimal.handling.mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -193,9 +193,8 @@ pub(crate) fn encode_value(ty: &ColumnType, v: &Value, decimal: DecimalMode, out
                     let _ = write!(out, "{f:?}");
                 }
                 DecimalMode::Precise => {
-                    let bytes = d.mantissa.to_be_bytes();
                     write_json_str(
-                        &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
+                        &base64::engine::general_purpose::STANDARD.encode(d.to_be_bytes()),
                         out,
                     );
                 }
@@ -226,11 +225,14 @@ pub(crate) fn encode_value(ty: &ColumnType, v: &Value, decimal: DecimalMode, out
             out,
         ),
         (ColumnType::BigIntUnsigned, Value::Dec(d)) => {
-            let u = u64::try_from(d.mantissa).unwrap_or(0);
+            let u = d
+                .mantissa_i128()
+                .and_then(|m| u64::try_from(m).ok())
+                .unwrap_or(0);
             if decimal == DecimalMode::Precise {
-                let bytes = (u as i128).to_be_bytes();
                 write_json_str(
-                    &base64::engine::general_purpose::STANDARD.encode(minimal(&bytes)),
+                    &base64::engine::general_purpose::STANDARD
+                        .encode(Decimal::new(u as i128, 0).to_be_bytes()),
                     out,
                 );
             } else {
@@ -242,7 +244,10 @@ pub(crate) fn encode_value(ty: &ColumnType, v: &Value, decimal: DecimalMode, out
             out.push_str(if *i != 0 { "true" } else { "false" })
         }
         (ColumnType::Bit { width }, v @ (Value::Int(_) | Value::Dec(_))) => {
-            let u = v.as_decimal().map_or(0, |d| d.mantissa as u64);
+            let u = v
+                .as_decimal()
+                .and_then(|d| d.mantissa_i128())
+                .map_or(0, |m| m as u64);
             let n = (*width as usize).div_ceil(8);
             write_json_str(
                 &base64::engine::general_purpose::STANDARD.encode(&u.to_le_bytes()[..n]),
@@ -259,20 +264,6 @@ pub(crate) fn encode_value(ty: &ColumnType, v: &Value, decimal: DecimalMode, out
         }
         (_, v) => v.write_json(out),
     }
-}
-
-/// Minimal big-endian two's complement: redundant sign bytes dropped.
-pub(crate) fn minimal(bytes: &[u8; 16]) -> &[u8] {
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        if (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
-    &bytes[start..]
 }
 
 pub(crate) fn field_schema(

@@ -590,8 +590,15 @@ fn decimals_as_json_numbers_keep_every_digit() {
     );
     assert_eq!(decode_v("DECIMAL(20,2)", "0.1"), Ok(dv("0.10")));
     assert_eq!(decode_v("DECIMAL(20,2)", "1e2"), Ok(dv("100.00")));
-    let e = decode_v("DECIMAL(65,0)", &"9".repeat(40)).unwrap_err();
-    assert!(e.contains("38"), "{e}");
+    // Up to MySQL's 65 digits (they were refused beyond 38).
+    assert_eq!(
+        decode_v("DECIMAL(65,0)", &"9".repeat(65)),
+        Ok(dv(&"9".repeat(65)))
+    );
+    let e = decode_v("DECIMAL(65,0)", &"9".repeat(66)).unwrap_err();
+    assert!(e.contains("65"), "{e}");
+    let e = decode_v("DECIMAL(50,0)", &"9".repeat(51)).unwrap_err();
+    assert!(e.contains("out of range"), "{e}");
     let e = decode_v("DECIMAL(10,2)", "1.234").unwrap_err();
     assert!(e.contains("exactly"), "{e}");
     let e = decode_v("DECIMAL(10,2) UNSIGNED", "\"-1.00\"").unwrap_err();
@@ -845,4 +852,138 @@ fn real_public_messages_decode_to_exact_values() {
         r.row.as_ref().unwrap().get(6).to_string(),
         "2025-02-12 10:10:04"
     );
+    // Debezium 1.9.7 in RisingWave's connector node, schemas on (risingwavelabs/risingwave):
+    // read, create, delete and update of one `test.orders` row. decimal.handling.mode=double,
+    // time.precision.mode=connect (TIME and DATETIME as Connect Time/Timestamp milliseconds),
+    // DATE as a string (RisingWave's converter), TIMESTAMP as ZonedTimestamp, JSON as a string.
+    let orders = catalog.lookup("test", "orders").unwrap();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "public-risingwave-1.9.7-schemas-on.jsonl");
+    assert_eq!(got.len(), 4);
+    // The row inserted, read by the snapshot, and the `before` of the update.
+    let first = Row::from(vec![
+        Value::Int(111),
+        Value::Int(1),
+        Value::Int(-1),
+        Value::Int(-1111),
+        dbl(-11.11),
+        dbl(-111.11111),
+        dv("-111.11"),
+        text("yes please"),
+        Value::Date(-354_285), // 1000-01-01
+        Value::Time(0),
+        Value::DateTime(0),
+        Value::DateTime(1_000_000), // 1970-01-01T00:00:01Z
+        text("{\"k1\": \"v1\", \"k2\": 11}"),
+    ]);
+    let r = only_event(&got[0]);
+    assert_eq!(r.table, orders);
+    assert_eq!(r.key, vec![Value::Int(111)]);
+    assert_eq!(r.row, Some(first.clone()));
+    assert_eq!(
+        r.version,
+        Version {
+            file: 3,
+            pos: 951,
+            row: 0
+        }
+    );
+    assert_eq!(r.time, 1_678_090_651_000);
+    assert!(r.tx.is_none());
+    let row = r.row.as_ref().unwrap();
+    assert_eq!(row.get(8).to_string(), "1000-01-01");
+    assert_eq!(row.get(9).to_string(), "00:00:00");
+    assert_eq!(row.get(10).to_string(), "1970-01-01 00:00:00");
+    assert_eq!(row.get(11).to_string(), "1970-01-01 00:00:01");
+
+    let c = only_event(&got[1]);
+    assert_eq!(c.table, orders);
+    assert_eq!(c.key, vec![Value::Int(111)]);
+    assert_eq!(c.row, Some(first));
+    assert_eq!(
+        c.version,
+        Version {
+            file: 3,
+            pos: 789,
+            row: 0
+        }
+    );
+    assert_eq!(c.time, 1_678_088_861_000);
+
+    let d = only_event(&got[2]);
+    assert_eq!(d.table, orders);
+    assert_eq!(d.key, vec![Value::Int(111)]);
+    assert_eq!(d.row, None, "a delete");
+    assert_eq!(
+        d.version,
+        Version {
+            file: 3,
+            pos: 1643,
+            row: 0
+        }
+    );
+    assert_eq!(d.time, 1_678_090_653_000);
+
+    let u = only_event(&got[3]);
+    assert_eq!(u.table, orders);
+    assert_eq!(u.key, vec![Value::Int(111)], "same key: one upsert");
+    assert_eq!(
+        u.row,
+        Some(Row::from(vec![
+            Value::Int(111),
+            Value::Int(0),
+            Value::Int(3),
+            Value::Int(3333),
+            dbl(33.33),
+            dbl(333.33333),
+            dv("333.33"),
+            text("no thanks"),
+            Value::Date(2_932_896),                  // 9999-12-31
+            Value::Time(86_399_000_000),             // 86399000 ms = 23:59:59
+            Value::DateTime(99_999_999_999_000_000), // 5138-11-16 09:46:39
+            Value::DateTime(2_146_619_647_000_000),  // 2038-01-09T03:14:07Z
+            text("{\"k1\": \"v1_updated\", \"k2\": 33}"),
+        ]))
+    );
+    assert_eq!(
+        u.version,
+        Version {
+            file: 3,
+            pos: 1168,
+            row: 0
+        }
+    );
+    assert_eq!(u.time, 1_678_089_331_000);
+    let row = u.row.as_ref().unwrap();
+    assert_eq!(row.get(8).to_string(), "9999-12-31");
+    assert_eq!(row.get(9).to_string(), "23:59:59");
+    assert_eq!(row.get(10).to_string(), "5138-11-16 09:46:39");
+    assert_eq!(row.get(11).to_string(), "2038-01-09 03:14:07");
+
+    // Flink CDC 3.2.0 (Debezium 1.9.8), schemas off (LIMUXUALE0927/Everything_big_data): two
+    // snapshot reads of `app_db.orders` whose DECIMAL(10,2) is a precise decimal (base64)
+    // without a schema, Flink CDC's default. Debezium encodes the unscaled value at the
+    // column's declared scale: AZA= = 0x0190 = 400 -> 4.00, JxA= = 0x2710 = 10000 -> 100.00,
+    // the source's INSERTs. (`regression_schemaless_precise_decimals_use_the_declared_scale`)
+    let app_orders = catalog.lookup("app_db", "orders").unwrap();
+    let mut dec = DebeziumDecoder::new(catalog.clone());
+    let got = decode_all(&mut dec, "public-flinkcdc-1.9.8-schemas-off.jsonl");
+    assert_eq!(got.len(), 2);
+    for (e, id, price) in [(&got[0], 1, "4.00"), (&got[1], 2, "100.00")] {
+        let e = only_event(e);
+        assert_eq!(e.table, app_orders);
+        assert_eq!(e.key, vec![Value::Int(id)]);
+        assert_eq!(e.row, Some(Row::from(vec![Value::Int(id), dv(price)])));
+        // A Flink CDC snapshot read: version 0, and `source.ts_ms` is 0.
+        assert_eq!(
+            e.version,
+            Version {
+                file: 0,
+                pos: 0,
+                row: 0
+            }
+        );
+        assert_eq!(e.time, 0);
+        assert!(e.tx.is_none());
+    }
 }
