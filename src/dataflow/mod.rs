@@ -56,7 +56,7 @@ pub fn build<'s>(
         .enumerate()
         .map(|(t, s)| used.contains(&t).then(|| s.as_collection()))
         .collect();
-    let mut shared = render::Shared::default();
+    let mut shared = render::Shared::new(&dataflows.views);
     let streams: Vec<_> = dataflows
         .views
         .iter()

@@ -46,10 +46,80 @@ fn report(metrics: &Metrics, view: &str, e: EvalError) {
 pub type KeyedArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, isize>>>;
 
 /// What the views of one dataflow share: the arrangements of their scanned, keyed sources.
-/// (An evaluation error of a shared source's key is counted once, not once per view.)
+/// Views that scan one table with the same filter and the same key (in table columns) share
+/// one arrangement, which keeps the union of the columns they keep; each view picks its own
+/// columns from it when it joins. (An evaluation error of a shared source's key is counted
+/// once, not once per view.)
 #[derive(Default)]
 pub struct Shared<'s> {
     keyed: std::collections::HashMap<String, KeyedArrangement<'s>>,
+    /// Per sharing id ([`share_id`]): the table columns the shared arrangement keeps (the
+    /// first view's, then those others add).
+    columns: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Shared<'_> {
+    /// Sharing planned for these views (every view rendered with it must be among them).
+    pub fn new(views: &[ViewPlan]) -> Self {
+        let mut columns: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for plan in views {
+            for (i, keys) in arranged_sources(plan) {
+                let s = &plan.sources[i];
+                let kept = columns.entry(share_id(s, keys)).or_default();
+                for c in &s.columns {
+                    if !kept.contains(c) {
+                        kept.push(*c);
+                    }
+                }
+            }
+        }
+        Shared {
+            keyed: Default::default(),
+            columns,
+        }
+    }
+}
+
+/// The sources a view arranges with [`Shared`] (the two sides of a first inner join, the
+/// right side of later ones), with the keys they are arranged by.
+fn arranged_sources(plan: &ViewPlan) -> Vec<(usize, &[Expr])> {
+    let mut out = Vec::new();
+    for (ji, jp) in plan.joins.iter().enumerate() {
+        if jp.kind == JoinKind::Inner {
+            if ji == 0 {
+                out.push((0, &jp.left_keys[..]));
+            }
+            out.push((ji + 1, &jp.right_keys[..]));
+        }
+    }
+    out
+}
+
+/// What makes two keyed sources one arrangement: the table, the filter (over table rows) and
+/// the key expressions, rewritten over table columns.
+fn share_id(s: &crate::sql::plan::SourcePlan, keys: &[Expr]) -> String {
+    let keys: Vec<Expr> = keys
+        .iter()
+        .map(|k| k.map_columns(&|c| s.columns[c]))
+        .collect();
+    format!("{}|{:?}|{:?}", s.table, s.filter, keys)
+}
+
+/// A joined row: the left row then the right one, each restricted to the view's columns
+/// (`None`: the row is the view's already).
+fn join_rows(l: &Row, lp: Option<&[usize]>, r: &Row, rp: Option<&[usize]>) -> Row {
+    if lp.is_none() && rp.is_none() {
+        return l.concat(r);
+    }
+    let width = |row: &Row, p: Option<&[usize]>| p.map_or(row.len(), <[usize]>::len);
+    let mut out = Row::with_capacity(width(l, lp) + width(r, rp));
+    for (row, p) in [(l, lp), (r, rp)] {
+        match p {
+            None => row.iter().for_each(|v| out.push(v.clone())),
+            Some(p) => p.iter().for_each(|&c| out.push(row.get(c).clone())),
+        }
+    }
+    out
 }
 
 /// Renders one view over the per-table collections (`tables[id]`, present for every table the
@@ -103,16 +173,41 @@ pub fn render_view<'s>(
     let no_null =
         |c: VecCollection<'s, Time, (Row, Row)>| c.filter(|(k, _)| !k.iter().any(Value::is_null));
     // A source's rows with a non-NULL key, arranged by it: shared with every view that scans
-    // the same table with the same filter, columns and key (built by the first of them).
+    // the same table with the same filter and key (built by the first of them, with the union
+    // of their columns), and the positions of this view's columns in its rows (`None`: all).
     let arranged_source = |shared: &mut Shared<'s>, i: usize, keys: &[Expr]| {
         let s = &plan.sources[i];
-        let id = format!("{}|{:?}|{:?}|{:?}", s.table, s.columns, s.filter, keys);
+        let id = share_id(s, keys);
+        let kept = shared
+            .columns
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| s.columns.clone());
+        let at = |c: usize| kept.iter().position(|k| *k == c).expect("a kept column");
+        let picked: Vec<usize> = s.columns.iter().map(|&c| at(c)).collect();
+        let all = picked.len() == kept.len() && picked.iter().enumerate().all(|(i, p)| i == *p);
+        let picked = (!all).then(|| Arc::<[usize]>::from(picked));
         if let Some(a) = shared.keyed.get(&id) {
-            return a.clone();
+            return (a.clone(), picked);
         }
-        let a = no_null(keyed(source(i, false).0, keys.to_vec())).arrange_by_key();
+        let keys: Vec<Expr> = keys
+            .iter()
+            .map(|k| k.map_columns(&|c| at(s.columns[c])))
+            .collect();
+        let table = tables[s.table]
+            .clone()
+            .expect("every table a plan reads is rendered");
+        let (src, cols) = (Arc::new(s.clone()), Arc::<[usize]>::from(kept));
+        let rows = checked(table, &metrics, &view, move |row: Row| {
+            match src.holds(&row) {
+                Ok(true) => (Some(row.project(&cols)), None),
+                Ok(false) => (None, None),
+                Err(e) => (None, Some(e)),
+            }
+        });
+        let a = no_null(keyed(rows, keys)).arrange_by_key();
         shared.keyed.insert(id, a.clone());
-        a
+        (a, picked)
     };
 
     // Joins, left-deep in FROM order. `joined` is `None` while source 0 is not rendered yet
@@ -120,12 +215,17 @@ pub fn render_view<'s>(
     let mut joined: Option<Rows<'s>> = None;
     for (ji, jp) in plan.joins.iter().enumerate() {
         if jp.kind == JoinKind::Inner {
-            let left = match joined.take() {
+            let (left, lp) = match joined.take() {
                 None => arranged_source(shared, 0, &jp.left_keys),
-                Some(rows) => no_null(keyed(rows, jp.left_keys.clone())).arrange_by_key(),
+                Some(rows) => (
+                    no_null(keyed(rows, jp.left_keys.clone())).arrange_by_key(),
+                    None,
+                ),
             };
-            let right = arranged_source(shared, ji + 1, &jp.right_keys);
-            joined = Some(left.join_core(right, |_k, l: &Row, r: &Row| Some(l.concat(r))));
+            let (right, rp) = arranged_source(shared, ji + 1, &jp.right_keys);
+            joined = Some(left.join_core(right, move |_k, l: &Row, r: &Row| {
+                Some(join_rows(l, lp.as_deref(), r, rp.as_deref()))
+            }));
             continue;
         }
         let rows = joined.take().unwrap_or_else(|| source(0, false).0);
