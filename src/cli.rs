@@ -177,6 +177,13 @@ struct TimeArgs {
     /// time is rejected (dead-lettered) instead of dragging the frontier ahead.
     #[arg(long, default_value_t = pipeline::DEFAULT_MAX_TIME_SKEW_MS, env = "CDCFLOW_MAX_TIME_SKEW_MS")]
     max_time_skew_ms: u64,
+    /// Forget a deleted key's version (its tombstone) once the frontier passes the delete by
+    /// this many milliseconds, so the state is bounded by the live rows and the recent
+    /// deletes; events committed more than this behind the frontier are then rejected
+    /// (dead-lettered), since they could predate a forgotten delete. Unset: tombstones are
+    /// kept for the life of the state.
+    #[arg(long, env = "CDCFLOW_TOMBSTONE_RETENTION_MS", value_name = "MS")]
+    tombstone_retention_ms: Option<u64>,
 }
 
 /// Decoding flags, shared by commands that run the engine.
@@ -884,6 +891,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
         max_time_skew_ms: a.time.max_time_skew_ms,
+        tombstone_retention_ms: a.time.tombstone_retention_ms,
         progress_state: Some(progress.clone()),
         dead_letter: Some(dead_letter.clone()),
         schema_drift: a.decode.schema_drift,
@@ -1258,6 +1266,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         workers,
         lateness_ms: a.time.allowed_lateness_ms,
         max_time_skew_ms: a.time.max_time_skew_ms,
+        tombstone_retention_ms: a.time.tombstone_retention_ms,
         progress: a.progress,
         progress_state: Some(progress),
         dead_letter: Some(dead_letter.clone()),

@@ -269,6 +269,9 @@ fn core_help(field: &str) -> &'static str {
         "late" => {
             "Changes that arrived after the frontier passed their time (applied at the frontier)."
         }
+        "tombstones_compacted" => {
+            "Tombstones (versions of deleted keys) dropped after the tombstone retention."
+        }
         "dead_lettered" => "Records rejected and kept in the dead-letter file.",
         "eval_errors" => {
             "Rows a view could not evaluate (e.g. integer overflow), excluded from the view."

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub stale: AtomicU64,
     /// Changes that arrived after the frontier passed their time (applied at the frontier).
     pub late: AtomicU64,
+    /// Tombstones (versions of deleted keys) dropped once the frontier passed their time by
+    /// the tombstone retention.
+    pub tombstones_compacted: AtomicU64,
     /// Records rejected and kept in the dead-letter file.
     pub dead_lettered: AtomicU64,
     /// Rows a view could not evaluate (e.g. integer overflow); reported, excluded from the view.
@@ -61,6 +64,8 @@ pub struct MetricsSnapshot {
     pub stale: u64,
     /// See [`Metrics::late`].
     pub late: u64,
+    /// See [`Metrics::tombstones_compacted`].
+    pub tombstones_compacted: u64,
     /// See [`Metrics::dead_lettered`].
     pub dead_lettered: u64,
     /// See [`Metrics::eval_errors`].
@@ -93,6 +98,7 @@ impl Metrics {
             duplicates: self.duplicates.load(Relaxed),
             stale: self.stale.load(Relaxed),
             late: self.late.load(Relaxed),
+            tombstones_compacted: self.tombstones_compacted.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             eval_errors: self.eval_errors.load(Relaxed),
             upserts: self.upserts.load(Relaxed),
@@ -126,6 +132,9 @@ impl fmt::Display for MetricsSnapshot {
                 ", transactions {} ({} incomplete)",
                 self.transactions, self.incomplete_transactions
             )?;
+        }
+        if self.tombstones_compacted > 0 {
+            write!(f, ", tombstones compacted {}", self.tombstones_compacted)?;
         }
         if self.undeclared_columns > 0 {
             write!(

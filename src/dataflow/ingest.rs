@@ -7,6 +7,13 @@
 //! an older one is stale (both counted, nothing emitted). A delete keeps its version as a
 //! tombstone, so a stale insert that arrives after it cannot resurrect the row. Late events
 //! (time below the sender's frontier) arrive already moved to that frontier by the source.
+//!
+//! With a tombstone retention `R` ([`IngestOptions`]), a tombstone is dropped once the input
+//! frontier passes its time by more than `R` (counted, `tombstones_compacted`), so the state is
+//! bounded by the live rows plus the deletes of the last `R`. The driver then refuses events
+//! whose commit time is more than `R` behind its frontier (dead letters): an event that could be
+//! older than a forgotten delete is never applied. Restored tombstones (from a checkpoint, at
+//! [`IngestOptions::restored_time`]) count from the first time after the restore.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,11 +41,25 @@ pub type IngestState = rustc_hash::FxHashMap<(TableId, Row), (Version, Option<Ro
 /// Shared with the worker's driver (same thread), which reads it for checkpoints.
 pub type IngestHandle = Rc<RefCell<IngestState>>;
 
+/// How ingest keeps tombstones.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngestOptions {
+    /// Drop a tombstone once the frontier passes its time by more than this (milliseconds);
+    /// `None` keeps tombstones for the life of the state.
+    pub tombstone_retention: Option<Time>,
+    /// The time restored keys arrive at (their own times are not known).
+    pub restored_time: Time,
+}
+
+/// Tombstones by the time of their delete: `(table, key, version)`.
+type TombstoneIndex = BTreeMap<Time, Vec<(TableId, Row, Version)>>;
+
 /// Applies change events with newest-version-wins and returns the table rows as a collection,
 /// and a handle on the applied state. At a moment when the frontier is `F`, the state holds
 /// exactly the changes at times `< F` (events at later times wait in the operator).
 pub fn ingest<'s>(
     events: StreamVec<'s, Time, ChangeEvent>,
+    options: IngestOptions,
     metrics: Arc<Metrics>,
 ) -> (VecCollection<'s, Time, (TableId, Row)>, IngestHandle) {
     let handle: IngestHandle = Default::default();
@@ -51,6 +72,8 @@ pub fn ingest<'s>(
             let mut pending: BTreeMap<Time, Vec<ChangeEvent>> = BTreeMap::new();
             let mut held: Option<Capability<Time>> = None;
             let mut ready: Vec<Out> = Vec::new();
+            let mut tombstones: TombstoneIndex = BTreeMap::new();
+            let mut restored_tombstones: Vec<(TableId, Row, Version)> = Vec::new();
             move |(input, frontier), output| {
                 let mut state = shared.borrow_mut();
                 input.for_each(|cap, data| {
@@ -68,6 +91,13 @@ pub fn ingest<'s>(
                         break;
                     }
                     let (time, mut events) = entry.remove_entry();
+                    if time != options.restored_time && !restored_tombstones.is_empty() {
+                        // At or after the restored frontier: the latest their deletes can be.
+                        tombstones
+                            .entry(time)
+                            .or_default()
+                            .append(&mut restored_tombstones);
+                    }
                     // Per key, in version order.
                     events.sort_by(|a, b| {
                         (a.table, &a.key, a.version).cmp(&(b.table, &b.key, b.version))
@@ -100,6 +130,14 @@ pub fn ingest<'s>(
                             }
                         }
                         if let Some((version, new_row)) = newest {
+                            if options.tombstone_retention.is_some() && new_row.is_none() {
+                                let k = (table, entry.key().1.clone(), version);
+                                if time == options.restored_time {
+                                    restored_tombstones.push(k);
+                                } else {
+                                    tombstones.entry(time).or_default().push(k);
+                                }
+                            }
                             match entry {
                                 Entry::Occupied(mut o) => {
                                     let slot = o.get_mut();
@@ -125,6 +163,28 @@ pub fn ingest<'s>(
                     }
                     Metrics::add(&metrics.duplicates, dups);
                     Metrics::add(&metrics.stale, stale);
+                }
+                if let (Some(r), Some(&f)) =
+                    (options.tombstone_retention, frontier.frontier().first())
+                {
+                    let mut compacted = 0;
+                    while let Some(e) = tombstones.first_entry() {
+                        if e.key().saturating_add(r) >= f {
+                            break;
+                        }
+                        for (table, key, version) in e.remove() {
+                            let k = (table, key);
+                            // Still that tombstone (not re-created or deleted again since).
+                            if state
+                                .get(&k)
+                                .is_some_and(|s| s.0 == version && s.1.is_none())
+                            {
+                                state.remove(&k);
+                                compacted += 1;
+                            }
+                        }
+                    }
+                    Metrics::add(&metrics.tombstones_compacted, compacted);
                 }
                 // One message for all completed times: its capability (the held one) is at
                 // or before every record's time, as differential collections require.

@@ -40,11 +40,12 @@ pub fn build<'s>(
     dataflows: &Dataflows,
     tx_options: tx::TxOptions,
     tx_state: Arc<Mutex<tx::TxState>>,
+    ingest_options: ingest::IngestOptions,
     metrics: Arc<Metrics>,
 ) -> Engine<'s> {
     let scope = inputs.scope();
     let events = tx::assemble(inputs, tx_options, tx_state, metrics.clone());
-    let (rows, ingest) = ingest::ingest(events, metrics.clone());
+    let (rows, ingest) = ingest::ingest(events, ingest_options, metrics.clone());
     let used: BTreeSet<TableId> = dataflows.used_tables();
     // Route each row to its table's collection (moved, not cloned per table).
     let parts = rows.inner.partition(

@@ -124,6 +124,10 @@ pub struct RunOptions {
     /// An event committed more than this after its partition's newest time (or, for a
     /// partition's first event or an idle one, after the wall clock) is rejected.
     pub max_time_skew_ms: Time,
+    /// Drop tombstones once the frontier passes their time by more than this, and reject
+    /// events committed more than this behind the frontier ([`crate::dataflow::ingest`]);
+    /// `None`: tombstones are kept for the life of the state.
+    pub tombstone_retention_ms: Option<Time>,
     /// Print a progress line to stderr about once a second, and one at the end.
     pub progress: bool,
     /// Where the workers publish their progress (bytes read, frontier, consumer lag) for a
@@ -160,6 +164,7 @@ impl RunOptions {
             workers: Workers::local(n),
             lateness_ms: 0,
             max_time_skew_ms: DEFAULT_MAX_TIME_SKEW_MS,
+            tombstone_retention_ms: None,
             progress: false,
             progress_state: None,
             keep_log: false,
@@ -425,6 +430,7 @@ pub fn run(
     let settings = Settings {
         lateness: options.lateness_ms,
         skew: options.max_time_skew_ms,
+        tombstone_retention: options.tombstone_retention_ms,
         chunk: options.chunk_lines.max(1),
         progress: {
             let p = options.progress_state.clone().unwrap_or_default();
@@ -477,6 +483,10 @@ pub fn run(
         dead.clone(),
         stopped.clone(),
     );
+    let ingest_options = dataflow::ingest::IngestOptions {
+        tombstone_retention: options.tombstone_retention_ms,
+        restored_time: sink_op::RESTORED,
+    };
     let guards = timely::execute(options.workers.timely_config(), move |worker| {
         let index = worker.index();
         let peers = worker.peers();
@@ -488,6 +498,7 @@ pub fn run(
                 &dataflows,
                 tx_options.clone(),
                 tx_state.clone(),
+                ingest_options,
                 m.clone(),
             );
             sink_op::write(
@@ -608,6 +619,7 @@ pub fn run(
 struct Settings {
     lateness: Time,
     skew: Time,
+    tombstone_retention: Option<Time>,
     chunk: usize,
     /// Published for progress output.
     progress: Arc<Progress>,
@@ -1008,6 +1020,18 @@ impl Driver<'_> {
                         "commit time {t} is more than the maximum time skew ({} ms) after the \
                          partition's newest time {reference}",
                         settings.skew
+                    ));
+                    return;
+                }
+                // With a tombstone retention, a record older than the frontier by more than it
+                // could predate a delete whose tombstone is gone: refused, never applied.
+                if let Some(r) = settings.tombstone_retention
+                    && t.saturating_add(r) < cap_time
+                {
+                    reject(&format!(
+                        "commit time {t} is more than the tombstone retention ({r} ms) behind \
+                         the frontier {cap_time}: the delete of its key may be forgotten, so \
+                         it is refused rather than applied (raise --tombstone-retention-ms)"
                     ));
                     return;
                 }

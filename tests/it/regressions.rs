@@ -233,3 +233,89 @@ fn regression_datetime3_keeps_trailing_zeros() {
         r#"{"wh":1,"last":"2026-03-02 10:00:00.000","first":"2026-03-02 10:00:00.120000"}"#
     );
 }
+
+/// Tombstones were kept for ever (memory grew with every key ever deleted). With
+/// `--tombstone-retention-ms R` a tombstone is dropped once the frontier passes its delete by
+/// more than R, and an event committed more than R behind the frontier is refused, so a stale
+/// copy of a deleted row's insert can never bring it back; without it, nothing changes.
+#[test]
+fn regression_tombstones_are_compacted_after_the_retention_and_never_resurrect() {
+    let d = dataflows(
+        "CREATE DATABASE s; CREATE TABLE s.a (id INT PRIMARY KEY, g INT NOT NULL);",
+        &[("v", "SELECT a.id, a.g FROM s.a a")],
+    );
+    let row = |id: i64, g: i64| Some(Row::from(vec![Value::Int(id), Value::Int(g)]));
+    let change = |op: Op, before, after, ts_ms: u64, pos: u64| RowChange {
+        table: 0,
+        op,
+        before,
+        after,
+        ts_ms,
+        file: 1,
+        pos,
+        row: 0,
+    };
+    let mut changes = vec![
+        change(Op::Create, None, row(1, 10), 1_000, 10),
+        change(Op::Create, None, row(2, 20), 1_500, 15),
+        change(Op::Delete, row(1, 10), None, 2_000, 20),
+        change(Op::Delete, row(2, 20), None, 2_500, 25),
+    ];
+    // Time goes on well past the retention (10 s) of the deletes.
+    for i in 0..50u64 {
+        changes.push(change(
+            Op::Create,
+            None,
+            row(100 + i as i64, 1),
+            3_000 + i * 1_000,
+            30 + i,
+        ));
+    }
+    // A stale copy of key 1's insert arrives late; key 2 is created again, newer.
+    changes.push(change(Op::Create, None, row(1, 10), 1_000, 10));
+    changes.push(change(Op::Create, None, row(2, 21), 60_000, 90));
+    let mut bytes = String::new();
+    let mut enc = Encoder::new(&d.catalog, false, DecimalMode::String);
+    for c in &changes {
+        enc.encode(c, &mut bytes);
+        bytes.push('\n');
+    }
+    let bytes = bytes.into_bytes();
+    for workers in [1, 2] {
+        let run = |retention: Option<u64>| {
+            let mut opts = cdcflow::pipeline::RunOptions::new(workers);
+            opts.chunk_lines = 4;
+            opts.tombstone_retention_ms = retention;
+            cdcflow::pipeline::replay(
+                &d,
+                vec![cdcflow::source::Input::from_bytes("input", bytes.clone())],
+                &opts,
+                None,
+            )
+            .unwrap()
+        };
+        let kept = run(None);
+        let compacted = run(Some(10_000));
+        assert_eq!(kept.metrics.tombstones_compacted, 0);
+        assert_eq!(kept.metrics.stale, 1, "the tombstone makes the copy stale");
+        assert_eq!(kept.metrics.dead_lettered, 0);
+        assert_eq!(
+            compacted.metrics.tombstones_compacted, 2,
+            "workers {workers}: both deletes forgotten"
+        );
+        assert_eq!(
+            compacted.metrics.dead_lettered, 1,
+            "the late copy is refused, not applied"
+        );
+        assert!(compacted.rejected[0].error.contains("tombstone retention"));
+        assert_eq!(
+            compacted.state, kept.state,
+            "workers {workers}: the same documents"
+        );
+        assert!(
+            !kept.state.contains_key(&(0, "1".to_string())),
+            "key 1 stays deleted"
+        );
+        assert_eq!(kept.state.get(&(0, "2".to_string())), row(2, 21).as_ref());
+    }
+}
