@@ -634,17 +634,7 @@ fn double_views() -> Vec<(&'static str, &'static str)> {
 /// Creates, updates that move rows between groups, and deletes over doubles that are multiples
 /// of 1/64 (each partial sum is exact, so adding in any order gives the same double).
 fn double_changes(seed: u64) -> Vec<RowChange> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |n: u64| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s % n
-    };
-    let mut live: Vec<Option<Row>> = vec![None; 40];
-    let mut changes = Vec::new();
-    for i in 0..300u64 {
-        let id = next(40) as usize;
+    churn(seed, 40, 300, |id, next| {
         let value = |null_one_in: u64, next: &mut dyn FnMut(u64) -> u64| {
             if next(null_one_in) == 0 {
                 Value::Null
@@ -654,19 +644,73 @@ fn double_changes(seed: u64) -> Vec<RowChange> {
             }
         };
         let g = next(4) as i64;
-        let x = value(6, &mut next);
-        let y = value(10, &mut next);
-        let row = Row::from(vec![Value::Int(id as i64 + 1), Value::Int(g), x, y]);
+        let x = value(6, next);
+        let y = value(10, next);
+        Row::from(vec![Value::Int(id as i64 + 1), Value::Int(g), x, y])
+    })
+}
+
+/// A seeded churn over `keys` rows of table 0: `steps` changes, each creating, updating (to a
+/// new `row(id, next)`) or deleting a random key, with its `before` image.
+fn churn(
+    seed: u64,
+    keys: usize,
+    steps: u64,
+    mut row: impl FnMut(usize, &mut dyn FnMut(u64) -> u64) -> Row,
+) -> Vec<RowChange> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s % n
+    };
+    let mut live: Vec<Option<Row>> = vec![None; keys];
+    let mut changes = Vec::new();
+    for i in 0..steps {
+        let id = next(keys as u64) as usize;
+        let r = row(id, &mut next);
         let before = live[id].clone();
         let (op, after) = match (&before, next(5)) {
-            (None, _) => (Op::Create, Some(row)),
+            (None, _) => (Op::Create, Some(r)),
             (Some(_), 0) => (Op::Delete, None),
-            (Some(_), _) => (Op::Update, Some(row)),
+            (Some(_), _) => (Op::Update, Some(r)),
         };
         live[id] = after.clone();
         changes.push(change(0, op, before, after, i));
     }
     changes
+}
+
+/// Replays `bytes` with 1 and 2 workers; each run's change log is consistent with the oracle
+/// at every time, passes `check`, and (with MariaDB) its views equal MariaDB's answers to the
+/// same SQL over the final tables of `schema`.
+fn assert_views_match_mariadb(
+    d: &Dataflows,
+    schema: &str,
+    views: &[(&str, &str)],
+    bytes: &[u8],
+    check: impl Fn(&RunOutcome),
+) {
+    let view_sql: std::collections::BTreeMap<String, String> = views
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect();
+    let sock = crate::mariadb::socket();
+    let _server = sock.as_ref().map(|_| crate::mariadb::exclusive());
+    let events = decode_lines(d, bytes);
+    let tables = cdcflow::oracle::tables_at(d.catalog.tables.len(), &events, None);
+    for workers in [1, 2] {
+        let out = replay(d, bytes.to_vec(), workers, 0);
+        assert_consistent(d, &events, out.log.as_ref().unwrap());
+        check(&out);
+        let Some(sock) = &sock else { continue };
+        crate::mariadb::load_tables(sock, &d.catalog, schema, &tables);
+        let checked = crate::mariadb::assert_views_match(sock, d, &view_sql, |vi| {
+            docs(&out, vi).into_iter().map(|(_, r)| r).collect()
+        });
+        assert!(checked > 0);
+    }
 }
 
 /// SUM and AVG of DOUBLE (with DISTINCT, over expressions, without GROUP BY) equal MariaDB's
@@ -675,27 +719,11 @@ fn double_changes(seed: u64) -> Vec<RowChange> {
 #[test]
 fn sum_and_avg_of_double_match_mariadb() {
     let d = dataflows(DOUBLES_SCHEMA, &double_views());
-    let view_sql: std::collections::BTreeMap<String, String> = double_views()
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect();
-    let sock = crate::mariadb::socket();
-    let _server = sock.as_ref().map(|_| crate::mariadb::exclusive());
     for seed in 1..=3 {
         let bytes = encode(&d, &double_changes(seed));
-        let events = decode_lines(&d, &bytes);
-        let tables = cdcflow::oracle::tables_at(d.catalog.tables.len(), &events, None);
-        for workers in [1, 2] {
-            let out = replay(&d, bytes.clone(), workers, 0);
-            assert_consistent(&d, &events, out.log.as_ref().unwrap());
-            assert!(!docs(&out, 0).is_empty());
-            let Some(sock) = &sock else { continue };
-            crate::mariadb::load_tables(sock, &d.catalog, DOUBLES_SCHEMA, &tables);
-            let checked = crate::mariadb::assert_views_match(sock, &d, &view_sql, |vi| {
-                docs(&out, vi).into_iter().map(|(_, r)| r).collect()
-            });
-            assert!(checked > 0);
-        }
+        assert_views_match_mariadb(&d, DOUBLES_SCHEMA, &double_views(), &bytes, |out| {
+            assert!(!docs(out, 0).is_empty());
+        });
     }
 }
 
@@ -769,13 +797,6 @@ fn wide_views() -> Vec<(&'static str, &'static str)> {
 /// DECIMAL(65,0) and DECIMAL(50,10) UNSIGNED values of 40 to 54 digits (beyond an i128's 38),
 /// positive and negative; `y` takes one of a few values so that it groups.
 fn wide_changes(seed: u64) -> Vec<RowChange> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |n: u64| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s % n
-    };
     let digits = |n: usize, next: &mut dyn FnMut(u64) -> u64| -> String {
         (0..n).map(|_| char::from(b'0' + next(10) as u8)).collect()
     };
@@ -785,16 +806,13 @@ fn wide_changes(seed: u64) -> Vec<RowChange> {
         "100000000000000000000000000000000000000000",
         "7",
     ];
-    let mut live: Vec<Option<Row>> = vec![None; 30];
-    let mut changes = Vec::new();
-    for i in 0..240u64 {
-        let id = next(30) as usize;
+    churn(seed, 30, 240, |id, next| {
         let x = if next(8) == 0 {
             Value::Null
         } else {
             let sign = if next(3) == 0 { "-" } else { "" };
-            let int = digits(1 + next(24) as usize, &mut next);
-            dec(&format!("{sign}{int}.{}", digits(30, &mut next)))
+            let int = digits(1 + next(24) as usize, next);
+            dec(&format!("{sign}{int}.{}", digits(30, next)))
         };
         let y = match next(6) {
             0 => Value::Null,
@@ -803,29 +821,17 @@ fn wide_changes(seed: u64) -> Vec<RowChange> {
         let u = if next(5) == 0 {
             Value::Null
         } else {
-            dec(&format!(
-                "{}.{}",
-                digits(1 + next(40) as usize, &mut next),
-                digits(10, &mut next)
-            ))
+            let int = digits(1 + next(40) as usize, next);
+            dec(&format!("{int}.{}", digits(10, next)))
         };
-        let row = Row::from(vec![
+        Row::from(vec![
             Value::Int(id as i64 + 1),
             Value::Int(next(3) as i64),
             x,
             y,
             u,
-        ]);
-        let before = live[id].clone();
-        let (op, after) = match (&before, next(5)) {
-            (None, _) => (Op::Create, Some(row)),
-            (Some(_), 0) => (Op::Delete, None),
-            (Some(_), _) => (Op::Update, Some(row)),
-        };
-        live[id] = after.clone();
-        changes.push(change(0, op, before, after, i));
-    }
-    changes
+        ])
+    })
 }
 
 /// DECIMAL(65,30), DECIMAL(65,0) and UNSIGNED decimals beyond 38 digits are exact: sums,
@@ -836,14 +842,7 @@ fn wide_changes(seed: u64) -> Vec<RowChange> {
 #[test]
 fn wide_decimals_beyond_38_digits_match_mariadb() {
     let d = dataflows(WIDE_SCHEMA, &wide_views());
-    let view_sql: std::collections::BTreeMap<String, String> = wide_views()
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect();
-    let sock = crate::mariadb::socket();
-    let _server = sock.as_ref().map(|_| crate::mariadb::exclusive());
     for seed in 1..=3 {
-        let changes = wide_changes(seed);
         let mode = if seed == 2 {
             DecimalMode::Precise
         } else {
@@ -851,30 +850,19 @@ fn wide_decimals_beyond_38_digits_match_mariadb() {
         };
         let mut out = String::new();
         let mut enc = Encoder::new(&d.catalog, mode == DecimalMode::Precise, mode);
-        for c in &changes {
+        for c in &wide_changes(seed) {
             enc.encode(c, &mut out);
             out.push('\n');
         }
-        let bytes = out.into_bytes();
-        let events = decode_lines(&d, &bytes);
-        let tables = cdcflow::oracle::tables_at(d.catalog.tables.len(), &events, None);
-        for workers in [1, 2] {
-            let out = replay(&d, bytes.clone(), workers, 0);
+        assert_views_match_mariadb(&d, WIDE_SCHEMA, &wide_views(), out.as_bytes(), |out| {
             assert_eq!(out.metrics.dead_lettered, 0, "seed {seed}");
             assert_eq!(out.metrics.eval_errors, 0, "seed {seed}");
-            assert_consistent(&d, &events, out.log.as_ref().unwrap());
-            let wide = (0..view_sql.len())
-                .flat_map(|vi| docs(&out, vi))
+            let wide = (0..wide_views().len())
+                .flat_map(|vi| docs(out, vi))
                 .flat_map(|(_, r)| r)
                 .filter(|v| v.len() > 40)
                 .count();
             assert!(wide > 10, "results beyond 38 digits: {:?}", out.state);
-            let Some(sock) = &sock else { continue };
-            crate::mariadb::load_tables(sock, &d.catalog, WIDE_SCHEMA, &tables);
-            let checked = crate::mariadb::assert_views_match(sock, &d, &view_sql, |vi| {
-                docs(&out, vi).into_iter().map(|(_, r)| r).collect()
-            });
-            assert!(checked > 0);
-        }
+        });
     }
 }
