@@ -50,8 +50,8 @@ struct Flags {
     /// Divisions inside CASE/COALESCE/IFNULL branches: MariaDB keeps each branch value's own
     /// decimal scale (an integer 0, a quotient 9 or 18), cdcflow the largest of them; where
     /// MariaDB aggregates carried values (no GROUP BY, GROUP BY the first table's primary key,
-    /// DISTINCT) a later division can then differ in its last shown digit (README "Known
-    /// differences"). Found by seed 13.
+    /// DISTINCT) a later division can then differ in its last shown digit (README, "Views",
+    /// the decimals paragraph). Found by seed 13.
     mixed_scale_branches: bool,
 }
 
