@@ -61,7 +61,7 @@ use crate::source::replica::{PARTITION, ReplicaConfig, ReplicaSource, UNKNOWN_PO
 use crate::source::{PartitionStatus, Positions, Source};
 use crate::value::{Value, write_json_str};
 use crate::workload::DecimalMode;
-use crate::workload::encode::{encode_fields, encode_marker, field_schema};
+use crate::workload::encode::{encode_fields, encode_marker, encode_row, field_schema};
 
 /// The `source.version` written: the Debezium message format followed, and this program.
 pub const VERSION: &str = concat!("3.0.1.Final-cdcflow-", env!("CARGO_PKG_VERSION"));
@@ -657,17 +657,8 @@ struct Encoder {
 
 impl Encoder {
     fn row(&self, t: &CapTable, row: Option<&Row>, out: &mut String) {
-        match row {
-            Some(row) => encode_fields(
-                t.cols
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| (c.name.as_str(), &c.ty, v)),
-                self.decimal,
-                out,
-            ),
-            None => out.push_str("null"),
-        }
+        let columns = t.cols.iter().map(|c| (c.name.as_str(), &c.ty));
+        encode_row(columns, row, self.decimal, out);
     }
 
     fn key(&self, t: &CapTable, row: &Row) -> Option<String> {

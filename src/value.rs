@@ -203,12 +203,7 @@ impl Decimal {
             }
             let d = (b - b'0') as i128;
             match &mut wide {
-                Some(w) => {
-                    *w = w.checked_mul(I256::new(10))?.checked_add(I256::new(d))?;
-                    if w.unsigned_abs() >= limit().as_u256() * ethnum::U256::new(10) {
-                        return None;
-                    }
-                }
+                Some(w) => *w = w.checked_mul(I256::new(10))?.checked_add(I256::new(d))?,
                 None => match small.checked_mul(10).and_then(|m| m.checked_add(d)) {
                     Some(m) => small = m,
                     None => wide = Some(I256::new(small) * I256::new(10) + I256::new(d)),

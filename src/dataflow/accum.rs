@@ -75,11 +75,13 @@ impl Multiply<isize> for Accum {
 /// the sum of more than 10^16 values before it could overflow.
 const DEC_BASE: i128 = 10_000_000_000_000_000_000_000;
 
+/// The limbs of a decimal of up to 65 digits (10^66 < 10^(22·3)): the most any sum uses.
+pub const DECIMAL_LIMBS: usize = 3;
+
 /// The limbs a SUM/AVG of this argument accumulates in: one for an integer (any `i64` fits one
-/// slot with room for 10^19 additions), three for a decimal of up to 65 digits (10^66 >
-/// 10^22·3).
+/// slot with room for 10^19 additions), [`DECIMAL_LIMBS`] for a decimal.
 pub fn decimal_limbs(integer: bool) -> usize {
-    if integer { 1 } else { 3 }
+    if integer { 1 } else { DECIMAL_LIMBS }
 }
 
 /// Writes the mantissa `m` as little-endian base-10^22 limbs into `limbs` (the last limb takes

@@ -21,7 +21,8 @@ use timely::dataflow::operators::Exchange;
 use timely::dataflow::operators::vec::{Map as _, ToStream};
 
 use super::accum::{
-    Accum, DOUBLE_LIMBS, add_double, decimal_limbs, decimal_total, double_total, split_decimal,
+    Accum, DECIMAL_LIMBS, DOUBLE_LIMBS, add_double, decimal_limbs, decimal_total, double_total,
+    split_decimal,
 };
 use crate::decode::Row;
 use crate::metrics::Metrics;
@@ -415,7 +416,7 @@ pub fn render_view<'s>(
                             return Some((k, Accum(acc)));
                         }
                         // Distinct values share the argument's static scale.
-                        let mut acc = vec![0; 1 + DISTINCT_LIMBS];
+                        let mut acc = vec![0; 1 + DECIMAL_LIMBS];
                         acc[0] = 1;
                         let m = x.as_decimal().map_or(I256::ZERO, |d| d.mantissa());
                         split_decimal(m, &mut acc[1..]).expect("65 digits fit three limbs");
@@ -541,9 +542,6 @@ enum Part {
     /// The global document of a view without GROUP BY exists.
     Exists,
 }
-
-/// The limbs of a SUM/AVG(DISTINCT) of a decimal or integer (a decimal's, for both).
-const DISTINCT_LIMBS: usize = 3;
 
 /// What an accumulable aggregate sums after its count slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -673,7 +671,7 @@ fn finish(
                 if a.arg_type == Type::Double {
                     double_sum_or_avg(avg, d, 0)?
                 } else {
-                    sum_or_avg(avg, d, 0, DISTINCT_LIMBS, scale)?
+                    sum_or_avg(avg, d, 0, DECIMAL_LIMBS, scale)?
                 }
             }
             AggFunc::Min | AggFunc::Max => {
@@ -724,7 +722,7 @@ fn sum_or_avg(
         return Ok(Value::Null);
     }
     let out_of_range = || EvalError("SUM out of range (more than 65 digits)".into());
-    let mut l = [0i128; DISTINCT_LIMBS];
+    let mut l = [0i128; DECIMAL_LIMBS];
     for (i, x) in l.iter_mut().enumerate().take(limbs) {
         *x = acc.get(first + 1 + i);
     }

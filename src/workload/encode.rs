@@ -146,18 +146,26 @@ impl<'a> Encoder<'a> {
     }
 
     fn row(&self, table: &Table, row: Option<&Row>, out: &mut String) {
-        match row {
-            Some(row) => encode_fields(
-                table
-                    .columns
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| (c.name.as_str(), &c.ty, v)),
-                self.decimal,
-                out,
-            ),
-            None => out.push_str("null"),
-        }
+        let columns = table.columns.iter().map(|c| (c.name.as_str(), &c.ty));
+        encode_row(columns, row, self.decimal, out);
+    }
+}
+
+/// Writes a row image (`before` or `after`) as Debezium encodes it: an object of the columns'
+/// values, or `null` for no row.
+pub(crate) fn encode_row<'a>(
+    columns: impl IntoIterator<Item = (&'a str, &'a ColumnType)>,
+    row: Option<&'a Row>,
+    decimal: DecimalMode,
+    out: &mut String,
+) {
+    match row {
+        Some(row) => encode_fields(
+            columns.into_iter().zip(row).map(|((n, t), v)| (n, t, v)),
+            decimal,
+            out,
+        ),
+        None => out.push_str("null"),
     }
 }
 

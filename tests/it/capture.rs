@@ -534,34 +534,14 @@ fn capture_into_kafka_then_run_equals_mariadb() {
         high_watermark(&brokers, &format!("{name}.orders.orders")),
         2 * sent
     );
-    let out = dir.path().join("changes.jsonl");
-    let log = dir.path().join("run.log");
-    let topics = format!("{}\\..*", regex_escape(&name));
-    let views = root().join("dataflows");
     let dead = dir.path().join("dead.jsonl");
-    let args = [
-        "run",
-        "--views",
-        views.to_str().unwrap(),
-        "--kafka",
+    let (out, stderr) = run_from_topics(
         &brokers,
-        "--topics",
-        &topics,
-        "--group",
         &name,
-        "--workers",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--dead-letter",
-        dead.to_str().unwrap(),
-        "--exit-when-idle-ms",
-        "3000",
-    ];
-    let mut g = Guard::new(cdcflow(&args, &log), &log, "cdcflow run --kafka");
-    g.finish(Duration::from_secs(60));
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(stderr.contains("(0 incomplete)"), "{stderr}");
+        dir.path(),
+        &["--dead-letter", dead.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
     assert!(
         !stderr.contains("duplicates 0,"),
         "the copies are duplicates: {stderr}"
@@ -573,6 +553,45 @@ fn capture_into_kafka_then_run_equals_mariadb() {
     );
     assert_equals_mariadb(&server, &d, &out);
     eprintln!("capture -> tansu -> run equals MariaDB ({failed} statements failed in MariaDB)");
+}
+
+/// `cdcflow run --kafka --workers 2` over the topics capture wrote for `name`, with the change
+/// log in `DIR/changes.jsonl` and `sinks` added, until idle for 3 s (at most `limit`); asserts
+/// that every transaction was complete. The change log's path and the run's stderr.
+fn run_from_topics(
+    brokers: &str,
+    name: &str,
+    dir: &Path,
+    sinks: &[&str],
+    limit: Duration,
+) -> (std::path::PathBuf, String) {
+    let out = dir.join("changes.jsonl");
+    let log = dir.join("run.log");
+    let topics = format!("{}\\..*", regex_escape(name));
+    let views = root().join("dataflows");
+    let mut args = vec![
+        "run",
+        "--views",
+        views.to_str().unwrap(),
+        "--kafka",
+        brokers,
+        "--topics",
+        &topics,
+        "--group",
+        name,
+        "--workers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--exit-when-idle-ms",
+        "3000",
+    ];
+    args.extend_from_slice(sinks);
+    let mut g = Guard::new(cdcflow(&args, &log), &log, "cdcflow run --kafka");
+    g.finish(limit);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("(0 incomplete)"), "{stderr}");
+    (out, stderr)
 }
 
 /// A private MariaDB with the outbound schema, five couriers, and a seeded workload over `conns`
@@ -683,36 +702,14 @@ fn capture_killed_midway_resumes_and_elasticsearch_equals_mariadb() {
         "killed midway: {at_kill} of {total} messages of {topic} were sent before the kill"
     );
 
-    let out = dir.path().join("changes.jsonl");
-    let log = dir.path().join("run.log");
-    let topics = format!("{}\\..*", regex_escape(&name));
-    let views = root().join("dataflows");
     let index_prefix = format!("{name}-");
-    let run_args = [
-        "run",
-        "--views",
-        views.to_str().unwrap(),
-        "--kafka",
+    let (out, _) = run_from_topics(
         &brokers,
-        "--topics",
-        &topics,
-        "--group",
         &name,
-        "--workers",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--elasticsearch",
-        &es,
-        "--index-prefix",
-        &index_prefix,
-        "--exit-when-idle-ms",
-        "3000",
-    ];
-    let mut g = Guard::new(cdcflow(&run_args, &log), &log, "cdcflow run --kafka");
-    g.finish(Duration::from_secs(120));
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(stderr.contains("(0 incomplete)"), "{stderr}");
+        dir.path(),
+        &["--elasticsearch", &es, "--index-prefix", &index_prefix],
+        Duration::from_secs(120),
+    );
     assert_equals_mariadb(&server, &d, &out);
     let logged = crate::kafka::read_log_json(&d, &out);
     let indexed = crate::kafka::read_indices(&d, &es, &index_prefix);
