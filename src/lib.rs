@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod oracle;
 pub mod pipeline;
 pub mod progress;
+pub mod row;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -72,7 +72,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                 .map(|e| e.eval(r))
                 .collect::<Result<Row, _>>()
                 .ok()
-                .filter(|k| !k.iter().any(Value::is_null))
+                .filter(|k| !k.iter().any(|v| v.is_null()))
         };
         let mut index: HashMap<Row, Vec<&Row>> = HashMap::new();
         for r in &right {
@@ -93,7 +93,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
             else {
                 continue;
             };
-            let matches = if k.iter().any(Value::is_null) {
+            let matches = if k.iter().any(|v| v.is_null()) {
                 None
             } else {
                 index.get(&k)
@@ -102,7 +102,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
                 Some(rs) => {
                     for r in rs {
                         let mut row = l.clone();
-                        row.extend(r.iter().cloned());
+                        row.extend_from_row(r);
                         next.push(row);
                     }
                 }

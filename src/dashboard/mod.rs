@@ -369,7 +369,7 @@ impl Dashboard {
                     out.push(',');
                 }
                 cell.clear();
-                self.cell_text(view, i, v, &mut cell);
+                self.cell_text(view, i, &v, &mut cell);
                 csv_field(&cell, &mut out);
             }
             out.push_str("\r\n");

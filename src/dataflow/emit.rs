@@ -73,13 +73,16 @@ pub fn emit_changes<'s>(
 /// The document id of a group: its GROUP BY values, `|`-separated; `\` escapes `|` and `\`,
 /// and NULL is `\N`; the one document of a view without GROUP BY is `all`. Stable across runs
 /// and workers.
-pub fn document_id<'a>(key: impl IntoIterator<Item = &'a crate::value::Value>) -> String {
+pub fn document_id<V: std::borrow::Borrow<crate::value::Value>>(
+    key: impl IntoIterator<Item = V>,
+) -> String {
     let mut out = String::new();
     let mut key = key.into_iter().peekable();
     if key.peek().is_none() {
         return "all".into();
     }
     for (i, v) in key.enumerate() {
+        let v = v.borrow();
         if i > 0 {
             out.push('|');
         }

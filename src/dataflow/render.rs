@@ -172,7 +172,7 @@ pub fn render_view<'s>(
     };
     // NULL keys never match; they only matter as unmatched rows of a LEFT JOIN.
     let no_null =
-        |c: VecCollection<'s, Time, (Row, Row)>| c.filter(|(k, _)| !k.iter().any(Value::is_null));
+        |c: VecCollection<'s, Time, (Row, Row)>| c.filter(|(k, _)| !k.iter().any(|v| v.is_null()));
     // A source's rows with a non-NULL key, arranged by it: shared with every view that scans
     // the same table with the same filter and key (built by the first of them, with the union
     // of their columns), and the positions of this view's columns in its rows (`None`: all).
@@ -254,7 +254,7 @@ pub fn render_view<'s>(
         };
         let unmatched = matchable.antijoin(right_keys).map(move |(_, row)| pad(row));
         let null_keyed = left_keyed
-            .filter(|(k, _)| k.iter().any(Value::is_null))
+            .filter(|(k, _)| k.iter().any(|v| v.is_null()))
             .map(move |(_, row)| pad(row));
         joined = Some(inner.concat(unmatched).concat(null_keyed));
     }
@@ -462,7 +462,7 @@ pub fn render_view<'s>(
     let (m, v) = (metrics, view);
     let docs = group_rows.flat_map(move |(mut key, aggs): (Row, Row)| {
         let mut row = key.clone();
-        row.extend(aggs);
+        row.extend_from_row(&aggs);
         let keep = match &having {
             None => Ok(true),
             Some(h) => h.holds(&row),

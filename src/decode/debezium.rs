@@ -1203,7 +1203,7 @@ mod tests {
             panic!("decodes")
         };
         assert_eq!(
-            *evs[0].row.as_ref().unwrap().get(2),
+            evs[0].row.as_ref().unwrap().get(2),
             Value::Text("hi".into())
         );
     }

@@ -171,8 +171,8 @@ pub(crate) fn encode_row<'a>(
 
 /// Writes a JSON object of named column values, each as Debezium encodes it: a row's `before`
 /// or `after`, or a message key.
-pub(crate) fn encode_fields<'a>(
-    fields: impl IntoIterator<Item = (&'a str, &'a ColumnType, &'a Value)>,
+pub(crate) fn encode_fields<'a, V: std::borrow::Borrow<Value>>(
+    fields: impl IntoIterator<Item = (&'a str, &'a ColumnType, V)>,
     decimal: DecimalMode,
     out: &mut String,
 ) {
@@ -183,7 +183,7 @@ pub(crate) fn encode_fields<'a>(
         }
         write_json_str(name, out);
         out.push(':');
-        encode_value(ty, v, decimal, out);
+        encode_value(ty, v.borrow(), decimal, out);
     }
     out.push('}');
 }

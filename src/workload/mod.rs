@@ -212,7 +212,7 @@ impl Sim {
 
     /// Advances one order by one transaction; returns false when the order is finished.
     fn step(&mut self, o: &mut OrderSim) -> bool {
-        let id = match *o.order.get(0) {
+        let id = match o.order.get(0) {
             Value::Int(i) => i,
             _ => unreachable!(),
         };
@@ -333,7 +333,7 @@ impl Sim {
                         let i = self.rng.below(self.couriers.len() as u64) as usize;
                         let mut c = self.couriers[i].clone();
                         let base = COURIERS[i];
-                        let name = if *c.get(1) == Value::Text(base.into()) {
+                        let name = if c.get(1) == Value::Text(base.into()) {
                             format!("{base}-express")
                         } else {
                             base.to_string()
@@ -492,7 +492,7 @@ pub fn generate_with_progress(
                     && c.op == Op::Create
                     && let Some(Value::Int(id)) = c.after.as_ref().and_then(|r| r.try_get(0))
                 {
-                    p.orders.fetch_max(*id as u64, Relaxed);
+                    p.orders.fetch_max(id as u64, Relaxed);
                 }
             }
             p.events.fetch_add(tx.len() as u64, Relaxed);

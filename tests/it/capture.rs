@@ -384,12 +384,7 @@ fn capture_messages_equal_debezium_field_for_field() {
     };
     let rows: Vec<(Vec<Value>, Option<Vec<Value>>)> = decoded
         .iter()
-        .map(|(k, r, _)| {
-            (
-                k.iter().cloned().collect(),
-                r.as_ref().map(|r| r.iter().cloned().collect()),
-            )
-        })
+        .map(|(k, r, _)| (k.iter().collect(), r.as_ref().map(|r| r.iter().collect())))
         .collect();
     assert_eq!(
         rows,

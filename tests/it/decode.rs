@@ -43,7 +43,7 @@ fn real_schemaless_messages_decode() {
         }
     );
     assert_eq!(
-        *snap[0].row.as_ref().unwrap().get(1),
+        snap[0].row.as_ref().unwrap().get(1),
         Value::Text("Anne".into())
     );
     let Decoded::Events(upd) = &got[1] else {
@@ -51,7 +51,7 @@ fn real_schemaless_messages_decode() {
     };
     assert_eq!(upd.len(), 1, "same key: one upsert");
     assert_eq!(
-        *upd[0].row.as_ref().unwrap().get(1),
+        upd[0].row.as_ref().unwrap().get(1),
         Value::Text("Sarah".into())
     );
 }
@@ -66,7 +66,7 @@ fn real_messages_with_schemas_and_key_records_decode() {
     };
     let row = addr[0].row.as_ref().unwrap();
     assert_eq!(
-        *row.get(6),
+        row.get(6),
         Value::Text("LIVING".into()),
         "ENUM as its string"
     );

@@ -113,7 +113,10 @@ pub(crate) fn load_tables(
                 .map(|r| {
                     format!(
                         "({})",
-                        r.iter().map(sql_literal).collect::<Vec<_>>().join(",")
+                        r.iter()
+                            .map(|v| sql_literal(&v))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     )
                 })
                 .collect();

@@ -1009,7 +1009,7 @@ fn random_views_agree_with_mariadb() {
                 .map(|(_, doc)| {
                     doc.iter()
                         .zip(&d.views[vi].output)
-                        .map(|(v, o)| cdcflow::value::Shown(v, o.fsp).to_string())
+                        .map(|(v, o)| cdcflow::value::Shown(&v, o.fsp).to_string())
                         .collect()
                 })
                 .collect();

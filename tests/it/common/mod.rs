@@ -166,25 +166,25 @@ pub fn fold_log(log: &[Change]) -> ViewState {
     s
 }
 
-fn int(v: &Value) -> i64 {
+fn int(v: Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) => i,
         other => panic!("not an int: {other:?}"),
     }
 }
-fn dec(v: &Value) -> Decimal {
+fn dec(v: Value) -> Decimal {
     match v {
-        Value::Dec(d) => *d,
+        Value::Dec(d) => d,
         other => panic!("not a decimal: {other:?}"),
     }
 }
-fn day(v: &Value) -> Value {
+fn day(v: Value) -> Value {
     match v {
         Value::DateTime(us) => Value::Date(us.div_euclid(MICROS_PER_DAY) as i32),
         _ => Value::Null,
     }
 }
-fn text(v: &Value) -> &str {
+fn text(v: Value) -> String {
     match v {
         Value::Text(t) => t,
         other => panic!("not text: {other:?}"),
@@ -210,7 +210,7 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
     for i in items {
         items_by_order.entry(int(i.get(1))).or_default().push(i);
     }
-    let order_status: HashMap<i64, &str> = orders
+    let order_status: HashMap<i64, String> = orders
         .iter()
         .map(|o| (int(o.get(0)), text(o.get(2))))
         .collect();
@@ -253,7 +253,7 @@ pub fn outbound_reference(d: &Dataflows, tables: &oracle::Tables) -> ViewState {
         );
     }
     // courier_orders
-    let courier_name: HashMap<i64, &Value> =
+    let courier_name: HashMap<i64, Value> =
         couriers.iter().map(|c| (int(c.get(0)), c.get(1))).collect();
     let ship_by_id: HashMap<i64, &Row> = ships.iter().map(|s| (int(s.get(0)), s)).collect();
     let mut co: BTreeMap<Vec<Value>, (BTreeSet<i64>, Decimal)> = BTreeMap::new();
