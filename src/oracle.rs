@@ -146,7 +146,7 @@ pub fn evaluate(plan: &ViewPlan, tables: &Tables) -> BTreeMap<String, Row> {
         for (i, a) in plan.aggregates.iter().enumerate() {
             let vals: Vec<Value> = rows
                 .iter()
-                .map(|r| r.get(i).clone())
+                .map(|r| r.get(i))
                 .filter(|v| !v.is_null())
                 .collect();
             let v = match a.func {

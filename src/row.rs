@@ -22,6 +22,7 @@
 //! Serde writes a row as the list of its values, as before it was packed: checkpoints do not
 //! depend on the encoding.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use ethnum::I256;
@@ -44,9 +45,54 @@ const SIGN: u64 = 1 << 63;
 
 /// A row of values, packed (see the module documentation). Ordering, equality and hashing are
 /// those of the bytes, which agree with the value list's.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, Eq, Hash)]
 pub struct Row {
     bytes: Vec<u8>,
+}
+
+// Rows are short (a key is often 9 bytes): comparing them in 8-byte words inline is faster
+// than a call to `memcmp` per comparison, which is most of what sorting and merging batches do.
+impl Ord for Row {
+    #[inline]
+    fn cmp(&self, o: &Row) -> Ordering {
+        let (a, b) = (&self.bytes[..], &o.bytes[..]);
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+            let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+            if x != y {
+                return x.cmp(&y);
+            }
+            i += 8;
+        }
+        a[i..n].cmp(&b[i..n]).then(a.len().cmp(&b.len()))
+    }
+}
+
+impl PartialOrd for Row {
+    #[inline]
+    fn partial_cmp(&self, o: &Row) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for Row {
+    #[inline]
+    fn eq(&self, o: &Row) -> bool {
+        let (a, b) = (&self.bytes[..], &o.bytes[..]);
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i + 8 <= a.len() {
+            if a[i..i + 8] != b[i..i + 8] {
+                return false;
+            }
+            i += 8;
+        }
+        a[i..] == b[i..]
+    }
 }
 
 impl Row {
@@ -142,6 +188,23 @@ impl Row {
                 b.extend_from_slice(&(*us as u64 ^ SIGN).to_be_bytes());
             }
         }
+    }
+
+    /// An empty row with room for `n` bytes of encoded values.
+    pub fn with_encoded_capacity(n: usize) -> Row {
+        Row {
+            bytes: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends the value at `i` of `other` (copied as bytes); panics when `i` is out of range.
+    pub fn push_from(&mut self, other: &Row, i: usize) {
+        let at = other
+            .offset(i)
+            .filter(|&at| at < other.bytes.len())
+            .unwrap_or_else(|| panic!("row has no value at {i}"));
+        let end = other.skip(at);
+        self.bytes.extend_from_slice(&other.bytes[at..end]);
     }
 
     /// Appends the values of `other`.
@@ -443,7 +506,9 @@ impl<'a> IntoIterator for &'a Row {
 
 impl Extend<Value> for Row {
     fn extend<I: IntoIterator<Item = Value>>(&mut self, iter: I) {
-        iter.into_iter().for_each(|v| self.push_ref(&v));
+        let iter = iter.into_iter();
+        self.bytes.reserve(iter.size_hint().0 * 9);
+        iter.for_each(|v| self.push_ref(&v));
     }
 }
 
@@ -569,6 +634,11 @@ mod tests {
         let mut p = Row::new();
         p.extend_projected(&row, &[2, 0]);
         assert_eq!(p, vec![Value::Null, Value::Int(7)]);
+        p.push_from(&row, 1);
+        assert_eq!(
+            p,
+            vec![Value::Null, Value::Int(7), Value::Text("a\0b".into())]
+        );
     }
 
     #[test]

@@ -112,12 +112,11 @@ fn join_rows(l: &Row, lp: Option<&[usize]>, r: &Row, rp: Option<&[usize]>) -> Ro
     if lp.is_none() && rp.is_none() {
         return l.concat(r);
     }
-    let width = |row: &Row, p: Option<&[usize]>| p.map_or(row.len(), <[usize]>::len);
-    let mut out = Row::with_capacity(width(l, lp) + width(r, rp));
+    let mut out = Row::with_encoded_capacity(l.encoded_len() + r.encoded_len());
     for (row, p) in [(l, lp), (r, rp)] {
         match p {
-            None => row.iter().for_each(|v| out.push(v.clone())),
-            Some(p) => p.iter().for_each(|&c| out.push(row.get(c).clone())),
+            None => out.extend_from_row(row),
+            Some(p) => out.extend_projected(row, p),
         }
     }
     out
@@ -525,7 +524,15 @@ where
 }
 
 fn eval_all(exprs: &[Expr], row: &Row) -> Result<Row, EvalError> {
-    exprs.iter().map(|e| e.eval(row)).collect()
+    let mut out = Row::with_capacity(exprs.len());
+    for e in exprs {
+        match e {
+            // A column is copied as bytes, not decoded and encoded again.
+            Expr::Column(c) => out.push_from(row, *c),
+            e => out.push(e.eval(row)?),
+        }
+    }
+    Ok(out)
 }
 
 /// One part of a group's aggregate state.

@@ -405,11 +405,7 @@ impl BinlogDecoder {
     }
 
     fn key(&self, m: &Mapped, row: &Row) -> Row {
-        self.catalog.tables[m.table]
-            .primary_key
-            .iter()
-            .map(|&i| row.get(i).clone())
-            .collect()
+        row.project(&self.catalog.tables[m.table].primary_key)
     }
 }
 

@@ -165,7 +165,7 @@ impl Expr {
     /// Evaluates the expression on `row`.
     pub fn eval(&self, row: &Row) -> Result<Value, EvalError> {
         Ok(match self {
-            Expr::Column(i) => row.get(*i).clone(),
+            Expr::Column(i) => row.get(*i),
             Expr::Literal(v) => v.clone(),
             Expr::Binary(op, a, b) => {
                 match op {
