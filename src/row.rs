@@ -45,9 +45,15 @@ const SIGN: u64 = 1 << 63;
 
 /// A row of values, packed (see the module documentation). Ordering, equality and hashing are
 /// those of the bytes, which agree with the value list's.
-#[derive(Clone, Default, Eq, Hash)]
+#[derive(Clone, Default, Eq)]
 pub struct Row {
     bytes: Vec<u8>,
+}
+
+impl std::hash::Hash for Row {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.bytes.hash(h)
+    }
 }
 
 // Rows are short (a key is often 9 bytes): comparing them in 8-byte words inline is faster
