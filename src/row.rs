@@ -61,19 +61,24 @@ impl std::hash::Hash for Row {
 impl Ord for Row {
     #[inline]
     fn cmp(&self, o: &Row) -> Ordering {
-        let (a, b) = (&self.bytes[..], &o.bytes[..]);
-        let n = a.len().min(b.len());
-        let mut i = 0;
-        while i + 8 <= n {
-            let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
-            let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-            if x != y {
-                return x.cmp(&y);
-            }
-            i += 8;
-        }
-        a[i..n].cmp(&b[i..n]).then(a.len().cmp(&b.len()))
+        cmp_bytes(&self.bytes, &o.bytes)
     }
+}
+
+/// Byte order, compared in 8-byte words inline.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    a[i..n].cmp(&b[i..n]).then(a.len().cmp(&b.len()))
 }
 
 impl PartialOrd for Row {
@@ -218,6 +223,17 @@ impl Row {
         self.bytes.extend_from_slice(&other.bytes);
     }
 
+    /// Appends the values of a borrowed row.
+    pub fn extend_from_ref(&mut self, other: RowRef<'_>) {
+        self.bytes.extend_from_slice(other.0);
+    }
+
+    /// Makes this row a copy of `other`, reusing its allocation.
+    pub fn clone_from_ref(&mut self, other: RowRef<'_>) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(other.0);
+    }
+
     /// `self` followed by `other`.
     pub fn concat(&self, other: &Row) -> Row {
         let mut bytes = Vec::with_capacity(self.bytes.len() + other.bytes.len());
@@ -228,7 +244,7 @@ impl Row {
 
     /// The values at `columns`, in that order (copied as bytes, not decoded).
     pub fn project(&self, columns: &[usize]) -> Row {
-        let ranges = self.ranges();
+        let ranges = ranges(&self.bytes);
         let mut bytes = Vec::with_capacity(
             columns
                 .iter()
@@ -243,11 +259,11 @@ impl Row {
     }
 
     /// Appends the values of `other` at `columns`, in that order.
-    pub fn extend_projected(&mut self, other: &Row, columns: &[usize]) {
-        let ranges = other.ranges();
+    pub fn extend_projected(&mut self, other: RowRef<'_>, columns: &[usize]) {
+        let ranges = ranges(other.0);
         for &c in columns {
             let (a, b) = ranges[c];
-            self.bytes.extend_from_slice(&other.bytes[a..b]);
+            self.bytes.extend_from_slice(&other.0[a..b]);
         }
     }
 
@@ -289,29 +305,14 @@ impl Row {
         Some(at)
     }
 
-    /// The byte range of every value.
-    fn ranges(&self) -> smallvec::SmallVec<[(usize, usize); 16]> {
-        let mut out = smallvec::SmallVec::new();
-        let mut at = 0;
-        while at < self.bytes.len() {
-            let end = self.skip(at);
-            out.push((at, end));
-            at = end;
-        }
-        out
-    }
-
     /// The offset after the value at `at`.
     fn skip(&self, at: usize) -> usize {
-        let b = &self.bytes;
-        match b[at] {
-            NULL => at + 1,
-            INT | DATETIME | DOUBLE | TIME => at + 9,
-            DATE => at + 5,
-            DEC => at + 1 + 1 + mantissa_len(b[at + 1]) + 1,
-            TEXT | BYTES => at + 1 + text_end(&b[at + 1..]).1,
-            t => unreachable!("row tag {t}"),
-        }
+        skip(&self.bytes, at)
+    }
+
+    /// The encoded values, borrowed.
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef(&self.bytes)
     }
 
     /// The value at `at` and the offset after it.
@@ -352,6 +353,80 @@ impl Row {
             }
             t => unreachable!("row tag {t}"),
         }
+    }
+}
+
+/// The byte range of every value of an encoded row.
+fn ranges(b: &[u8]) -> smallvec::SmallVec<[(usize, usize); 16]> {
+    let mut out = smallvec::SmallVec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let end = skip(b, at);
+        out.push((at, end));
+        at = end;
+    }
+    out
+}
+
+/// The offset after the value at `at` of an encoded row.
+fn skip(b: &[u8], at: usize) -> usize {
+    match b[at] {
+        NULL => at + 1,
+        INT | DATETIME | DOUBLE | TIME => at + 9,
+        DATE => at + 5,
+        DEC => at + 1 + 1 + mantissa_len(b[at + 1]) + 1,
+        TEXT | BYTES => at + 1 + text_end(&b[at + 1..]).1,
+        t => unreachable!("row tag {t}"),
+    }
+}
+
+/// A row borrowed from where it is stored (an arrangement's batch keeps many rows in one
+/// buffer): the same encoding, ordered as [`Row`] is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowRef<'a>(&'a [u8]);
+
+impl Ord for RowRef<'_> {
+    #[inline]
+    fn cmp(&self, o: &Self) -> Ordering {
+        cmp_bytes(self.0, o.0)
+    }
+}
+
+impl PartialOrd for RowRef<'_> {
+    #[inline]
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl<'a> RowRef<'a> {
+    /// The encoded row stored at `bytes` (which must be one, from [`RowRef::bytes`]).
+    pub(crate) fn from_encoded(bytes: &'a [u8]) -> RowRef<'a> {
+        RowRef(bytes)
+    }
+
+    /// The encoded values.
+    pub fn bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// An owned copy.
+    pub fn to_row(self) -> Row {
+        Row {
+            bytes: self.0.to_vec(),
+        }
+    }
+}
+
+impl PartialEq<&Row> for RowRef<'_> {
+    fn eq(&self, o: &&Row) -> bool {
+        self.0 == &o.bytes[..]
+    }
+}
+
+impl fmt::Debug for RowRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_row().fmt(f)
     }
 }
 
@@ -638,7 +713,7 @@ mod tests {
         r.truncate(2);
         assert_eq!(r, vec![Value::Int(7), Value::Int(2)]);
         let mut p = Row::new();
-        p.extend_projected(&row, &[2, 0]);
+        p.extend_projected(row.as_ref(), &[2, 0]);
         assert_eq!(p, vec![Value::Null, Value::Int(7)]);
         p.push_from(&row, 1);
         assert_eq!(

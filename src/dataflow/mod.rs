@@ -9,6 +9,7 @@ pub mod accum;
 pub mod emit;
 pub mod ingest;
 pub mod render;
+pub mod row_spine;
 pub mod tx;
 
 use std::collections::BTreeSet;

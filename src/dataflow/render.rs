@@ -13,7 +13,6 @@ use std::sync::Arc;
 use differential_dataflow::Hashable;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, VecCollection};
 use ethnum::I256;
 use serde::{Deserialize, Serialize};
@@ -24,8 +23,10 @@ use super::accum::{
     Accum, DECIMAL_LIMBS, DOUBLE_LIMBS, add_double, decimal_limbs, decimal_total, double_total,
     split_decimal,
 };
+use super::row_spine::{RowBatcher, RowSpine};
 use crate::decode::Row;
 use crate::metrics::Metrics;
+use crate::row::RowRef;
 use crate::sql::expr::{EvalError, Expr, Type};
 use crate::sql::plan::{AggFunc, Aggregate, JoinKind, ViewPlan};
 use crate::time::Time;
@@ -43,8 +44,13 @@ fn report(metrics: &Metrics, view: &str, e: EvalError) {
     }
 }
 
-/// Rows arranged by a key.
-pub type KeyedArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, isize>>>;
+/// Rows arranged by a key, in packed batches ([`RowSpine`]).
+pub type KeyedArrangement<'s> = Arranged<'s, TraceAgent<RowSpine>>;
+
+/// `(key, row)` pairs arranged by key in packed batches.
+fn arrange_rows<'s>(rows: VecCollection<'s, Time, (Row, Row)>) -> KeyedArrangement<'s> {
+    rows.arrange_named::<RowBatcher, RowSpine>("ArrangeRows", RowBatcher::new)
+}
 
 /// What the views of one dataflow share: the arrangements of their scanned, keyed sources.
 /// Views that scan one table with the same filter and the same key (in table columns) share
@@ -108,14 +114,11 @@ fn share_id(s: &crate::sql::plan::SourcePlan, keys: &[Expr]) -> String {
 
 /// A joined row: the left row then the right one, each restricted to the view's columns
 /// (`None`: the row is the view's already).
-fn join_rows(l: &Row, lp: Option<&[usize]>, r: &Row, rp: Option<&[usize]>) -> Row {
-    if lp.is_none() && rp.is_none() {
-        return l.concat(r);
-    }
-    let mut out = Row::with_encoded_capacity(l.encoded_len() + r.encoded_len());
+fn join_rows(l: RowRef, lp: Option<&[usize]>, r: RowRef, rp: Option<&[usize]>) -> Row {
+    let mut out = Row::with_encoded_capacity(l.bytes().len() + r.bytes().len());
     for (row, p) in [(l, lp), (r, rp)] {
         match p {
-            None => out.extend_from_row(row),
+            None => out.extend_from_ref(row),
             Some(p) => out.extend_projected(row, p),
         }
     }
@@ -205,7 +208,7 @@ pub fn render_view<'s>(
                 Err(e) => (None, Some(e)),
             }
         });
-        let a = no_null(keyed(rows, keys)).arrange_by_key();
+        let a = arrange_rows(no_null(keyed(rows, keys)));
         shared.keyed.insert(id, a.clone());
         (a, picked)
     };
@@ -218,12 +221,12 @@ pub fn render_view<'s>(
             let (left, lp) = match joined.take() {
                 None => arranged_source(shared, 0, &jp.left_keys),
                 Some(rows) => (
-                    no_null(keyed(rows, jp.left_keys.clone())).arrange_by_key(),
+                    arrange_rows(no_null(keyed(rows, jp.left_keys.clone()))),
                     None,
                 ),
             };
             let (right, rp) = arranged_source(shared, ji + 1, &jp.right_keys);
-            joined = Some(left.join_core(right, move |_k, l: &Row, r: &Row| {
+            joined = Some(left.join_core(right, move |_k, l: RowRef, r: RowRef| {
                 Some(join_rows(l, lp.as_deref(), r, rp.as_deref()))
             }));
             continue;
