@@ -588,7 +588,9 @@ impl<'a> IntoIterator for &'a Row {
 impl Extend<Value> for Row {
     fn extend<I: IntoIterator<Item = Value>>(&mut self, iter: I) {
         let iter = iter.into_iter();
-        self.bytes.reserve(iter.size_hint().0 * 9);
+        // The upper bound where there is one (`collect` into a `Result` gives no lower one).
+        let (lower, upper) = iter.size_hint();
+        self.bytes.reserve(upper.unwrap_or(lower).min(64) * 9);
         iter.for_each(|v| self.push_ref(&v));
     }
 }

@@ -43,8 +43,11 @@ fn err<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(msg.into()))
 }
 
+/// A message's top-level fields. `S` is how `source` is read: straight into [`Source`] (one pass,
+/// the common case) or kept raw ([`RawValue`]) and parsed afterwards, which is what a message
+/// falls back to when the one-pass read fails, so that its error names the block at fault.
 #[derive(Deserialize)]
-struct Message<'a> {
+struct Message<'a, S = &'a RawValue> {
     #[serde(borrow, default)]
     schema: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -53,8 +56,8 @@ struct Message<'a> {
     before: Option<&'a RawValue>,
     #[serde(borrow, default)]
     after: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    source: Option<&'a RawValue>,
+    #[serde(default = "absent", bound(deserialize = "S: Deserialize<'de>"))]
+    source: Option<S>,
     #[serde(borrow, default)]
     op: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -83,7 +86,11 @@ struct Message<'a> {
     server_name: Option<&'a RawValue>,
 }
 
-impl Message<'_> {
+fn absent<S>() -> Option<S> {
+    None
+}
+
+impl<S> Message<'_, S> {
     /// A schema-change record (DDL) rather than a row change.
     fn is_schema_change(&self) -> bool {
         self.ddl.is_some()
@@ -121,6 +128,24 @@ struct DataCollection<'a> {
     event_count: u64,
 }
 
+/// How a message's `source` block was read (see [`Message`]).
+trait SourceBlock<'a> {
+    fn parse(self) -> Result<Source<'a>, DecodeError>;
+}
+
+impl<'a> SourceBlock<'a> for &'a RawValue {
+    fn parse(self) -> Result<Source<'a>, DecodeError> {
+        serde_json::from_str(self.get())
+            .map_err(|e| DecodeError(format!("malformed `source`: {e}")))
+    }
+}
+
+impl<'a> SourceBlock<'a> for Source<'a> {
+    fn parse(self) -> Result<Source<'a>, DecodeError> {
+        Ok(self)
+    }
+}
+
 #[derive(Deserialize)]
 struct Source<'a> {
     #[serde(borrow, default)]
@@ -139,8 +164,9 @@ struct Source<'a> {
     ts_sec: Option<u64>,
 }
 
-/// The fields of a JSON object as raw values, in document order.
-struct RawFields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The fields of a JSON object as raw values, in document order (inline up to 16: no
+/// allocation for most rows).
+struct RawFields<'a>(smallvec::SmallVec<[(Cow<'a, str>, &'a RawValue); 16]>);
 
 impl<'de> Deserialize<'de> for RawFields<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -151,7 +177,7 @@ impl<'de> Deserialize<'de> for RawFields<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut v = smallvec::SmallVec::new();
                 while let Some(k) = map.next_key::<Cow<'de, str>>()? {
                     v.push((k, map.next_value::<&'de RawValue>()?));
                 }
@@ -275,10 +301,24 @@ impl DebeziumDecoder {
         if trimmed == "null" || trimmed.is_empty() {
             return Ok(Decoded::Ignored("tombstone"));
         }
-        let msg: Message = serde_json::from_str(trimmed).map_err(|e| {
-            let lead = text.len() - text.trim_start().len();
-            DecodeError(malformed_json(&e, lead))
-        })?;
+        match serde_json::from_str::<Message<Source>>(trimmed) {
+            Ok(msg) => self.message(msg, trimmed),
+            Err(_) => {
+                let msg: Message = serde_json::from_str(trimmed).map_err(|e| {
+                    let lead = text.len() - text.trim_start().len();
+                    DecodeError(malformed_json(&e, lead))
+                })?;
+                self.message(msg, trimmed)
+            }
+        }
+    }
+
+    /// A parsed message (see [`Message`] for `S`).
+    fn message<'a, S: SourceBlock<'a>>(
+        &mut self,
+        msg: Message<'a, S>,
+        trimmed: &str,
+    ) -> Result<Decoded, DecodeError> {
         if msg.payload.is_none() && msg.op.is_none() && msg.source.is_none() && msg.status.is_none()
         {
             // `{"schema": null, "payload": null}`: serde reads a JSON null as an absent field.
@@ -302,9 +342,14 @@ impl DebeziumDecoder {
                 },
                 _ => None,
             };
-            let inner: Message = serde_json::from_str(payload.get())
-                .map_err(|e| DecodeError(format!("malformed payload: {e}")))?;
-            self.envelope(inner, row_schema.as_deref())
+            match serde_json::from_str::<Message<Source>>(payload.get()) {
+                Ok(inner) => self.envelope(inner, row_schema.as_deref()),
+                Err(_) => {
+                    let inner: Message = serde_json::from_str(payload.get())
+                        .map_err(|e| DecodeError(format!("malformed payload: {e}")))?;
+                    self.envelope(inner, row_schema.as_deref())
+                }
+            }
         } else {
             self.envelope(msg, None)
         }
@@ -383,7 +428,11 @@ impl DebeziumDecoder {
         }
     }
 
-    fn envelope(&self, msg: Message, schema: Option<&RowSchema>) -> Result<Decoded, DecodeError> {
+    fn envelope<'a, S: SourceBlock<'a>>(
+        &self,
+        msg: Message<'a, S>,
+        schema: Option<&RowSchema>,
+    ) -> Result<Decoded, DecodeError> {
         let op = match msg.op.as_deref() {
             Some(op) => op,
             None if msg.status.is_some() => return marker(&msg),
@@ -395,8 +444,7 @@ impl DebeziumDecoder {
             Some(s) => s,
             None => return err("no `source` block"),
         };
-        let source: Source = serde_json::from_str(source.get())
-            .map_err(|e| DecodeError(format!("malformed `source`: {e}")))?;
+        let source = source.parse()?;
         let (db, table) = match (&source.db, &source.table) {
             (Some(d), Some(t)) => (d, t),
             _ => return err("`source.db` and `source.table` are required"),
@@ -502,7 +550,7 @@ impl DebeziumDecoder {
 
 /// A transaction marker: BEGIN is ignored (it carries nothing the engine needs), END becomes
 /// [`Decoded::TxEnd`] with its per-collection event counts.
-fn marker(msg: &Message) -> Result<Decoded, DecodeError> {
+fn marker<S>(msg: &Message<'_, S>) -> Result<Decoded, DecodeError> {
     let status = msg.status.as_deref().unwrap_or_default();
     let id = match msg.id.as_deref() {
         Some(id) => id.to_string(),
@@ -596,7 +644,8 @@ impl DebeziumDecoder {
         let fields: RawFields = serde_json::from_str(raw.get())
             .map_err(|e| DecodeError(format!("not an object: {e}")))?;
         let strict = self.drift == SchemaDrift::Strict;
-        let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
+        let mut row: smallvec::SmallVec<[Option<Value>; 16]> =
+            smallvec::smallvec![None; table.columns.len()];
         for (position, (name, value)) in fields.0.into_iter().enumerate() {
             // Debezium writes the columns in declaration order: try that position first.
             let at_position = table.columns.get(position).is_some_and(|c| c.name == name);
