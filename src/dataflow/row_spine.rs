@@ -129,3 +129,41 @@ pub type RowBatcher =
 
 /// Seals sorted updates into a packed batch.
 pub type RowBuilder = OrdValBuilder<RowLayout, Vec<Update>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[test]
+    fn rows_read_back_in_order_and_compare_as_rows() {
+        let rows: Vec<Row> = vec![
+            Row::new(),
+            Row::from(vec![Value::Int(-3)]),
+            Row::from(vec![Value::Int(-3), Value::Text("a\0b".into())]),
+            Row::from(vec![Value::Text(String::new())]),
+            Row::from(vec![Value::Text("zz".into()), Value::Null]),
+        ];
+        let mut c = RowContainer::with_capacity(2);
+        for r in &rows {
+            c.push_own(r);
+        }
+        let mut merged = RowContainer::merge_capacity(&c, &c);
+        for i in 0..c.len() {
+            merged.push_ref(c.index(i));
+        }
+        assert_eq!(merged.len(), rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(RowContainer::into_owned(merged.index(i)), *r);
+            assert!(merged.index(i) == r);
+            for (j, s) in rows.iter().enumerate() {
+                assert_eq!(merged.index(i).cmp(&merged.index(j)), r.cmp(s));
+            }
+        }
+        let mut reused = Row::from(vec![Value::Int(1), Value::Int(2)]);
+        RowContainer::clone_onto(merged.index(2), &mut reused);
+        assert_eq!(reused, rows[2]);
+        merged.clear();
+        assert_eq!(merged.len(), 0);
+    }
+}

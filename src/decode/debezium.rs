@@ -1258,6 +1258,47 @@ mod tests {
     }
 
     #[test]
+    fn a_source_the_one_pass_read_refuses_is_named_in_the_error() {
+        let catalog = Arc::new(
+            Catalog::parse(
+                "s.sql",
+                "CREATE DATABASE a;\nCREATE TABLE a.t (id INT PRIMARY KEY);",
+            )
+            .unwrap(),
+        );
+        let mut d = DebeziumDecoder::new(catalog);
+        let msg = |source: &str| {
+            format!(r#"{{"op":"c","before":null,"after":{{"id":1}},"source":{source}}}"#)
+        };
+        let good = r#"{"db":"a","table":"t","file":"b.000002","pos":4,"row":1,"ts_ms":9}"#;
+        let Ok(Decoded::Events(evs)) = d.decode(msg(good).as_bytes()) else {
+            panic!("decodes")
+        };
+        assert_eq!(
+            (evs[0].version, evs[0].time),
+            (
+                Version {
+                    file: 2,
+                    pos: 4,
+                    row: 1
+                },
+                9
+            )
+        );
+        // Read again with `source` raw: the error names the block, as before the one-pass read.
+        let bad = r#"{"db":"a","table":"t","file":"b.000002","pos":"four","ts_ms":9}"#;
+        let e = d.decode(msg(bad).as_bytes()).unwrap_err();
+        assert!(e.0.starts_with("malformed `source`"), "{}", e.0);
+        // And malformed JSON is still reported with its column.
+        let e = d.decode(br#"{"op":"c","source":{"db":"a""#).unwrap_err();
+        assert!(e.0.starts_with("malformed JSON at column"), "{}", e.0);
+        // A schema-wrapped payload takes the same two reads.
+        let wrapped = format!(r#"{{"schema":null,"payload":{}}}"#, msg(bad));
+        let e = d.decode(wrapped.as_bytes()).unwrap_err();
+        assert!(e.0.starts_with("malformed `source`"), "{}", e.0);
+    }
+
+    #[test]
     fn twos_complement_decodes_negative_and_positive() {
         let m = |b: &[u8]| Decimal::from_be_bytes(b, 0).map(|d| d.to_string());
         assert_eq!(m(&[0x04, 0xD2]).as_deref(), Some("1234"));
