@@ -134,23 +134,31 @@ pub fn render_view<'s>(
     metrics: Arc<Metrics>,
 ) -> VecCollection<'s, Time, (Row, Row)> {
     let view: Arc<str> = plan.name.as_str().into();
-    // A source's projected rows that pass its pushed-down filter, and, when `keep_failed`
-    // (the right side of a LEFT JOIN), those whose filter failed to evaluate.
-    let source = |i: usize, keep_failed: bool| -> (Rows<'s>, Option<Rows<'s>>) {
+    // A source's table rows that pass its pushed-down filter, projected to `cols` (table
+    // columns).
+    let scan = |i: usize, cols: Arc<[usize]>| -> Rows<'s> {
         let s = Arc::new(plan.sources[i].clone());
         let table = tables[s.table]
             .clone()
             .expect("every table a plan reads is rendered");
+        checked(table, &metrics, &view, move |row: Row| {
+            match s.holds(&row) {
+                Ok(true) => (Some(row.project(&cols)), None),
+                Ok(false) => (None, None),
+                Err(e) => (None, Some(e)),
+            }
+        })
+    };
+    // A source's projected rows that pass its pushed-down filter, and, when `keep_failed`
+    // (the right side of a LEFT JOIN), those whose filter failed to evaluate.
+    let source = |i: usize, keep_failed: bool| -> (Rows<'s>, Option<Rows<'s>>) {
+        let s = Arc::new(plan.sources[i].clone());
         if !keep_failed || s.filter.is_none() {
-            let rows = checked(table, &metrics, &view, move |row: Row| {
-                match s.holds(&row) {
-                    Ok(true) => (Some(s.project(&row)), None),
-                    Ok(false) => (None, None),
-                    Err(e) => (None, Some(e)),
-                }
-            });
-            return (rows, None);
+            return (scan(i, s.columns.clone().into()), None);
         }
+        let table = tables[s.table]
+            .clone()
+            .expect("every table a plan reads is rendered");
         let marked = checked(table, &metrics, &view, move |row: Row| {
             match s.holds(&row) {
                 Ok(true) => (Some((true, s.project(&row))), None),
@@ -197,18 +205,7 @@ pub fn render_view<'s>(
             .iter()
             .map(|k| k.map_columns(&|c| at(s.columns[c])))
             .collect();
-        let table = tables[s.table]
-            .clone()
-            .expect("every table a plan reads is rendered");
-        let (src, cols) = (Arc::new(s.clone()), Arc::<[usize]>::from(kept));
-        let rows = checked(table, &metrics, &view, move |row: Row| {
-            match src.holds(&row) {
-                Ok(true) => (Some(row.project(&cols)), None),
-                Ok(false) => (None, None),
-                Err(e) => (None, Some(e)),
-            }
-        });
-        let a = arrange_rows(no_null(keyed(rows, keys)));
+        let a = arrange_rows(no_null(keyed(scan(i, kept.into()), keys)));
         shared.keyed.insert(id, a.clone());
         (a, picked)
     };

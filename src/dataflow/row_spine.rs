@@ -40,18 +40,6 @@ impl PushInto<Row> for RowContainer {
     }
 }
 
-impl PushInto<&Row> for RowContainer {
-    fn push_into(&mut self, item: &Row) {
-        self.push_bytes(item.as_ref().bytes());
-    }
-}
-
-impl PushInto<RowRef<'_>> for RowContainer {
-    fn push_into(&mut self, item: RowRef<'_>) {
-        self.push_bytes(item.bytes());
-    }
-}
-
 impl BatchContainer for RowContainer {
     type Owned = Row;
     type ReadItem<'a> = RowRef<'a>;
