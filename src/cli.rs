@@ -105,6 +105,8 @@ struct CaptureArgs {
     /// The server sends a heartbeat after this long without events (idleness).
     #[arg(long, default_value_t = 200)]
     heartbeat_ms: u64,
+    #[command(flatten)]
+    mysql_tls: MysqlTls,
     /// Exit 0 once caught up with the server and quiet for this long. For tests and batch jobs.
     #[arg(long, value_name = "MS")]
     exit_when_idle_ms: Option<u64>,
@@ -327,7 +329,8 @@ struct RunArgs {
     /// `mysql://USER:PASSWORD@HOST:PORT` (the password may instead come from
     /// CDCFLOW_MYSQL_PASSWORD). The server needs log_bin, binlog_format=ROW,
     /// binlog_row_image=FULL and binlog_row_metadata=FULL; the user REPLICATION SLAVE,
-    /// REPLICATION CLIENT and SELECT, and mysql_native_password (no TLS).
+    /// REPLICATION CLIENT and SELECT; it may authenticate with caching_sha2_password,
+    /// mysql_native_password or ed25519, over TLS (--mysql-ssl-mode).
     #[arg(
         long,
         env = "CDCFLOW_MYSQL",
@@ -353,6 +356,8 @@ struct RunArgs {
     /// the last transaction marks the binlog caught up, which lets the frontier pass it.
     #[arg(long, default_value_t = 200, env = "CDCFLOW_HEARTBEAT_MS")]
     heartbeat_ms: u64,
+    #[command(flatten)]
+    mysql_tls: MysqlTls,
     /// With --mysql: dead-letter binlog events that cannot be decoded and go on, instead of
     /// stopping with the first (going on gives views without those rows).
     #[arg(long)]
@@ -595,6 +600,49 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// TLS of the MySQL connection (`run --mysql`, `capture`).
+#[derive(clap::Args, Debug, Clone)]
+struct MysqlTls {
+    /// TLS to the server: `disabled`, `preferred` (TLS when the server offers it, its
+    /// certificate unchecked, else plain TCP), `required` (TLS or fail, certificate
+    /// unchecked), `verify-ca` (the certificate must chain to --mysql-ssl-ca) or
+    /// `verify-identity` (and name the host).
+    #[arg(
+        long,
+        default_value = "preferred",
+        env = "CDCFLOW_MYSQL_SSL_MODE",
+        value_name = "MODE"
+    )]
+    mysql_ssl_mode: crate::source::replica::TlsMode,
+    /// The CA certificate(s) (PEM) that verify-ca / verify-identity check the server's
+    /// certificate against (without it: the bundled web roots).
+    #[arg(long, env = "CDCFLOW_MYSQL_SSL_CA", value_name = "PEM")]
+    mysql_ssl_ca: Option<PathBuf>,
+}
+
+impl MysqlTls {
+    fn apply(&self, c: &mut crate::source::replica::ReplicaConfig) -> anyhow::Result<()> {
+        use crate::source::replica::TlsMode;
+        if let Some(ca) = &self.mysql_ssl_ca {
+            if !matches!(
+                self.mysql_ssl_mode,
+                TlsMode::VerifyCa | TlsMode::VerifyIdentity
+            ) {
+                bail!(
+                    "--mysql-ssl-ca is checked only with --mysql-ssl-mode verify-ca or \
+                     verify-identity (not {})",
+                    self.mysql_ssl_mode
+                );
+            }
+            std::fs::metadata(ca)
+                .with_context(|| format!("--mysql-ssl-ca {}: cannot read it", ca.display()))?;
+        }
+        c.tls = self.mysql_ssl_mode;
+        c.tls_ca = self.mysql_ssl_ca.clone();
+        Ok(())
     }
 }
 
@@ -1023,6 +1071,7 @@ fn capture(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         crate::source::replica::ReplicaConfig::from_url(&a.mysql, a.server_id, password)?;
     replica.start = a.start.clone();
     replica.heartbeat = Duration::from_millis(a.heartbeat_ms.max(1));
+    a.mysql_tls.apply(&mut replica)?;
     let mut kafka_options = Vec::new();
     for o in &a.kafka_options {
         match o.split_once('=') {
@@ -1068,6 +1117,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             let mut c = crate::source::replica::ReplicaConfig::from_url(url, server_id, password)?;
             c.start = a.start.clone();
             c.heartbeat = Duration::from_millis(a.heartbeat_ms.max(1));
+            a.mysql_tls.apply(&mut c)?;
             Some(c)
         }
         None => None,
@@ -1091,8 +1141,13 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         _ if replica.is_some() => None,
         _ => bail!("give --kafka BROKERS with --topics REGEX, or --mysql URL"),
     };
-    if replica.is_none() && (a.start.is_some() || a.server_id.is_some() || a.skip_bad_events) {
-        bail!("--start, --server-id and --skip-bad-events are options of --mysql");
+    if replica.is_none()
+        && (a.start.is_some()
+            || a.server_id.is_some()
+            || a.skip_bad_events
+            || a.mysql_tls.mysql_ssl_ca.is_some())
+    {
+        bail!("--start, --server-id, --skip-bad-events and --mysql-ssl-ca are options of --mysql");
     }
     if a.state_dir.is_none() {
         let note = if replica.is_some() {

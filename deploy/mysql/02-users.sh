@@ -11,9 +11,10 @@ CREATE USER 'debezium'@'%' IDENTIFIED BY '${MYSQL_DEBEZIUM_PASSWORD}';
 GRANT SELECT, RELOAD, SHOW DATABASES, LOCK TABLES, REPLICATION SLAVE, REPLICATION CLIENT
     ON *.* TO 'debezium'@'%';
 
--- cdcflow reading the binlog itself (run --mysql): its client (mysql_cdc) speaks only
--- mysql_native_password, enabled on the server by --mysql-native-password=ON.
-CREATE USER 'cdcflow'@'%' IDENTIFIED WITH mysql_native_password BY '${MYSQL_CDCFLOW_PASSWORD}';
+-- cdcflow reading the binlog itself (run --mysql), with the server's default authentication
+-- (caching_sha2_password) over TLS (MySQL 8.4 makes its own certificate; --mysql-ssl-mode
+-- preferred uses it).
+CREATE USER 'cdcflow'@'%' IDENTIFIED BY '${MYSQL_CDCFLOW_PASSWORD}';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'cdcflow'@'%';
 GRANT SELECT ON orders.* TO 'cdcflow'@'%';
 GRANT SELECT ON warehouse.* TO 'cdcflow'@'%';

@@ -25,6 +25,7 @@ pub mod binlog;
 pub mod dead_letter;
 pub mod files;
 pub mod kafka;
+pub mod mysql_conn;
 pub mod replica;
 pub mod watermark;
 

@@ -6,11 +6,12 @@
 //! in the server's binlog file; [`crate::decode::binlog`] decodes them (checksums, table maps
 //! against schema.sql, rows, one commit time per transaction), the same decoder as for files.
 //!
-//! - The connection: `mysql_cdc`'s `BinlogClient` authenticates (`mysql_native_password`; no
-//!   TLS) and sends the dump command for MariaDB or MySQL (by file and position, or by GTID);
-//!   the raw event packets are read from its channel (not its parsed events: the decoder needs
-//!   the bytes, their checksums and positions). The few queries at start (server settings,
-//!   binlog files) go over a connection of their own, in the text protocol.
+//! - The connection ([`super::mysql_conn`], the `mysql` crate): TLS by `--mysql-ssl-mode`,
+//!   the authentication plugins real servers default to (`caching_sha2_password`,
+//!   `client_ed25519`, `mysql_native_password`), the dump command for MariaDB or MySQL (by
+//!   file and position, or by GTID), and each event's bytes as the server sent them (the
+//!   decoder needs the bytes, their checksums and positions). The few queries at start
+//!   (server settings, binlog files) go over a connection of their own.
 //! - Checks at start, each refused with the setting to change: binary logging on,
 //!   `binlog_format=ROW`, `binlog_row_image=FULL`, `binlog_row_metadata=FULL`, no binlog
 //!   compression. Connection failures name the host, port and user.
@@ -31,21 +32,15 @@
 //! - Flavour specifics (MariaDB or MySQL: which variables to check, GTID syntax) are in
 //!   [`Flavor`]; everything else is the same code.
 
-use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mysql_cdc::binlog_client::BinlogClient;
-use mysql_cdc::binlog_events::BinlogEvents;
-use mysql_cdc::binlog_options::BinlogOptions;
-use mysql_cdc::replica_options::ReplicaOptions;
-use mysql_cdc::ssl_mode::SslMode;
 
 use super::binlog::{Grouper, HEADER, Step, sequence_of};
+pub use super::mysql_conn::TlsMode;
+use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::{PartitionStatus, Positions, Record, Source, SourceReader};
 use crate::decode::binlog::{FileNames, server_file};
 
@@ -179,6 +174,10 @@ pub struct ReplicaConfig {
     pub heartbeat: Duration,
     /// How long to wait for the server at start.
     pub connect_timeout: Duration,
+    /// TLS (`--mysql-ssl-mode`).
+    pub tls: TlsMode,
+    /// The CA certificate(s) for `verify-ca` / `verify-identity` (PEM; `--mysql-ssl-ca`).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ReplicaConfig {
@@ -190,6 +189,8 @@ impl std::fmt::Debug for ReplicaConfig {
             .field("server_id", &self.server_id)
             .field("start", &self.start)
             .field("heartbeat", &self.heartbeat)
+            .field("tls", &self.tls)
+            .field("tls_ca", &self.tls_ca)
             .finish_non_exhaustive()
     }
 }
@@ -236,8 +237,8 @@ impl ReplicaConfig {
         let password = match pass.or(password) {
             Some(p) if !p.is_empty() => p,
             _ => bail!(
-                "--mysql: user {user} has no password (in the URL or CDCFLOW_MYSQL_PASSWORD); the \
-                 replication client (mysql_cdc) needs one"
+                "--mysql: user {user} has no password (in the URL or CDCFLOW_MYSQL_PASSWORD); a \
+                 replication user needs one"
             ),
         };
         Ok(ReplicaConfig {
@@ -249,6 +250,8 @@ impl ReplicaConfig {
             start: None,
             heartbeat: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(10),
+            tls: TlsMode::default(),
+            tls_ca: None,
         })
     }
 
@@ -261,20 +264,6 @@ impl ReplicaConfig {
         }
     }
 
-    fn client(&self, binlog: BinlogOptions) -> BinlogClient {
-        BinlogClient::new(ReplicaOptions {
-            port: self.port,
-            hostname: self.host.clone(),
-            ssl_mode: SslMode::Disabled,
-            username: self.user.clone(),
-            password: self.password.clone(),
-            database: None,
-            server_id: self.server_id,
-            blocking: true,
-            heartbeat_interval: self.heartbeat,
-            binlog,
-        })
-    }
 }
 
 fn percent_decode(s: &str) -> anyhow::Result<String> {
@@ -378,22 +367,19 @@ impl Flavor {
         }
     }
 
-    /// The dump options for a GTID start, checking its syntax for this flavour.
-    fn gtid_options(self, gtid: &str) -> anyhow::Result<BinlogOptions> {
-        let parsed = catch_unwind(|| match self {
-            Flavor::MariaDb if is_mariadb_gtid(gtid) => Some(
-                mysql_cdc::providers::mariadb::gtid::gtid_list::GtidList::parse(gtid)
-                    .map(BinlogOptions::from_mariadb_gtid),
-            ),
-            Flavor::MySql if is_mysql_gtid(gtid) => Some(
-                mysql_cdc::providers::mysql::gtid::gtid_set::GtidSet::parse(gtid)
-                    .map(BinlogOptions::from_mysql_gtid),
-            ),
-            _ => None,
-        });
-        match parsed {
-            Ok(Some(Ok(o))) => Ok(o),
-            _ => bail!(
+    /// Checks a GTID start's syntax for this flavour.
+    fn check_gtid(self, gtid: &str) -> anyhow::Result<()> {
+        let ok = match self {
+            Flavor::MariaDb => is_mariadb_gtid(gtid),
+            Flavor::MySql => {
+                is_mysql_gtid(gtid)
+                    && gtid
+                        .split(',')
+                        .all(|s| s.trim().parse::<mysql_common::packets::Sid<'_>>().is_ok())
+            }
+        };
+        if !ok {
+            bail!(
                 "--start {gtid} is not a {} GTID position ({})",
                 self.name(),
                 match self {
@@ -401,8 +387,9 @@ impl Flavor {
                     Flavor::MySql =>
                         "uuid:interval, e.g. 3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42",
                 }
-            ),
+            );
         }
+        Ok(())
     }
 
     /// The statements that tell the current binlog position, tried in order (MySQL 8.4
@@ -422,203 +409,6 @@ impl Flavor {
     }
 }
 
-/// A `mysql_cdc` error as text (its `Error` has no `Display`), the server's error packet
-/// reduced to its code and message.
-fn cdc_error(e: mysql_cdc::errors::Error) -> String {
-    use mysql_cdc::errors::Error;
-    match e {
-        Error::IoError(e) => e.to_string(),
-        Error::String(s) => match (s.find("error_code: "), s.find("error_message: \"")) {
-            (Some(c), Some(m)) => {
-                let code: String = s[c + 12..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                let msg = &s[m + 16..];
-                let msg = msg
-                    .rfind("\", sql_state")
-                    .or_else(|| msg.rfind("\" }"))
-                    .map_or(msg, |end| &msg[..end]);
-                format!("{msg} (error {code})")
-            }
-            _ => s,
-        },
-        other => format!("{other:?}"),
-    }
-}
-
-/// One packet read or written on a `mysql_cdc` channel (its type cannot be named outside the
-/// crate, so a connection is kept as a closure over it).
-enum Io<'a> {
-    Read,
-    Write(&'a [u8]),
-}
-
-type Channel = Box<dyn FnMut(Io<'_>) -> io::Result<Vec<u8>> + Send>;
-
-/// A plain client connection (authenticated by `mysql_cdc`) for the queries at start.
-struct Session {
-    io: Channel,
-}
-
-/// A row of a text result set (`None`: NULL).
-type TextRow = Vec<Option<String>>;
-
-impl Session {
-    /// Connects and authenticates; errors name the server and the user.
-    fn open(config: &ReplicaConfig) -> anyhow::Result<Session> {
-        let server = config.server();
-        let addrs: Vec<_> = (config.host.as_str(), config.port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve the MySQL host {}", config.host))?
-            .collect();
-        let mut reached = false;
-        let mut last = None;
-        for a in &addrs {
-            match TcpStream::connect_timeout(a, config.connect_timeout) {
-                Ok(_) => {
-                    reached = true;
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        if !reached {
-            bail!(
-                "cannot connect to MySQL at {server}: {}",
-                last.map_or("no address".to_string(), |e| e.to_string())
-            );
-        }
-        let client = config.client(BinlogOptions::from_end());
-        let connected = catch_unwind(AssertUnwindSafe(|| client.connect()));
-        let (mut channel, _provider) = match connected {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                use mysql_cdc::errors::Error;
-                // An authentication switch to a plugin with binary data (ed25519) fails in
-                // mysql_cdc's parser before it can name the plugin.
-                let switched = matches!(e, Error::FromUtf8Error(_) | Error::Utf8Error(_));
-                let msg = cdc_error(e);
-                let plugin = msg
-                    .strip_suffix(" auth plugin is not supported.")
-                    .map(|p| format!("authenticates with {p}"))
-                    .or(switched.then(|| {
-                        "authenticates with a plugin other than mysql_native_password".to_string()
-                    }));
-                if let Some(plugin) = plugin {
-                    bail!(
-                        "MySQL at {server}: user {} {plugin}, which the replication client \
-                         (mysql_cdc) does not support (only mysql_native_password, without TLS): \
-                         give the user mysql_native_password (MariaDB: ALTER USER .. IDENTIFIED \
-                         VIA mysql_native_password USING PASSWORD('..'); MySQL: ALTER USER .. \
-                         IDENTIFIED WITH mysql_native_password BY '..')",
-                        config.user
-                    );
-                }
-                bail!("MySQL at {server} refused user {}: {msg}", config.user);
-            }
-            Err(_) => bail!(
-                "MySQL at {server}: the handshake with user {} failed (unexpected answer)",
-                config.user
-            ),
-        };
-        let io = move |op: Io<'_>| match op {
-            Io::Read => channel.read_packet().map(|(p, _)| p),
-            Io::Write(p) => channel.write_packet(p, 0).map(|()| Vec::new()),
-        };
-        Ok(Session { io: Box::new(io) })
-    }
-
-    fn read(&mut self) -> io::Result<Vec<u8>> {
-        (self.io)(Io::Read)
-    }
-
-    /// Runs `sql`; the rows of its result set (none for a statement without one).
-    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<TextRow>> {
-        let mut packet = Vec::with_capacity(sql.len() + 1);
-        packet.push(0x03); // COM_QUERY
-        packet.extend_from_slice(sql.as_bytes());
-        (self.io)(Io::Write(&packet))?;
-        let first = self.read()?;
-        match first.first() {
-            Some(0x00) => return Ok(Vec::new()),
-            Some(0xff) => bail!("{}", error_packet(&first)),
-            None => bail!("empty answer"),
-            _ => {}
-        }
-        let is_eof = |p: &[u8]| p.first() == Some(&0xfe) && p.len() < 9;
-        // Column definitions, then EOF.
-        loop {
-            let p = self.read()?;
-            if is_eof(&p) {
-                break;
-            }
-            if p.first() == Some(&0xff) {
-                bail!("{}", error_packet(&p));
-            }
-        }
-        let mut rows = Vec::new();
-        loop {
-            let p = self.read()?;
-            if is_eof(&p) {
-                return Ok(rows);
-            }
-            if p.first() == Some(&0xff) {
-                bail!("{}", error_packet(&p));
-            }
-            rows.push(text_row(&p).context("malformed result row")?);
-        }
-    }
-}
-
-/// `[0xff][code u16]['#' state(5)][message]` as "message (error code)".
-fn error_packet(p: &[u8]) -> String {
-    let code = p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
-    let msg = match p.get(3) {
-        Some(b'#') => p.get(9..).unwrap_or(&[]),
-        _ => p.get(3..).unwrap_or(&[]),
-    };
-    format!("{} (error {code})", String::from_utf8_lossy(msg))
-}
-
-fn error_code(p: &[u8]) -> u16 {
-    p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]))
-}
-
-/// A text-protocol row: length-encoded strings, `0xfb` for NULL.
-fn text_row(p: &[u8]) -> Option<TextRow> {
-    let mut at = 0;
-    let mut row = Vec::new();
-    while at < p.len() {
-        if p[at] == 0xfb {
-            row.push(None);
-            at += 1;
-            continue;
-        }
-        let (len, n) = match p[at] {
-            x @ 0..=0xfa => (x as usize, 1),
-            0xfc => (
-                u16::from_le_bytes([*p.get(at + 1)?, *p.get(at + 2)?]) as usize,
-                3,
-            ),
-            0xfd => (
-                u32::from_le_bytes([*p.get(at + 1)?, *p.get(at + 2)?, *p.get(at + 3)?, 0]) as usize,
-                4,
-            ),
-            0xfe => (
-                u64::from_le_bytes(p.get(at + 1..at + 9)?.try_into().ok()?) as usize,
-                9,
-            ),
-            _ => return None,
-        };
-        at += n;
-        let v = p.get(at..at + len)?;
-        row.push(Some(String::from_utf8_lossy(v).into_owned()));
-        at += len;
-    }
-    Some(row)
-}
-
 /// A live MySQL/MariaDB server as a source (see the module doc).
 pub struct ReplicaSource {
     config: ReplicaConfig,
@@ -636,7 +426,7 @@ impl ReplicaSource {
     /// the source; no event is read yet.
     pub fn connect(config: ReplicaConfig) -> anyhow::Result<ReplicaSource> {
         let server = config.server();
-        let mut s = Session::open(&config)?;
+        let mut s = Session::open(&config, None)?;
         let version = s
             .query("SELECT VERSION()")
             .with_context(|| format!("MySQL at {server}: cannot read the server version"))?
@@ -810,31 +600,40 @@ impl ReplicaSource {
 
     /// The server's current binlog file and position.
     fn current_position(&self) -> anyhow::Result<(String, u32)> {
-        let server = self.config.server();
-        let mut s = Session::open(&self.config)?;
-        let mut last = None;
-        for q in self.flavor.status_queries() {
-            match s.query(q) {
-                Ok(rows) => {
-                    let row = rows.into_iter().next().unwrap_or_default();
-                    if let (Some(Some(file)), Some(Some(pos))) = (row.first(), row.get(1))
-                        && let Ok(pos) = pos.parse()
-                    {
-                        return Ok((file.clone(), pos));
-                    }
-                    bail!("{server}: `{q}` gave no binlog position (is log_bin on?)");
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| anyhow::anyhow!("no query"))
-            .context(format!(
-                "{server}: cannot read the current binlog position (user {} needs REPLICATION \
-                 CLIENT)",
-                self.config.user
-            )))
+        let mut s = Session::open(&self.config, None)?;
+        current_position(&mut s, self.flavor, &self.config)
     }
+}
+
+/// The server's current binlog file and position, read over `s`.
+fn current_position(
+    s: &mut Session,
+    flavor: Flavor,
+    config: &ReplicaConfig,
+) -> anyhow::Result<(String, u32)> {
+    let server = config.server();
+    let mut last = None;
+    for q in flavor.status_queries() {
+        match s.query(q) {
+            Ok(rows) => {
+                let row = rows.into_iter().next().unwrap_or_default();
+                if let (Some(Some(file)), Some(Some(pos))) = (row.first(), row.get(1))
+                    && let Ok(pos) = pos.parse()
+                {
+                    return Ok((file.clone(), pos));
+                }
+                bail!("{server}: `{q}` gave no binlog position (is log_bin on?)");
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no query"))
+        .context(format!(
+            "{server}: cannot read the current binlog position (user {} needs REPLICATION \
+             CLIENT)",
+            config.user
+        )))
 }
 
 /// Where a stream (re)starts.
@@ -953,37 +752,48 @@ const HEARTBEAT_V2: u8 = 41;
 
 impl Stream {
     /// Connects and sends the dump command for `start`.
-    fn open(&mut self, start: &StartAt) -> anyhow::Result<BinlogEvents> {
+    fn open(&mut self, start: &StartAt) -> anyhow::Result<EventStream> {
         let server = self.config.server();
-        let options = match start {
+        // A connection that stays silent for several heartbeat periods is dead.
+        let silent = self.config.heartbeat * 4 + Duration::from_secs(30);
+        let mut session = Session::open(&self.config, Some(silent))?;
+        let end;
+        let file;
+        let from = match start {
             StartAt::Known { seq, pos } => {
-                BinlogOptions::from_position(server_file(&self.base, *seq), *pos)
+                file = server_file(&self.base, *seq);
+                DumpFrom::Position { file: &file, pos: *pos }
             }
-            StartAt::Given(Start::Beginning) => BinlogOptions::from_start(),
-            StartAt::Given(Start::End) => BinlogOptions::from_end(),
-            StartAt::Given(Start::Position { file, pos }) => {
-                BinlogOptions::from_position(file.clone(), *pos)
+            StartAt::Given(Start::Beginning) => DumpFrom::Position { file: "", pos: 4 },
+            StartAt::Given(Start::End) => {
+                end = current_position(&mut session, self.flavor, &self.config)?;
+                DumpFrom::Position {
+                    file: &end.0,
+                    pos: end.1,
+                }
             }
-            StartAt::Given(Start::Gtid(g)) => self.flavor.gtid_options(g)?,
+            StartAt::Given(Start::Position { file, pos }) => DumpFrom::Position { file, pos: *pos },
+            StartAt::Given(Start::Gtid(g)) => {
+                self.flavor.check_gtid(g)?;
+                DumpFrom::Gtid(g)
+            }
         };
-        let mut client = self.config.client(options);
-        let replicated = catch_unwind(AssertUnwindSafe(|| client.replicate()));
-        match replicated {
-            Ok(Ok(events)) => Ok(events),
-            Ok(Err(e)) => bail!(
-                "MySQL at {server}: cannot start the binlog stream as user {}: {}",
-                self.config.user,
-                cdc_error(e)
-            ),
-            Err(_) => {
-                bail!("MySQL at {server}: cannot start the binlog stream (unexpected answer)")
-            }
-        }
+        let tls = session.tls;
+        let events = session
+            .binlog(self.flavor, self.config.server_id, from, self.config.heartbeat)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "MySQL at {server}: cannot start the binlog stream as user {}: {e:#}",
+                    self.config.user
+                )
+            })?;
+        tracing::debug!(server = %server, tls, "binlog connection open");
+        Ok(events)
     }
 
     /// Reads until the stream's file is known (the server's first event is a rotate naming
     /// it); returns the position reading starts at.
-    fn position_stream(&mut self, events: &mut BinlogEvents) -> Result<u64, String> {
+    fn position_stream(&mut self, events: &mut EventStream) -> Result<u64, String> {
         let started = Instant::now();
         while self.seq.is_none() {
             if started.elapsed() > self.config.connect_timeout {
@@ -1016,7 +826,7 @@ impl Stream {
     }
 
     /// The thread: pumps events, reconnecting when the connection is lost.
-    fn run(mut self, first: BinlogEvents) {
+    fn run(mut self, first: EventStream) {
         let mut events = Some(first);
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -1062,7 +872,7 @@ impl Stream {
         }
     }
 
-    fn pump(&mut self, events: &mut BinlogEvents) -> Ended {
+    fn pump(&mut self, events: &mut EventStream) -> Ended {
         loop {
             let ev = match self.next_event(events) {
                 Ok(ev) => ev,
@@ -1074,28 +884,20 @@ impl Stream {
         }
     }
 
-    /// Reads the next event packet (joining packets of 16 MB and more).
-    fn next_event(&mut self, events: &mut BinlogEvents) -> Result<Vec<u8>, Ended> {
-        let lost = |e: io::Error| Ended::Lost(e.to_string());
-        let (mut packet, _) = events.channel.read_packet().map_err(lost)?;
-        let mut chunk = packet.len();
-        while chunk == 0xff_ffff {
-            let (more, _) = events.channel.read_packet().map_err(lost)?;
-            chunk = more.len();
-            packet.extend_from_slice(&more);
-        }
-        match packet.first() {
-            Some(0x00) => {
-                packet.remove(0);
-                Ok(packet)
-            }
-            Some(0xff) => {
-                let code = error_code(&packet);
+    /// Reads the next event.
+    fn next_event(&mut self, events: &mut EventStream) -> Result<Vec<u8>, Ended> {
+        let server = self.config.server();
+        match events.next_event() {
+            Ok(ev) => Ok(ev),
+            Err(StreamError::Lost(e)) => Err(Ended::Lost(e)),
+            Err(StreamError::Invalid(e)) => Err(Ended::Fatal(format!(
+                "MySQL at {server}: cannot read the binlog event after {}: {e}",
+                self.describe_position()
+            ))),
+            Err(StreamError::Server { code, message }) => {
                 let msg = format!(
-                    "MySQL at {} ended the binlog stream at {}: {}",
-                    self.config.server(),
+                    "MySQL at {server} ended the binlog stream at {}: {message} (error {code})",
                     self.describe_position(),
-                    error_packet(&packet)
                 );
                 // 1236: the position cannot be read (purged file, bad offset); 1227/1045:
                 // privileges. Others (server shutdown, a killed connection) are retried.
@@ -1112,15 +914,6 @@ impl Stream {
                     Err(Ended::Lost(msg))
                 }
             }
-            Some(0xfe) if packet.len() < 9 => Err(Ended::Lost(format!(
-                "MySQL at {} ended the binlog stream",
-                self.config.server()
-            ))),
-            _ => Err(Ended::Fatal(format!(
-                "MySQL at {}: unexpected packet in the binlog stream at {}",
-                self.config.server(),
-                self.describe_position()
-            ))),
         }
     }
 
@@ -1442,12 +1235,23 @@ mod tests {
     }
 
     #[test]
-    fn text_rows_decode() {
-        let p = [3, b'a', b'b', b'c', 0xfb, 0];
-        assert_eq!(
-            text_row(&p),
-            Some(vec![Some("abc".into()), None, Some(String::new())])
-        );
-        assert_eq!(text_row(&[5, b'a']), None, "truncated");
+    fn tls_modes_and_gtid_sets_parse() {
+        for (text, mode) in [
+            ("disabled", TlsMode::Disabled),
+            ("PREFERRED", TlsMode::Preferred),
+            ("required", TlsMode::Required),
+            ("verify_ca", TlsMode::VerifyCa),
+            ("verify-identity", TlsMode::VerifyIdentity),
+        ] {
+            assert_eq!(text.parse::<TlsMode>(), Ok(mode));
+            assert_eq!(mode.to_string().parse::<TlsMode>(), Ok(mode));
+        }
+        assert!("on".parse::<TlsMode>().is_err());
+        assert_eq!(TlsMode::default(), TlsMode::Preferred);
+        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42:50,3E11FA47-71CA-11E1-9E33-C80AA9429563:7";
+        assert!(Flavor::MySql.check_gtid(set).is_ok());
+        assert!(Flavor::MySql.check_gtid("0-1-42").is_err());
+        assert!(Flavor::MariaDb.check_gtid("0-1-42,1-1-3").is_ok());
+        assert!(Flavor::MariaDb.check_gtid(set).is_err());
     }
 }

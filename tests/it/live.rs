@@ -31,11 +31,18 @@ pub(crate) struct Server {
     dir: tempfile::TempDir,
     pub(crate) port: u16,
     pub(crate) socket: String,
+    /// Serves TLS too (`CDCFLOW_MARIADB_TLS=1`: a test CA, `tls/ca.pem` in its directory).
+    tls: bool,
 }
 
 impl Server {
     /// Starts one with a replication user `repl`/`pw`; `None` (skipped) without MariaDB.
     pub(crate) fn start() -> Option<Server> {
+        Server::start_with(false)
+    }
+
+    /// As [`Server::start`], serving TLS too when `tls`.
+    pub(crate) fn start_with(tls: bool) -> Option<Server> {
         let installed = Command::new("mariadb")
             .arg("--version")
             .stdout(Stdio::null())
@@ -58,6 +65,7 @@ impl Server {
                 dir: tempfile::tempdir().unwrap(),
                 port: free_port(),
                 socket: String::new(),
+                tls,
             };
             let out = server.script("start");
             if out.status.success() || attempt == 3 {
@@ -86,6 +94,7 @@ impl Server {
             .arg(what)
             .env("CDCFLOW_MARIADB_DIR", self.dir.path())
             .env("CDCFLOW_TEST_MARIADB_PORT", self.port.to_string())
+            .env("CDCFLOW_MARIADB_TLS", if self.tls { "1" } else { "0" })
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -94,6 +103,11 @@ impl Server {
     /// Runs SQL as root; tab-separated rows.
     pub(crate) fn sql(&self, sql: &str) -> Vec<Vec<String>> {
         crate::mariadb::mariadb(&self.socket, sql)
+    }
+
+    /// The test CA that signed the server's certificate (with TLS).
+    pub(crate) fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
     }
 
     /// `mysql://repl:pw@127.0.0.1:PORT`.
@@ -509,6 +523,11 @@ struct Follower {
 
 impl Follower {
     fn start(server: &Server, server_id: u32, extra: &[&str]) -> Follower {
+        Follower::start_as(server, &server.url(), server_id, extra)
+    }
+
+    /// As [`Follower::start`], connecting with `url`.
+    fn start_as(server: &Server, url: &str, server_id: u32, extra: &[&str]) -> Follower {
         server.reset_schema();
         let (file, pos) = server.master_status();
         let dir = tempfile::tempdir().unwrap();
@@ -519,7 +538,7 @@ impl Follower {
             "--views",
             root().join("dataflows").to_str().unwrap(),
             "--mysql",
-            &server.url(),
+            url,
             "--server-id",
             &server_id.to_string(),
             "--start",
@@ -587,6 +606,69 @@ fn live_replica_equals_mariadb_with_two_workers() {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// The connection real servers ask for: TLS with a verified certificate and a user that
+/// authenticates with ed25519 (MariaDB's; MySQL 8's caching_sha2_password takes the same
+/// path in the client) and is refused without TLS (`REQUIRE SSL`).
+#[test]
+fn live_replica_over_verified_tls_with_ed25519_equals_mariadb() {
+    let Some(server) = Server::start_with(true) else {
+        return;
+    };
+    server.sql(
+        "INSTALL SONAME 'auth_ed25519';\n\
+         CREATE USER 'ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('s3cret') REQUIRE SSL;\n\
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'ed'@'127.0.0.1';",
+    );
+    let url = format!("mysql://ed:s3cret@127.0.0.1:{}", server.port);
+    let views = root().join("dataflows");
+    let ca = server.ca();
+    let ca = ca.to_str().unwrap();
+    let refused_with = |extra: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+            .args(["run", "--views", views.to_str().unwrap(), "--mysql", &url])
+            .args(["--server-id", "310", "--out", "-"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "cdcflow run {extra:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Without TLS the server refuses the user.
+    let err = refused_with(&["--mysql-ssl-mode", "disabled"]);
+    assert!(
+        err.contains("refused user ed") && err.contains("Access denied"),
+        "{err}"
+    );
+    // The test CA is not among the web roots.
+    let err = refused_with(&["--mysql-ssl-mode", "verify-ca"]);
+    assert!(
+        err.contains("TLS failed") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    let err = refused_with(&["--mysql-ssl-mode", "required", "--mysql-ssl-ca", ca]);
+    assert!(err.contains("--mysql-ssl-ca is checked only with"), "{err}");
+    let d = outbound();
+    let extra = [
+        "--mysql-ssl-mode",
+        "verify-identity",
+        "--mysql-ssl-ca",
+        ca,
+    ];
+    let mut f = Follower::start_as(&server, &url, 311, &extra);
+    server.sql(COURIERS);
+    run_workload(&server.socket, 7, 3, 150, 0);
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let stderr = f.engine.log();
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    assert_eq!(f.dead_letters(), "", "nothing dead-lettered: {stderr}");
+    // The server saw TLS connections from the user (its status counts TLS accepts).
+    let accepts = server.sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'");
+    assert!(accepts[0][1].parse::<u64>().unwrap() >= 2, "{accepts:?}");
 }
 
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
@@ -743,14 +825,16 @@ fn live_replica_refuses_bad_settings_and_credentials() {
         err.contains(&format!("cannot connect to MySQL at 127.0.0.1:{closed}")),
         "{err}"
     );
+    // PAM asks the client for its `dialog` plugin, which no MySQL client library but the
+    // server's own has.
     server.sql(
-        "INSTALL SONAME 'auth_ed25519';\n\
-         CREATE USER 'ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('pw');\n\
-         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'ed'@'127.0.0.1';",
+        "INSTALL SONAME 'auth_pam';\n\
+         CREATE USER 'pam'@'127.0.0.1' IDENTIFIED VIA pam;\n\
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'pam'@'127.0.0.1';",
     );
-    let err = refused(&format!("mysql://ed:pw@127.0.0.1:{port}"), &views);
+    let err = refused(&format!("mysql://pam:pw@127.0.0.1:{port}"), &views);
     assert!(
-        err.contains("user ed authenticates with a plugin other than mysql_native_password"),
+        err.contains("user pam authenticates with dialog, which this client does not support"),
         "{err}"
     );
     server.sql("SET GLOBAL binlog_row_metadata = MINIMAL;");

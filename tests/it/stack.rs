@@ -751,7 +751,6 @@ fn check_mysql(files: &Files) -> Vec<String> {
         "--binlog-row-metadata=FULL",
         "--gtid-mode=ON",
         "--enforce-gtid-consistency=ON",
-        "--mysql-native-password=ON",
     ] {
         if !args.iter().any(|a| a.eq_ignore_ascii_case(want)) {
             problems.push(format!("mysql is not started with {want}"));
@@ -797,8 +796,8 @@ fn check_mysql(files: &Files) -> Vec<String> {
     {
         problems.push(format!("the connector's user `{u}` is never created"));
     }
-    if !users.contains("IDENTIFIED WITH mysql_native_password") {
-        problems.push("no user for cdcflow's binlog client (mysql_native_password)".into());
+    if !users.contains("CREATE USER 'cdcflow'@") {
+        problems.push("no user for cdcflow's binlog client (`cdcflow`, run --mysql)".into());
     }
     if !users.contains("REPLICATION SLAVE") {
         problems.push("no user gets REPLICATION SLAVE".into());
@@ -1851,10 +1850,6 @@ fn compose_mysql_binlog_schema_and_users() {
         "--binlog-row-metadata=FULL",
     );
     assert_reports(
-        check_mysql(&f.without_line(COMPOSE, "- --mysql-native-password=ON")),
-        "--mysql-native-password=ON",
-    );
-    assert_reports(
         check_mysql(&f.broken(
             COMPOSE,
             "/docker-entrypoint-initdb.d/01-schema.sql",
@@ -1873,10 +1868,10 @@ fn compose_mysql_binlog_schema_and_users() {
     assert_reports(
         check_mysql(&f.broken(
             "deploy/mysql/02-users.sh",
-            "IDENTIFIED WITH mysql_native_password",
-            "IDENTIFIED",
+            "CREATE USER 'cdcflow'@",
+            "CREATE USER 'cdc'@",
         )),
-        "mysql_native_password",
+        "no user for cdcflow's binlog client",
     );
     assert_reports(
         check_mysql(&f.broken(
