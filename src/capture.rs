@@ -51,7 +51,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Message};
 
 use crate::decode::binlog::{
-    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, is_harmless, parse_rows,
+    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, fde_crc_ok, is_harmless, parse_rows,
     parse_table_map, primary_key, real_type, server_file, ty,
 };
 use crate::event::Row;
@@ -186,7 +186,7 @@ impl CaptureDecoder {
             let flags = u16::from_le_bytes([ev[17], ev[18]]);
             if t == ty::FORMAT_DESCRIPTION {
                 self.crc = fde_checksum(ev).map_err(|e| self.error(seq, pos, e))?;
-                if self.crc && !crc_ok(ev) {
+                if self.crc && !fde_crc_ok(ev) {
                     return Err(self.error(seq, pos, "CRC32 mismatch"));
                 }
                 self.maps.clear();

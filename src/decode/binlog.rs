@@ -574,6 +574,25 @@ pub(crate) fn crc_ok(ev: &[u8]) -> bool {
             == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
 }
 
+/// The flag a server sets in the format description of the binlog file it is writing, and
+/// clears when it closes the file.
+const BINLOG_IN_USE: u8 = 0x01;
+
+/// [`crc_ok`] for a format description event: its checksum is computed with the in-use flag
+/// clear (the server sets the flag in place without rewriting the checksum), so the file a
+/// running server is still writing passes as the closed file would.
+pub(crate) fn fde_crc_ok(ev: &[u8]) -> bool {
+    let n = ev.len();
+    if n < HEADER + 4 {
+        return false;
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&ev[..17]);
+    h.update(&[ev[17] & !BINLOG_IN_USE, ev[18]]);
+    h.update(&ev[HEADER..n - 4]);
+    h.finalize() == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
+}
+
 impl Decoder for BinlogDecoder {
     fn decode(&mut self, _bytes: &[u8]) -> Result<Decoded, DecodeError> {
         Err(DecodeError(
@@ -628,11 +647,13 @@ impl Decoder for BinlogDecoder {
             if t == ty::FORMAT_DESCRIPTION {
                 match fde_checksum(ev) {
                     Ok(crc) => {
-                        if crc && !crc_ok(ev) {
+                        // Read even when its own checksum fails (and the run goes on only
+                        // with --skip-bad-events): the events after it still carry CRCs.
+                        self.crc = crc;
+                        if crc && !fde_crc_ok(ev) {
                             self.reject(seq, pos, "CRC32 mismatch".into(), ev);
                             continue;
                         }
-                        self.crc = crc;
                         // A new file (or server restart): table ids start over.
                         self.maps.clear();
                         self.cdc_maps.clear();

@@ -650,6 +650,20 @@ fn live_replica_over_verified_tls_with_ed25519_equals_mariadb() {
     );
     let err = refused_with(&["--mysql-ssl-mode", "required", "--mysql-ssl-ca", ca]);
     assert!(err.contains("--mysql-ssl-ca is checked only with"), "{err}");
+    // The default, preferred, takes the TLS the server offers (the user requires it) without
+    // checking the certificate.
+    let out = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+        .args(["run", "--views", views.to_str().unwrap(), "--mysql", &url])
+        .args(["--server-id", "312", "--out", "-", "--start", "end"])
+        .args(["--exit-when-idle-ms", "300"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = outbound();
     let extra = [
         "--mysql-ssl-mode",
