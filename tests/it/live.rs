@@ -530,6 +530,17 @@ impl Follower {
     fn start_as(server: &Server, url: &str, server_id: u32, extra: &[&str]) -> Follower {
         server.reset_schema();
         let (file, pos) = server.master_status();
+        Follower::start_from(server, url, &format!("{file}:{pos}"), server_id, extra)
+    }
+
+    /// Follows from `start` (any `--start`), the schema left as it is.
+    fn start_from(
+        _server: &Server,
+        url: &str,
+        start: &str,
+        server_id: u32,
+        extra: &[&str],
+    ) -> Follower {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("changes.jsonl");
         let port = free_port();
@@ -542,7 +553,7 @@ impl Follower {
             "--server-id",
             &server_id.to_string(),
             "--start",
-            &format!("{file}:{pos}"),
+            start,
             "--workers",
             "2",
             "--out",
@@ -683,6 +694,38 @@ fn live_replica_over_verified_tls_with_ed25519_equals_mariadb() {
     // The server saw TLS connections from the user (its status counts TLS accepts).
     let accepts = server.sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'");
     assert!(accepts[0][1].parse::<u64>().unwrap() >= 2, "{accepts:?}");
+}
+
+/// `--start beginning` on a fresh server (its binlog holds the schema's whole history) and
+/// `--start GTID` (MariaDB's `@slave_connect_state`: what comes after that GTID) both end
+/// equal to MariaDB.
+#[test]
+fn live_replica_starts_at_the_beginning_or_at_a_gtid() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let d = outbound();
+    server.reset_schema();
+    server.sql(COURIERS);
+    run_workload(&server.socket, 11, 2, 100, 0);
+    let mut f = Follower::start_from(&server, &server.url(), "beginning", 320, &[]);
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    assert!(!f.engine.log().contains("ERROR"), "{}", f.engine.log());
+
+    server.reset_schema();
+    let gtid = server.sql("SELECT @@global.gtid_binlog_pos")[0][0].clone();
+    assert!(gtid.starts_with("0-1-"), "{gtid}");
+    server.sql(COURIERS);
+    run_workload(&server.socket, 12, 2, 100, 0);
+    let mut f = Follower::start_from(&server, &server.url(), &gtid, 321, &[]);
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let log = f.engine.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_eq!(f.dead_letters(), "");
 }
 
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
