@@ -57,7 +57,7 @@ use crate::decode::binlog::{
 use crate::event::Row;
 use crate::schema::ColumnType;
 use crate::source::binlog::{HEADER, query_text};
-use crate::source::replica::{PARTITION, ReplicaConfig, ReplicaSource, UNKNOWN_POSITION};
+use crate::source::replica::{ReplicaConfig, ReplicaSource, UNKNOWN_POSITION};
 use crate::source::{PartitionStatus, Positions, Source};
 use crate::value::{Value, write_json_str};
 use crate::workload::DecimalMode;
@@ -870,9 +870,9 @@ pub fn read_state(dir: &Path) -> anyhow::Result<Positions> {
 }
 
 /// Writes the position atomically (tmp file, fsync, rename, fsync of the directory).
-fn write_state(dir: &Path, position: u64) -> anyhow::Result<()> {
+fn write_state(dir: &Path, partition: &str, position: u64) -> anyhow::Result<()> {
     crate::pipeline::checkpoint::replace_atomically(&dir.join(STATE_FILE), |f| {
-        writeln!(f, "{PARTITION} {position}")
+        writeln!(f, "{partition} {position}")
     })
 }
 
@@ -967,7 +967,8 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         base,
     };
     let mut last_record = Instant::now();
-    let mut checkpointed = resume.get(PARTITION).copied();
+    let partition = source.partition().to_string();
+    let mut checkpointed = resume.get(&partition).copied();
     let mut messages_total = 0u64;
     loop {
         let mut batch: Vec<Out> = Vec::new();
@@ -1055,7 +1056,7 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         if let Some((at, e)) = failure {
             // What came before the bad transaction is delivered: checkpoint at its start.
             if let Some(dir) = &config.state_dir {
-                write_state(dir, at)?;
+                write_state(dir, &partition, at)?;
             }
             return Err(e);
         }
@@ -1064,7 +1065,7 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
             && next != UNKNOWN_POSITION
             && checkpointed != Some(next)
         {
-            write_state(dir, next)?;
+            write_state(dir, &partition, next)?;
             checkpointed = Some(next);
         }
         if shutdown.load(Ordering::SeqCst) {
@@ -1092,7 +1093,7 @@ mod tests {
     fn state_round_trips() {
         let d = tempfile::tempdir().unwrap();
         assert!(read_state(d.path()).unwrap().is_empty());
-        write_state(d.path(), 3 << 32 | 1234).unwrap();
-        assert_eq!(read_state(d.path()).unwrap()[PARTITION], 3 << 32 | 1234);
+        write_state(d.path(), "binlog@1", 3 << 32 | 1234).unwrap();
+        assert_eq!(read_state(d.path()).unwrap()["binlog@1"], 3 << 32 | 1234);
     }
 }

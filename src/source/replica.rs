@@ -44,8 +44,15 @@ use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::{PartitionStatus, Positions, Record, Source, SourceReader};
 use crate::decode::binlog::{FileNames, server_file};
 
-/// The name of the one partition (the key of its position in the state dir).
+/// The name of the one partition before the server's identity is added (`binlog@ID`, the key
+/// of its position in the state dir); a state dir of an older cdcflow keys it so.
 pub const PARTITION: &str = "binlog";
+
+/// The partition of the binlog of the server `identity` (MariaDB's `server_id`, MySQL's
+/// `server_uuid`): a state dir's position is only resumed on the server it was read from.
+pub fn partition_of(identity: &str) -> String {
+    format!("{PARTITION}@{identity}")
+}
 
 /// The read position before any is known (after a GTID start, until its first transaction).
 pub const UNKNOWN_POSITION: u64 = u64::MAX;
@@ -392,6 +399,14 @@ impl Flavor {
         Ok(())
     }
 
+    /// The variable that names the server among the servers of its replication topology.
+    fn identity_variable(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "server_id",
+            Flavor::MySql => "server_uuid",
+        }
+    }
+
     /// The statements that tell the current binlog position, tried in order (MySQL 8.4
     /// removed `SHOW MASTER STATUS`).
     fn status_queries(self) -> &'static [&'static str] {
@@ -419,6 +434,8 @@ pub struct ReplicaSource {
     files: Vec<(String, u64)>,
     /// Events carry a CRC32 (`binlog_checksum`).
     crc: bool,
+    /// The partition's name, with the server's identity ([`partition_of`]).
+    partition: String,
 }
 
 impl ReplicaSource {
@@ -513,10 +530,18 @@ impl ReplicaSource {
                 Some((name, size))
             })
             .collect();
+        let var = flavor.identity_variable();
+        let identity = s
+            .query(&format!("SELECT @@global.{var}"))
+            .with_context(|| format!("{} at {server}: cannot read {var}", flavor.name()))?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
         tracing::info!(
             server = %server,
             version = %version,
             base = %base,
+            identity = %identity,
             "connected to the binlog's server"
         );
         Ok(ReplicaSource {
@@ -525,7 +550,13 @@ impl ReplicaSource {
             base,
             files,
             crc,
+            partition: partition_of(&identity),
         })
+    }
+
+    /// The partition's name: the key of its position in a state dir.
+    pub fn partition(&self) -> &str {
+        &self.partition
     }
 
     /// The server's flavour.
@@ -544,7 +575,34 @@ impl ReplicaSource {
     /// Where the stream starts: the state dir's position, else `--start`.
     fn start_at(&self, resume: &Positions) -> anyhow::Result<StartAt> {
         let server = self.config.server();
-        if let Some(&p) = resume.get(PARTITION).filter(|p| **p != UNKNOWN_POSITION) {
+        let saved = match resume.get(&self.partition) {
+            Some(p) => Some(p),
+            None => {
+                if let Some(other) = resume.keys().find(|k| k.starts_with(&format!("{PARTITION}@")))
+                {
+                    bail!(
+                        "the state dir was written following the binlog of the server with {} {}, \
+                         and {server} has {} {}: binlog positions of one server mean nothing on \
+                         another (a failover, or a changed {}): remove the state dir to rebuild \
+                         the views from --start, or point --mysql at the server it was written for",
+                        self.flavor.identity_variable(),
+                        &other[PARTITION.len() + 1..],
+                        self.flavor.identity_variable(),
+                        &self.partition[PARTITION.len() + 1..],
+                        self.flavor.identity_variable(),
+                    );
+                }
+                let legacy = resume.get(PARTITION);
+                if legacy.is_some() {
+                    tracing::warn!(
+                        "the state dir does not say which server it was written for (an older \
+                         cdcflow): resuming on {server} as if it were"
+                    );
+                }
+                legacy
+            }
+        };
+        if let Some(&p) = saved.filter(|p| **p != UNKNOWN_POSITION) {
             let (seq, pos) = (p >> 32, (p & 0xffff_ffff) as u32);
             let file = server_file(&self.base, seq);
             if !self.files.iter().any(|(f, _)| *f == file) {
@@ -568,7 +626,10 @@ impl ReplicaSource {
             }
             return Ok(StartAt::Known { seq, pos });
         }
-        if let Some(other) = resume.keys().find(|k| *k != PARTITION) {
+        if let Some(other) = resume
+            .keys()
+            .find(|k| *k != PARTITION && **k != self.partition)
+        {
             bail!(
                 "the state dir was written for another source (it has a position for `{other}`, \
                  not for a MySQL binlog): give this run a state dir of its own"
@@ -687,6 +748,7 @@ impl Source for ReplicaSource {
             .spawn(move || stream.run(events))
             .context("cannot start the binlog thread")?;
         Ok(Box::new(ReplicaReader {
+            partition: self.partition.clone(),
             rx,
             next: first,
             idle: false,
@@ -1074,6 +1136,7 @@ impl Stream {
 
 /// Worker 0's reader: drains the connection thread's channel.
 struct ReplicaReader {
+    partition: String,
     rx: Receiver<Msg>,
     /// Where the stream goes on after the last record yielded.
     next: u64,
@@ -1089,7 +1152,7 @@ impl SourceReader for ReplicaReader {
     }
 
     fn partition_name(&self, _p: usize) -> String {
-        PARTITION.to_string()
+        self.partition.clone()
     }
 
     fn position_unit(&self) -> &'static str {

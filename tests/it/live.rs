@@ -440,7 +440,7 @@ fn wait_caught_up(server: &Server, engine: &mut Guard, metrics_port: u16, limit:
             engine.assert_running();
             metric(
                 metrics_port,
-                "cdcflow_source_read_position{partition=\"binlog\"}",
+                "cdcflow_source_read_position{partition=\"binlog@1\"}",
             )
             .is_some_and(|p| p >= target)
         },
@@ -810,6 +810,21 @@ fn live_replica_sigkill_resumes_from_the_state_dir() {
     eprintln!(
         "resumed twice and reconnected once; equal to MariaDB ({failed} statements failed in \
          MariaDB)"
+    );
+    // The state dir names the server it was read from: another server (here the same one
+    // with another server_id, as after a failover) is refused, not resumed at a position
+    // that means nothing there.
+    server.sql("SET GLOBAL server_id = 2");
+    f.restart("end");
+    wait_until("the engine refuses another server", Duration::from_secs(30), || {
+        f.engine.exited()
+    });
+    server.sql("SET GLOBAL server_id = 1");
+    let stderr = f.engine.log();
+    assert!(
+        stderr.contains("written following the binlog of the server with server_id 1")
+            && stderr.contains("has server_id 2"),
+        "{stderr}"
     );
 }
 
