@@ -605,6 +605,14 @@ impl Decoder for BinlogDecoder {
     }
 
     fn decode_at(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        if let Some(chunk) = crate::source::snapshot::Chunk::decode(bytes) {
+            // A live server's initial snapshot: its rows as inserts.
+            return match chunk.and_then(|c| c.events(&self.catalog)) {
+                Ok(events) if events.is_empty() => Ok(Decoded::Ignored("empty snapshot record")),
+                Ok(events) => Ok(Decoded::Events(events)),
+                Err(e) => Err(DecodeError(e)),
+            };
+        }
         let seq = position >> 32;
         let base = position & 0xffff_ffff;
         let mut events: Vec<ChangeEvent> = Vec::new();

@@ -27,6 +27,7 @@ pub mod files;
 pub mod kafka;
 pub mod mysql_conn;
 pub mod replica;
+pub mod snapshot;
 pub mod watermark;
 
 use std::collections::BTreeMap;

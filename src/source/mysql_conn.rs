@@ -210,6 +210,24 @@ impl Session {
             .collect())
     }
 
+    /// Runs `sql` in the binary protocol (typed values) and hands `f` each row; an error of
+    /// `f` stops the read.
+    pub(crate) fn rows(
+        &mut self,
+        sql: &str,
+        mut f: impl FnMut(Vec<mysql::Value>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let text = |e: mysql::Error| match e {
+            mysql::Error::MySqlError(e) => format!("{} (error {})", e.message, e.code),
+            e => e.to_string(),
+        };
+        let result = self.conn.exec_iter(sql, ()).map_err(text)?;
+        for row in result {
+            f(row.map_err(text)?.unwrap())?;
+        }
+        Ok(())
+    }
+
     /// Runs a statement without a result set.
     fn run(&mut self, sql: &str) -> anyhow::Result<()> {
         self.query(sql).map(drop)

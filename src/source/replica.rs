@@ -41,6 +41,10 @@ use anyhow::{Context, bail};
 use super::binlog::{Grouper, HEADER, Step, sequence_of};
 pub use super::mysql_conn::TlsMode;
 use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
+use super::snapshot::{CHUNK_ROWS, Chunk, SNAPSHOT_POSITION};
+use crate::event::Row;
+use crate::schema::Table;
+use crate::value::Value;
 use super::{PartitionStatus, Positions, Record, Source, SourceReader};
 use crate::decode::binlog::{FileNames, server_file};
 
@@ -76,6 +80,9 @@ pub enum Start {
     },
     /// A GTID position: MariaDB `domain-server-seq[,..]`, MySQL `uuid:interval[,..]`.
     Gtid(String),
+    /// The watched tables' rows as they are now (a consistent snapshot), then the binlog from
+    /// that point ([`super::snapshot`]).
+    Snapshot,
 }
 
 impl std::str::FromStr for Start {
@@ -86,6 +93,7 @@ impl std::str::FromStr for Start {
         match s {
             "beginning" => return Ok(Start::Beginning),
             "end" => return Ok(Start::End),
+            "snapshot" => return Ok(Start::Snapshot),
             _ => {}
         }
         if is_mariadb_gtid(s) || is_mysql_gtid(s) {
@@ -112,8 +120,8 @@ impl std::str::FromStr for Start {
             });
         }
         Err(format!(
-            "--start {s}: expected beginning, end, FILE:POS (mysql-bin.000003:4), a MariaDB GTID \
-             (0-1-42) or a MySQL GTID set (uuid:1-42)"
+            "--start {s}: expected beginning, end, snapshot, FILE:POS (mysql-bin.000003:4), a \
+             MariaDB GTID (0-1-42) or a MySQL GTID set (uuid:1-42)"
         ))
     }
 }
@@ -125,6 +133,7 @@ impl std::fmt::Display for Start {
             Start::End => f.write_str("end"),
             Start::Position { file, pos } => write!(f, "{file}:{pos}"),
             Start::Gtid(g) => f.write_str(g),
+            Start::Snapshot => f.write_str("snapshot"),
         }
     }
 }
@@ -399,6 +408,62 @@ impl Flavor {
         Ok(())
     }
 
+    /// Opens a consistent snapshot on `s` (a transaction that sees the tables as of one
+    /// binlog position) and returns that position.
+    fn consistent_snapshot(
+        self,
+        s: &mut Session,
+        config: &ReplicaConfig,
+    ) -> anyhow::Result<(String, u32)> {
+        let server = config.server();
+        for q in [
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "SET SESSION time_zone = '+00:00'",
+            // Rows wait in a bounded queue while the engine applies them.
+            "SET SESSION net_write_timeout = 3600",
+        ] {
+            s.query(q)?;
+        }
+        match self {
+            Flavor::MariaDb => {
+                // InnoDB's consistent snapshot knows its binlog position: no lock needed.
+                s.query("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+                let rows = s.query("SHOW STATUS LIKE 'binlog_snapshot_%'")?;
+                let get = |name: &str| {
+                    rows.iter()
+                        .find(|r| {
+                            r.first()
+                                .cloned()
+                                .flatten()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        })
+                        .and_then(|r| r.get(1).cloned().flatten())
+                };
+                match (
+                    get("binlog_snapshot_file"),
+                    get("binlog_snapshot_position").and_then(|p| p.parse().ok()),
+                ) {
+                    (Some(f), Some(p)) if !f.is_empty() => Ok((f, p)),
+                    _ => bail!("MariaDB at {server} gives no binlog position for a snapshot"),
+                }
+            }
+            Flavor::MySql => {
+                // Commits wait for the moment the snapshot is opened and its position read.
+                s.query("FLUSH TABLES WITH READ LOCK").map_err(|e| {
+                    anyhow::anyhow!(
+                        "MySQL at {server}: a snapshot needs FLUSH TABLES WITH READ LOCK ({e}): \
+                         GRANT RELOAD ON *.* TO the user"
+                    )
+                })?;
+                let opened = s
+                    .query("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                    .and_then(|_| current_position(s, self, config));
+                s.query("UNLOCK TABLES")?;
+                opened
+            }
+        }
+    }
+
     /// The variable that names the server among the servers of its replication topology.
     fn identity_variable(self) -> &'static str {
         match self {
@@ -436,6 +501,8 @@ pub struct ReplicaSource {
     crc: bool,
     /// The partition's name, with the server's identity ([`partition_of`]).
     partition: String,
+    /// The tables a `--start snapshot` reads.
+    snapshot: Vec<Table>,
 }
 
 impl ReplicaSource {
@@ -551,7 +618,13 @@ impl ReplicaSource {
             files,
             crc,
             partition: partition_of(&identity),
+            snapshot: Vec::new(),
         })
+    }
+
+    /// The tables a `--start snapshot` reads (the declared tables the views need).
+    pub fn set_snapshot_tables(&mut self, tables: Vec<Table>) {
+        self.snapshot = tables;
     }
 
     /// The partition's name: the key of its position in a state dir.
@@ -602,6 +675,12 @@ impl ReplicaSource {
                 legacy
             }
         };
+        if saved == Some(&SNAPSHOT_POSITION) {
+            bail!(
+                "the state dir was written during an initial snapshot that did not finish (a \
+                 restart cannot retract rows deleted since): remove the state dir and start again"
+            );
+        }
         if let Some(&p) = saved.filter(|p| **p != UNKNOWN_POSITION) {
             let (seq, pos) = (p >> 32, (p & 0xffff_ffff) as u32);
             let file = server_file(&self.base, seq);
@@ -730,23 +809,64 @@ impl Source for ReplicaSource {
             pending_start: 0,
             crc: self.crc,
         };
-        // The first connection is made here, so that its errors (a purged file, missing
-        // privileges) stop the start with a clear message.
-        let mut events = stream.open(&start)?;
-        let first = stream
-            .position_stream(&mut events)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let server = self.config.server();
-        tracing::info!(
-            server = %server,
-            server_id = self.config.server_id,
-            at = %stream.describe_position(),
-            "following the binlog"
-        );
-        std::thread::Builder::new()
-            .name("cdcflow-binlog".into())
-            .spawn(move || stream.run(events))
-            .context("cannot start the binlog thread")?;
+        let first = if let StartAt::Given(Start::Snapshot) = start {
+            // The snapshot is opened here, so that its errors stop the start; its rows are
+            // read on the thread, then the binlog from the snapshot's position.
+            let mut session = Session::open(&self.config, None)?;
+            let (file, pos) = self
+                .flavor
+                .consistent_snapshot(&mut session, &self.config)
+                .with_context(|| format!("cannot open a snapshot on {server}"))?;
+            let seq = sequence_of(Path::new(&file))
+                .with_context(|| format!("{server}: binlog file `{file}` has no sequence number"))?;
+            let time = session
+                .query("SELECT UNIX_TIMESTAMP()")?
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|t| t.parse::<u64>().ok())
+                .context("cannot read the server's time")?
+                * 1000;
+            stream.restart = StartAt::Known { seq, pos };
+            tracing::info!(
+                server = %server,
+                at = %format!("{file}:{pos}"),
+                tables = self.snapshot.len(),
+                "reading a snapshot of the watched tables, then the binlog from its position"
+            );
+            let tables = self.snapshot.clone();
+            std::thread::Builder::new()
+                .name("cdcflow-binlog".into())
+                .spawn(move || {
+                    match stream.snapshot(session, &tables, seq, pos, time) {
+                        Ok(()) => stream.run(None),
+                        Err(Ended::Fatal(e)) => {
+                            let _ = stream.tx.send(Msg::Fatal(e));
+                        }
+                        Err(_) => {}
+                    }
+                })
+                .context("cannot start the binlog thread")?;
+            SNAPSHOT_POSITION
+        } else {
+            // The first connection is made here, so that its errors (a purged file, missing
+            // privileges) stop the start with a clear message.
+            let mut events = stream.open(&start)?;
+            let first = stream
+                .position_stream(&mut events)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(
+                server = %server,
+                server_id = self.config.server_id,
+                at = %stream.describe_position(),
+                "following the binlog"
+            );
+            std::thread::Builder::new()
+                .name("cdcflow-binlog".into())
+                .spawn(move || stream.run(Some(events)))
+                .context("cannot start the binlog thread")?;
+            first
+        };
         Ok(Box::new(ReplicaReader {
             partition: self.partition.clone(),
             rx,
@@ -839,6 +959,9 @@ impl Stream {
                 self.flavor.check_gtid(g)?;
                 DumpFrom::Gtid(g)
             }
+            StartAt::Given(Start::Snapshot) => {
+                bail!("the binlog stream starts after the snapshot, at its position")
+            }
         };
         let tls = session.tls;
         let events = session
@@ -888,8 +1011,8 @@ impl Stream {
     }
 
     /// The thread: pumps events, reconnecting when the connection is lost.
-    fn run(mut self, first: EventStream) {
-        let mut events = Some(first);
+    fn run(mut self, first: Option<EventStream>) {
+        let mut events = first;
         let mut backoff = Duration::from_millis(200);
         loop {
             let ended = match events.take() {
@@ -932,6 +1055,99 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Reads the snapshot's rows (`session` holds its transaction) and sends them in chunks;
+    /// the last chunk ends at the snapshot's position `seq`/`pos`, where the binlog goes on.
+    fn snapshot(
+        &mut self,
+        mut session: Session,
+        tables: &[Table],
+        seq: u64,
+        pos: u32,
+        time: u64,
+    ) -> Result<(), Ended> {
+        let server = self.config.server();
+        let started = Instant::now();
+        let mut total = 0u64;
+        let mut pending: Option<Chunk> = None;
+        let chunk = |table: &Table| Chunk {
+            table: table.qualified(),
+            time,
+            seq,
+            pos: pos as u64,
+            rows: Vec::with_capacity(CHUNK_ROWS),
+        };
+        for table in tables {
+            let mut current = chunk(table);
+            let mut sent = Ok(());
+            let read = session.rows(&super::snapshot::select(table), |values| {
+                let mut row = Row::with_capacity(values.len());
+                for (v, col) in values.into_iter().zip(&table.columns) {
+                    let v = super::snapshot::convert(v, &col.ty).map_err(|e| {
+                        format!("{}.{}: {e}", table.qualified(), col.name)
+                    })?;
+                    if v == Value::Null && !col.nullable {
+                        return Err(format!(
+                            "{}.{} is NULL but NOT NULL in schema.sql",
+                            table.qualified(),
+                            col.name
+                        ));
+                    }
+                    row.push(v);
+                }
+                current.rows.push(row);
+                total += 1;
+                if current.rows.len() == CHUNK_ROWS {
+                    let full = std::mem::replace(&mut current, chunk(table));
+                    if let Some(prev) = pending.replace(full) {
+                        sent = self.send_chunk(prev, None);
+                        if sent.is_err() {
+                            return Err("closed".into());
+                        }
+                    }
+                }
+                Ok(())
+            });
+            sent?;
+            read.map_err(|e| {
+                Ended::Fatal(format!(
+                    "the snapshot of {} from {server} failed: {e}",
+                    table.qualified()
+                ))
+            })?;
+            if !current.rows.is_empty()
+                && let Some(prev) = pending.replace(current)
+            {
+                self.send_chunk(prev, None)?;
+            }
+        }
+        drop(session);
+        let end = seq << 32 | pos as u64;
+        let last = pending.unwrap_or_else(|| Chunk {
+            table: tables.first().map(Table::qualified).unwrap_or_default(),
+            time,
+            seq,
+            pos: pos as u64,
+            rows: Vec::new(),
+        });
+        self.send_chunk(last, Some(end))?;
+        tracing::info!(
+            rows = total,
+            tables = tables.len(),
+            secs = started.elapsed().as_secs_f64(),
+            "snapshot read; following the binlog from {}:{pos}",
+            server_file(&self.base, seq)
+        );
+        Ok(())
+    }
+
+    fn send_chunk(&self, chunk: Chunk, end: Option<u64>) -> Result<(), Ended> {
+        self.send(Msg::Record {
+            position: SNAPSHOT_POSITION,
+            end: Some(end.unwrap_or(SNAPSHOT_POSITION)),
+            bytes: chunk.encode(),
+        })
     }
 
     fn pump(&mut self, events: &mut EventStream) -> Ended {

@@ -728,6 +728,46 @@ fn live_replica_starts_at_the_beginning_or_at_a_gtid() {
     assert_eq!(f.dead_letters(), "");
 }
 
+/// `--start snapshot` on a server whose binlog no longer holds the tables' history (RESET
+/// MASTER after loading them): the rows are read from a consistent snapshot, the binlog
+/// follows from its position while a workload runs, and after a restart from the state dir
+/// (which resumes in the binlog, not with a new snapshot) every view equals MariaDB.
+#[test]
+fn live_replica_initial_snapshot_then_binlog_equals_mariadb() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let d = outbound();
+    server.reset_schema();
+    server.sql(COURIERS);
+    run_workload(&server.socket, 21, 3, 150, 0);
+    server.sql("RESET MASTER");
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let extra = ["--state-dir", state_dir, "--checkpoint-interval-secs", "0.2"];
+    let mut f = Follower::start_from(&server, &server.url(), "snapshot", 330, &extra);
+    run_workload(&server.socket, 22, 2, 100, 0);
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(60));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let log = f.engine.log();
+    assert!(log.contains("reading a snapshot of the watched tables"), "{log}");
+    assert!(log.contains("snapshot read; following the binlog"), "{log}");
+    // A restart resumes in the binlog (a second snapshot would re-insert every row).
+    run_workload(&server.socket, 23, 2, 60, 0);
+    f.restart("snapshot");
+    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(60));
+    assert_equals_mariadb(&server, &d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let log = f.engine.log();
+    assert!(
+        log.contains("--start snapshot is ignored: the state dir has a position"),
+        "{log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_eq!(f.dead_letters(), "");
+}
+
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
 fn kill_dump_connections(server: &Server) -> usize {
     let ids = server

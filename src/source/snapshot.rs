@@ -1,0 +1,260 @@
+//! The initial snapshot of a live server (`run --mysql --start snapshot`): the rows the watched
+//! tables hold at one consistent point, then the binlog from exactly that point.
+//!
+//! - Consistency ([`super::replica::Flavor::snapshot_position`]): MariaDB reads the binlog
+//!   position of an InnoDB consistent snapshot (`binlog_snapshot_file/position`, no lock);
+//!   MySQL takes `FLUSH TABLES WITH READ LOCK` for the moment it opens the snapshot and reads
+//!   the position (the user needs RELOAD), then releases it.
+//! - Rows: every declared table a view needs, its columns in schema.sql's order, read in the
+//!   binary protocol (typed values) with the session in UTC, and converted as the binlog decoder
+//!   converts row images (DATETIME/TIME fractions cut to milliseconds, as `mysql_cdc` gives
+//!   them, so a value does not depend on which path it came by).
+//! - Records: chunks of [`CHUNK_ROWS`] rows, each a [`Chunk`] behind [`MAGIC`] (bytes no
+//!   binlog transaction starts with: its first event would have a length of 0), decoded by
+//!   the binlog decoder as inserts, all at the snapshot's time (its whole second, like binlog
+//!   commit times) and at a version below every binlog event after the snapshot's position.
+//! - Positions: a chunk's position is [`SNAPSHOT_POSITION`] (0, below every binlog position),
+//!   so a checkpoint taken before the whole snapshot is acknowledged says so, and a restart
+//!   from it is refused (rows deleted meanwhile could not be retracted); the last chunk ends at
+//!   the snapshot's binlog position, where the stream goes on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ChangeEvent, Row};
+use crate::schema::{Catalog, ColumnType, Table};
+use crate::time::Version;
+use crate::value::{Decimal, F64, Value, days_from_civil};
+
+/// What a snapshot record starts with.
+pub const MAGIC: &[u8; 13] = b"SNAPSHOT\0\0\0\0\0";
+
+/// The position of a snapshot record (no binlog position is this small).
+pub const SNAPSHOT_POSITION: u64 = 0;
+
+/// Rows per record.
+pub const CHUNK_ROWS: usize = 1024;
+
+/// One record of a snapshot: rows of one table.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Chunk {
+    /// `db.table`.
+    pub table: String,
+    /// The snapshot's time (ms, a whole second).
+    pub time: u64,
+    /// The binlog file sequence and offset the snapshot is consistent with.
+    pub seq: u64,
+    /// See `seq`.
+    pub pos: u64,
+    /// The rows, columns in schema.sql's order.
+    pub rows: Vec<Row>,
+}
+
+impl Chunk {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        bincode::serialize_into(&mut out, self).expect("a snapshot chunk serializes");
+        out
+    }
+
+    /// The chunk behind [`MAGIC`], if `bytes` is one.
+    pub fn decode(bytes: &[u8]) -> Option<Result<Chunk, String>> {
+        let body = bytes.strip_prefix(MAGIC.as_slice())?;
+        Some(bincode::deserialize(body).map_err(|e| format!("malformed snapshot record: {e}")))
+    }
+
+    /// The chunk's rows as inserts of `catalog`'s table.
+    pub fn events(self, catalog: &Catalog) -> Result<Vec<ChangeEvent>, String> {
+        if self.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (db, name) = self
+            .table
+            .split_once('.')
+            .ok_or_else(|| format!("snapshot of `{}`: not db.table", self.table))?;
+        let table = catalog
+            .lookup(db, name)
+            .ok_or_else(|| format!("snapshot of {}: not in schema.sql", self.table))?;
+        let pk = &catalog.tables[table].primary_key;
+        // Below every row event at or after the snapshot's position.
+        let version = Version {
+            file: self.seq,
+            pos: self.pos.saturating_sub(1),
+            row: 0,
+        };
+        Ok(self
+            .rows
+            .into_iter()
+            .map(|row| ChangeEvent {
+                table,
+                key: row.project(pk),
+                row: Some(row),
+                version,
+                time: self.time,
+                tx: None,
+            })
+            .collect())
+    }
+}
+
+/// A value of column `ty` as the server sent it in the binary protocol, as the binlog decoder
+/// would give it.
+pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
+    use mysql::Value as M;
+    let int = |v: &M| -> Option<i128> {
+        match v {
+            M::Int(i) => Some(*i as i128),
+            M::UInt(u) => Some(*u as i128),
+            M::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| "text is not UTF-8".to_string());
+    let micros = |h: u64, mi: u64, s: u64, us: u64| -> i64 {
+        ((h * 3600 + mi * 60 + s) * 1_000_000 + us / 1000 * 1000) as i64
+    };
+    match (ty, v) {
+        (_, M::NULL) => Ok(Value::Null),
+        (ColumnType::Int { .. } | ColumnType::Year, v) => match int(&v) {
+            Some(n) => i64::try_from(n)
+                .map(Value::Int)
+                .map_err(|_| format!("{n} does not fit {ty}")),
+            None => Err(format!("{v:?} is not an integer")),
+        },
+        (ColumnType::BigIntUnsigned, v) => match int(&v) {
+            Some(n) => Ok(Value::Dec(Decimal::new(n, 0))),
+            None => Err(format!("{v:?} is not an integer")),
+        },
+        (ColumnType::Bit { .. }, M::Bytes(b)) => {
+            let n = b.iter().fold(0i128, |acc, x| (acc << 8) | *x as i128);
+            Ok(match i64::try_from(n) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Dec(Decimal::new(n, 0)),
+            })
+        }
+        (ColumnType::Decimal { scale, .. }, M::Bytes(b)) => {
+            let s = text(b)?;
+            Decimal::parse(&s)
+                .and_then(|d| d.rescale(*scale))
+                .map(Value::Dec)
+                .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits"))
+        }
+        (ColumnType::Double { .. }, M::Double(x)) => F64::new(x)
+            .map(Value::Double)
+            .ok_or_else(|| "not a finite number".into()),
+        (ColumnType::Double { .. }, M::Float(x)) => F64::new(x as f64)
+            .map(Value::Double)
+            .ok_or_else(|| "not a finite number".into()),
+        (
+            ColumnType::Text { .. } | ColumnType::Json | ColumnType::Enum(_) | ColumnType::Set(_),
+            M::Bytes(b),
+        ) => text(b).map(Value::Text),
+        (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b)),
+        (ColumnType::Date, M::Date(y, m, d, ..)) => {
+            if m == 0 || d == 0 {
+                return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
+            }
+            Ok(Value::Date(
+                days_from_civil(y as i64, m as u32, d as u32) as i32,
+            ))
+        }
+        (ColumnType::Timestamp { .. }, M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
+        (ColumnType::DateTime { .. } | ColumnType::Timestamp { .. }, M::Date(y, m, d, h, mi, s, us)) => {
+            if m == 0 || d == 0 {
+                return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
+            }
+            let days = days_from_civil(y as i64, m as u32, d as u32);
+            Ok(Value::DateTime(
+                days * 86_400_000_000 + micros(h as u64, mi as u64, s as u64, us as u64),
+            ))
+        }
+        (ColumnType::Time { .. }, M::Time(neg, days, h, mi, s, us)) => {
+            let t = micros(days as u64 * 24 + h as u64, mi as u64, s as u64, us as u64);
+            Ok(Value::Time(if neg { -t } else { t }))
+        }
+        (ty, v) => Err(format!("{v:?} does not fit {ty}")),
+    }
+}
+
+/// The statement that reads `t`'s columns in schema.sql's order.
+pub fn select(t: &Table) -> String {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("`{}`", c.name.replace('`', "``")))
+        .collect();
+    format!(
+        "SELECT {} FROM `{}`.`{}`",
+        cols.join(", "),
+        t.db.replace('`', "``"),
+        t.name.replace('`', "``")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql::Value as M;
+
+    #[test]
+    fn values_convert_as_the_binlog_decoder_gives_them() {
+        let dt = ColumnType::DateTime { precision: 6 };
+        assert_eq!(
+            convert(M::Date(2024, 6, 1, 10, 20, 30, 123_456), &dt),
+            Ok(Value::DateTime(
+                days_from_civil(2024, 6, 1) * 86_400_000_000 + 37_230_123_000
+            ))
+        );
+        assert!(convert(M::Date(2024, 0, 1, 0, 0, 0, 0), &dt).is_err());
+        assert_eq!(
+            convert(
+                M::Time(true, 1, 2, 0, 0, 500_000),
+                &ColumnType::Time { precision: 3 }
+            ),
+            Ok(Value::Time(-(26 * 3_600_000_000 + 500_000)))
+        );
+        let dec = ColumnType::Decimal {
+            precision: 10,
+            scale: 2,
+            unsigned: false,
+        };
+        assert_eq!(
+            convert(M::Bytes(b"-12.5".to_vec()), &dec),
+            Ok(Value::Dec(Decimal::new(-1250, 2)))
+        );
+        assert_eq!(
+            convert(M::UInt(u64::MAX), &ColumnType::BigIntUnsigned),
+            Ok(Value::Dec(Decimal::new(u64::MAX as i128, 0)))
+        );
+        assert_eq!(
+            convert(M::Int(-3), &ColumnType::Int { unsigned: false }),
+            Ok(Value::Int(-3))
+        );
+        assert_eq!(
+            convert(M::Bytes(vec![1, 0]), &ColumnType::Bit { width: 9 }),
+            Ok(Value::Int(256))
+        );
+        assert_eq!(convert(M::NULL, &dec), Ok(Value::Null));
+        assert!(convert(M::Bytes(vec![0xff]), &ColumnType::Text { max_chars: None }).is_err());
+        assert!(convert(M::Double(1.0), &dec).is_err());
+    }
+
+    #[test]
+    fn chunks_round_trip_and_are_no_binlog_transaction() {
+        let c = Chunk {
+            table: "orders.orders".into(),
+            time: 1_717_236_000_000,
+            seq: 3,
+            pos: 1234,
+            rows: vec![Row::from(vec![Value::Int(1), Value::Text("a".into())])],
+        };
+        let bytes = c.encode();
+        // A binlog event's length (bytes 9..13) is at least 19.
+        assert_eq!(&bytes[9..13], &[0, 0, 0, 0]);
+        let back = Chunk::decode(&bytes).unwrap().unwrap();
+        assert_eq!((back.table.as_str(), back.time, back.seq, back.pos), ("orders.orders", c.time, 3, 1234));
+        assert_eq!(back.rows, c.rows);
+        assert!(Chunk::decode(b"\x00\x00\x00\x00\x0f").is_none());
+        assert!(Chunk::decode(MAGIC).unwrap().is_err());
+    }
+}
