@@ -51,8 +51,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Message};
 
 use crate::decode::binlog::{
-    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, fde_crc_ok, is_harmless, parse_rows,
-    parse_table_map, primary_key, real_type, server_file, ty,
+    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, fde_crc_ok, is_harmless,
+    parse_rows, parse_table_map, primary_key, real_type, server_file, ty,
 };
 use crate::event::Row;
 use crate::schema::ColumnType;

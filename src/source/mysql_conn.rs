@@ -92,7 +92,10 @@ fn refused(config: &ReplicaConfig, e: mysql::Error) -> anyhow::Error {
     // rustls' refusals (an unknown issuer, a name mismatch) come as I/O errors.
     let text = e.to_string();
     if config.tls != TlsMode::Disabled
-        && matches!(e, Error::IoError(_) | Error::CodecError(_) | Error::TlsError(_))
+        && matches!(
+            e,
+            Error::IoError(_) | Error::CodecError(_) | Error::TlsError(_)
+        )
         && (text.contains("certificate") || text.to_ascii_lowercase().contains("tls"))
     {
         let text = text
@@ -140,7 +143,9 @@ fn refused(config: &ReplicaConfig, e: mysql::Error) -> anyhow::Error {
                 e.code
             )
         }
-        other => anyhow::anyhow!("MySQL at {server}: the handshake with user {user} failed: {other}"),
+        other => {
+            anyhow::anyhow!("MySQL at {server}: the handshake with user {user} failed: {other}")
+        }
     }
 }
 
@@ -317,7 +322,11 @@ impl EventStream {
     /// The next event's bytes: header, body and, where the server writes one, its checksum.
     pub(crate) fn next_event(&mut self) -> Result<Vec<u8>, StreamError> {
         let event = match self.stream.next() {
-            None => return Err(StreamError::Lost("the server ended the binlog stream".into())),
+            None => {
+                return Err(StreamError::Lost(
+                    "the server ended the binlog stream".into(),
+                ));
+            }
             Some(Ok(e)) => e,
             Some(Err(mysql::Error::MySqlError(e))) => {
                 return Err(StreamError::Server {

@@ -42,11 +42,11 @@ use super::binlog::{Grouper, HEADER, Step, sequence_of};
 pub use super::mysql_conn::TlsMode;
 use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::snapshot::{CHUNK_ROWS, Chunk, SNAPSHOT_POSITION};
+use super::{PartitionStatus, Positions, Record, Source, SourceReader};
+use crate::decode::binlog::{FileNames, server_file};
 use crate::event::Row;
 use crate::schema::Table;
 use crate::value::Value;
-use super::{PartitionStatus, Positions, Record, Source, SourceReader};
-use crate::decode::binlog::{FileNames, server_file};
 
 /// The name of the one partition before the server's identity is added (`binlog@ID`, the key
 /// of its position in the state dir); a state dir of an older cdcflow keys it so.
@@ -279,7 +279,6 @@ impl ReplicaConfig {
             format!("{}:{}", self.host, self.port)
         }
     }
-
 }
 
 fn percent_decode(s: &str) -> anyhow::Result<String> {
@@ -651,7 +650,9 @@ impl ReplicaSource {
         let saved = match resume.get(&self.partition) {
             Some(p) => Some(p),
             None => {
-                if let Some(other) = resume.keys().find(|k| k.starts_with(&format!("{PARTITION}@")))
+                if let Some(other) = resume
+                    .keys()
+                    .find(|k| k.starts_with(&format!("{PARTITION}@")))
                 {
                     bail!(
                         "the state dir was written following the binlog of the server with {} {}, \
@@ -818,8 +819,9 @@ impl Source for ReplicaSource {
                 .flavor
                 .consistent_snapshot(&mut session, &self.config)
                 .with_context(|| format!("cannot open a snapshot on {server}"))?;
-            let seq = sequence_of(Path::new(&file))
-                .with_context(|| format!("{server}: binlog file `{file}` has no sequence number"))?;
+            let seq = sequence_of(Path::new(&file)).with_context(|| {
+                format!("{server}: binlog file `{file}` has no sequence number")
+            })?;
             let time = session
                 .query("SELECT UNIX_TIMESTAMP()")?
                 .first()
@@ -837,15 +839,15 @@ impl Source for ReplicaSource {
             let tables = self.snapshot.clone();
             std::thread::Builder::new()
                 .name("cdcflow-binlog".into())
-                .spawn(move || {
-                    match stream.snapshot(session, &tables, seq, pos, time) {
+                .spawn(
+                    move || match stream.snapshot(session, &tables, seq, pos, time) {
                         Ok(()) => stream.run(None),
                         Err(Ended::Fatal(e)) => {
                             let _ = stream.tx.send(Msg::Fatal(e));
                         }
                         Err(_) => {}
-                    }
-                })
+                    },
+                )
                 .context("cannot start the binlog thread")?;
             SNAPSHOT_POSITION
         } else {
@@ -944,7 +946,10 @@ impl Stream {
         let from = match start {
             StartAt::Known { seq, pos } => {
                 file = server_file(&self.base, *seq);
-                DumpFrom::Position { file: &file, pos: *pos }
+                DumpFrom::Position {
+                    file: &file,
+                    pos: *pos,
+                }
             }
             StartAt::Given(Start::Beginning) => DumpFrom::Position { file: "", pos: 4 },
             StartAt::Given(Start::End) => {
@@ -965,7 +970,12 @@ impl Stream {
         };
         let tls = session.tls;
         let events = session
-            .binlog(self.flavor, self.config.server_id, from, self.config.heartbeat)
+            .binlog(
+                self.flavor,
+                self.config.server_id,
+                from,
+                self.config.heartbeat,
+            )
             .map_err(|e| {
                 anyhow::anyhow!(
                     "MySQL at {server}: cannot start the binlog stream as user {}: {e:#}",
@@ -1084,9 +1094,8 @@ impl Stream {
             let read = session.rows(&super::snapshot::select(table), |values| {
                 let mut row = Row::with_capacity(values.len());
                 for (v, col) in values.into_iter().zip(&table.columns) {
-                    let v = super::snapshot::convert(v, &col.ty).map_err(|e| {
-                        format!("{}.{}: {e}", table.qualified(), col.name)
-                    })?;
+                    let v = super::snapshot::convert(v, &col.ty)
+                        .map_err(|e| format!("{}.{}: {e}", table.qualified(), col.name))?;
                     if v == Value::Null && !col.nullable {
                         return Err(format!(
                             "{}.{} is NULL but NOT NULL in schema.sql",
@@ -1527,7 +1536,8 @@ mod tests {
         }
         assert!("on".parse::<TlsMode>().is_err());
         assert_eq!(TlsMode::default(), TlsMode::Preferred);
-        let set = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42:50,3E11FA47-71CA-11E1-9E33-C80AA9429563:7";
+        let set =
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42:50,3E11FA47-71CA-11E1-9E33-C80AA9429563:7";
         assert!(Flavor::MySql.check_gtid(set).is_ok());
         assert!(Flavor::MySql.check_gtid("0-1-42").is_err());
         assert!(Flavor::MariaDb.check_gtid("0-1-42,1-1-3").is_ok());

@@ -155,11 +155,14 @@ pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
                 return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
             }
             Ok(Value::Date(
-                days_from_civil(y as i64, m as u32, d as u32) as i32,
+                days_from_civil(y as i64, m as u32, d as u32) as i32
             ))
         }
         (ColumnType::Timestamp { .. }, M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
-        (ColumnType::DateTime { .. } | ColumnType::Timestamp { .. }, M::Date(y, m, d, h, mi, s, us)) => {
+        (
+            ColumnType::DateTime { .. } | ColumnType::Timestamp { .. },
+            M::Date(y, m, d, h, mi, s, us),
+        ) => {
             if m == 0 || d == 0 {
                 return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
             }
@@ -252,7 +255,10 @@ mod tests {
         // A binlog event's length (bytes 9..13) is at least 19.
         assert_eq!(&bytes[9..13], &[0, 0, 0, 0]);
         let back = Chunk::decode(&bytes).unwrap().unwrap();
-        assert_eq!((back.table.as_str(), back.time, back.seq, back.pos), ("orders.orders", c.time, 3, 1234));
+        assert_eq!(
+            (back.table.as_str(), back.time, back.seq, back.pos),
+            ("orders.orders", c.time, 3, 1234)
+        );
         assert_eq!(back.rows, c.rows);
         assert!(Chunk::decode(b"\x00\x00\x00\x00\x0f").is_none());
         assert!(Chunk::decode(MAGIC).unwrap().is_err());

@@ -195,7 +195,10 @@ fn regression_a_binlog_file_still_in_use_replays_equal_to_mariadb() {
     let err = replay_dir(&d, tmp.path(), 1, false)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("CRC32 mismatch") && err.contains("pos 4"), "{err}");
+    assert!(
+        err.contains("CRC32 mismatch") && err.contains("pos 4"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -676,12 +676,7 @@ fn live_replica_over_verified_tls_with_ed25519_equals_mariadb() {
         String::from_utf8_lossy(&out.stderr)
     );
     let d = outbound();
-    let extra = [
-        "--mysql-ssl-mode",
-        "verify-identity",
-        "--mysql-ssl-ca",
-        ca,
-    ];
+    let extra = ["--mysql-ssl-mode", "verify-identity", "--mysql-ssl-ca", ca];
     let mut f = Follower::start_as(&server, &url, 311, &extra);
     server.sql(COURIERS);
     run_workload(&server.socket, 7, 3, 150, 0);
@@ -744,14 +739,22 @@ fn live_replica_initial_snapshot_then_binlog_equals_mariadb() {
     server.sql("RESET MASTER");
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap();
-    let extra = ["--state-dir", state_dir, "--checkpoint-interval-secs", "0.2"];
+    let extra = [
+        "--state-dir",
+        state_dir,
+        "--checkpoint-interval-secs",
+        "0.2",
+    ];
     let mut f = Follower::start_from(&server, &server.url(), "snapshot", 330, &extra);
     run_workload(&server.socket, 22, 2, 100, 0);
     wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(60));
     assert_equals_mariadb(&server, &d, &f.out);
     f.engine.terminate(Duration::from_secs(20));
     let log = f.engine.log();
-    assert!(log.contains("reading a snapshot of the watched tables"), "{log}");
+    assert!(
+        log.contains("reading a snapshot of the watched tables"),
+        "{log}"
+    );
     assert!(log.contains("snapshot read; following the binlog"), "{log}");
     // A restart resumes in the binlog (a second snapshot would re-insert every row).
     run_workload(&server.socket, 23, 2, 60, 0);
@@ -856,9 +859,11 @@ fn live_replica_sigkill_resumes_from_the_state_dir() {
     // that means nothing there.
     server.sql("SET GLOBAL server_id = 2");
     f.restart("end");
-    wait_until("the engine refuses another server", Duration::from_secs(30), || {
-        f.engine.exited()
-    });
+    wait_until(
+        "the engine refuses another server",
+        Duration::from_secs(30),
+        || f.engine.exited(),
+    );
     server.sql("SET GLOBAL server_id = 1");
     let stderr = f.engine.log();
     assert!(
