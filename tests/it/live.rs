@@ -619,6 +619,17 @@ fn live_replica_equals_mariadb_with_two_workers() {
     }
 }
 
+/// Waits until `f` has caught up with the server, checks every view against MariaDB, stops
+/// the engine and checks that its log has no error; returns the log.
+fn caught_up_and_equal(server: &Server, d: &Dataflows, f: &mut Follower) -> String {
+    wait_caught_up(server, &mut f.engine, f.port, Duration::from_secs(60));
+    assert_equals_mariadb(server, d, &f.out);
+    f.engine.terminate(Duration::from_secs(20));
+    let log = f.engine.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    log
+}
+
 /// The connection real servers ask for: TLS with a verified certificate and a user that
 /// authenticates with ed25519 (MariaDB's; MySQL 8's caching_sha2_password takes the same
 /// path in the client) and is refused without TLS (`REQUIRE SSL`).
@@ -680,11 +691,7 @@ fn live_replica_over_verified_tls_with_ed25519_equals_mariadb() {
     let mut f = Follower::start_as(&server, &url, 311, &extra);
     server.sql(COURIERS);
     run_workload(&server.socket, 7, 3, 150, 0);
-    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
-    assert_equals_mariadb(&server, &d, &f.out);
-    f.engine.terminate(Duration::from_secs(20));
-    let stderr = f.engine.log();
-    assert!(!stderr.contains("ERROR"), "{stderr}");
+    let stderr = caught_up_and_equal(&server, &d, &mut f);
     assert_eq!(f.dead_letters(), "", "nothing dead-lettered: {stderr}");
     // The server saw TLS connections from the user (its status counts TLS accepts).
     let accepts = server.sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'");
@@ -704,10 +711,7 @@ fn live_replica_starts_at_the_beginning_or_at_a_gtid() {
     server.sql(COURIERS);
     run_workload(&server.socket, 11, 2, 100, 0);
     let mut f = Follower::start_from(&server, &server.url(), "beginning", 320, &[]);
-    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
-    assert_equals_mariadb(&server, &d, &f.out);
-    f.engine.terminate(Duration::from_secs(20));
-    assert!(!f.engine.log().contains("ERROR"), "{}", f.engine.log());
+    caught_up_and_equal(&server, &d, &mut f);
 
     server.reset_schema();
     let gtid = server.sql("SELECT @@global.gtid_binlog_pos")[0][0].clone();
@@ -715,11 +719,7 @@ fn live_replica_starts_at_the_beginning_or_at_a_gtid() {
     server.sql(COURIERS);
     run_workload(&server.socket, 12, 2, 100, 0);
     let mut f = Follower::start_from(&server, &server.url(), &gtid, 321, &[]);
-    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(30));
-    assert_equals_mariadb(&server, &d, &f.out);
-    f.engine.terminate(Duration::from_secs(20));
-    let log = f.engine.log();
-    assert!(!log.contains("ERROR"), "{log}");
+    caught_up_and_equal(&server, &d, &mut f);
     assert_eq!(f.dead_letters(), "");
 }
 
@@ -747,10 +747,7 @@ fn live_replica_initial_snapshot_then_binlog_equals_mariadb() {
     ];
     let mut f = Follower::start_from(&server, &server.url(), "snapshot", 330, &extra);
     run_workload(&server.socket, 22, 2, 100, 0);
-    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(60));
-    assert_equals_mariadb(&server, &d, &f.out);
-    f.engine.terminate(Duration::from_secs(20));
-    let log = f.engine.log();
+    let log = caught_up_and_equal(&server, &d, &mut f);
     assert!(
         log.contains("reading a snapshot of the watched tables"),
         "{log}"
@@ -759,15 +756,11 @@ fn live_replica_initial_snapshot_then_binlog_equals_mariadb() {
     // A restart resumes in the binlog (a second snapshot would re-insert every row).
     run_workload(&server.socket, 23, 2, 60, 0);
     f.restart("snapshot");
-    wait_caught_up(&server, &mut f.engine, f.port, Duration::from_secs(60));
-    assert_equals_mariadb(&server, &d, &f.out);
-    f.engine.terminate(Duration::from_secs(20));
-    let log = f.engine.log();
+    let log = caught_up_and_equal(&server, &d, &mut f);
     assert!(
         log.contains("--start snapshot is ignored: the state dir has a position"),
         "{log}"
     );
-    assert!(!log.contains("ERROR"), "{log}");
     assert_eq!(f.dead_letters(), "");
 }
 
