@@ -64,6 +64,10 @@ pub const UNKNOWN_POSITION: u64 = u64::MAX;
 /// Events buffered between the connection thread and the reader.
 const CHANNEL_EVENTS: usize = 4096;
 
+/// Snapshot records (of [`CHUNK_ROWS`] rows) queued for the reader: a snapshot is read much
+/// faster than it is applied, so its queue is short.
+const SNAPSHOT_CHUNKS_QUEUED: usize = 64;
+
 /// Where to start reading when the state dir has no position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -811,6 +815,7 @@ impl Source for ReplicaSource {
             crc: self.crc,
         };
         let server = self.config.server();
+        let mut snapshot = None;
         let first = if let StartAt::Given(Start::Snapshot) = start {
             // The snapshot is opened here, so that its errors stop the start; its rows are
             // read on the thread, then the binlog from the snapshot's position.
@@ -830,6 +835,8 @@ impl Source for ReplicaSource {
                 .context("cannot read the server's time")?
                 * 1000;
             stream.restart = StartAt::Known { seq, pos };
+            let (chunks, received) = sync_channel(SNAPSHOT_CHUNKS_QUEUED);
+            snapshot = Some(received);
             tracing::info!(
                 server = %server,
                 at = %format!("{file}:{pos}"),
@@ -839,15 +846,19 @@ impl Source for ReplicaSource {
             let tables = self.snapshot.clone();
             std::thread::Builder::new()
                 .name("cdcflow-binlog".into())
-                .spawn(
-                    move || match stream.snapshot(session, &tables, seq, pos, time) {
-                        Ok(()) => stream.run(None),
+                .spawn(move || {
+                    match stream.snapshot(session, &tables, seq, pos, time, &chunks) {
+                        Ok(()) => {
+                            // The reader turns to the binlog once this queue is closed.
+                            drop(chunks);
+                            stream.run(None)
+                        }
                         Err(Ended::Fatal(e)) => {
-                            let _ = stream.tx.send(Msg::Fatal(e));
+                            let _ = chunks.send(Msg::Fatal(e));
                         }
                         Err(_) => {}
-                    },
-                )
+                    }
+                })
                 .context("cannot start the binlog thread")?;
             SNAPSHOT_POSITION
         } else {
@@ -871,6 +882,7 @@ impl Source for ReplicaSource {
         };
         Ok(Box::new(ReplicaReader {
             partition: self.partition.clone(),
+            snapshot,
             rx,
             next: first,
             idle: false,
@@ -1076,6 +1088,7 @@ impl Stream {
         seq: u64,
         pos: u32,
         time: u64,
+        queue: &SyncSender<Msg>,
     ) -> Result<(), Ended> {
         let server = self.config.server();
         let started = Instant::now();
@@ -1110,7 +1123,7 @@ impl Stream {
                 if current.rows.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut current, chunk(table));
                     if let Some(prev) = pending.replace(full) {
-                        sent = self.send_chunk(prev, None);
+                        sent = send_chunk(queue, prev, None);
                         if sent.is_err() {
                             return Err("closed".into());
                         }
@@ -1128,7 +1141,7 @@ impl Stream {
             if !current.rows.is_empty()
                 && let Some(prev) = pending.replace(current)
             {
-                self.send_chunk(prev, None)?;
+                send_chunk(queue, prev, None)?;
             }
         }
         drop(session);
@@ -1140,7 +1153,7 @@ impl Stream {
             pos: pos as u64,
             rows: Vec::new(),
         });
-        self.send_chunk(last, Some(end))?;
+        send_chunk(queue, last, Some(end))?;
         tracing::info!(
             rows = total,
             tables = tables.len(),
@@ -1149,14 +1162,6 @@ impl Stream {
             server_file(&self.base, seq)
         );
         Ok(())
-    }
-
-    fn send_chunk(&self, chunk: Chunk, end: Option<u64>) -> Result<(), Ended> {
-        self.send(Msg::Record {
-            position: SNAPSHOT_POSITION,
-            end: Some(end.unwrap_or(SNAPSHOT_POSITION)),
-            bytes: chunk.encode(),
-        })
     }
 
     fn pump(&mut self, events: &mut EventStream) -> Ended {
@@ -1359,9 +1364,22 @@ impl Stream {
     }
 }
 
+/// Sends a snapshot record; the last one (`end`) says where the binlog goes on.
+fn send_chunk(queue: &SyncSender<Msg>, chunk: Chunk, end: Option<u64>) -> Result<(), Ended> {
+    queue
+        .send(Msg::Record {
+            position: SNAPSHOT_POSITION,
+            end: Some(end.unwrap_or(SNAPSHOT_POSITION)),
+            bytes: chunk.encode(),
+        })
+        .map_err(|_| Ended::Closed)
+}
+
 /// Worker 0's reader: drains the connection thread's channel.
 struct ReplicaReader {
     partition: String,
+    /// The snapshot's records, read before `rx` until this queue is closed.
+    snapshot: Option<Receiver<Msg>>,
     rx: Receiver<Msg>,
     /// Where the stream goes on after the last record yielded.
     next: u64,
@@ -1387,7 +1405,17 @@ impl SourceReader for ReplicaReader {
     fn poll(&mut self, max_records: usize, f: &mut dyn FnMut(Record<'_>)) -> anyhow::Result<()> {
         let mut n = 0;
         while n < max_records {
-            match self.rx.try_recv() {
+            let next = match &self.snapshot {
+                Some(queue) => match queue.try_recv() {
+                    Err(TryRecvError::Disconnected) => {
+                        self.snapshot = None;
+                        continue;
+                    }
+                    other => other,
+                },
+                None => self.rx.try_recv(),
+            };
+            match next {
                 Ok(Msg::Record {
                     position,
                     end,
