@@ -607,11 +607,21 @@ impl Decoder for BinlogDecoder {
     fn decode_at(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         if let Some(chunk) = crate::source::snapshot::Chunk::decode(bytes) {
             // A live server's initial snapshot: its rows as inserts.
-            return match chunk.and_then(|c| c.events(&self.catalog)) {
-                Ok(events) if events.is_empty() => Ok(Decoded::Ignored("empty snapshot record")),
-                Ok(events) => Ok(Decoded::Events(events)),
-                Err(e) => Err(DecodeError(e)),
-            };
+            let mut chunk = chunk.map_err(DecodeError)?;
+            let events = chunk.events(&self.catalog).map_err(DecodeError)?;
+            for (error, row) in std::mem::take(&mut chunk.rejected) {
+                self.reject(
+                    chunk.seq,
+                    chunk.pos,
+                    format!("snapshot of {}: {error}", chunk.table),
+                    row.as_bytes(),
+                );
+            }
+            return Ok(if events.is_empty() {
+                Decoded::Ignored("empty snapshot record")
+            } else {
+                Decoded::Events(events)
+            });
         }
         let seq = position >> 32;
         let base = position & 0xffff_ffff;

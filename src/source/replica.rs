@@ -1100,27 +1100,34 @@ impl Stream {
             seq,
             pos: pos as u64,
             rows: Vec::with_capacity(CHUNK_ROWS),
+            rejected: Vec::new(),
         };
         for table in tables {
             let mut current = chunk(table);
             let mut sent = Ok(());
             let read = session.rows(&super::snapshot::select(table), |values| {
+                let raw = format!("{values:?}");
                 let mut row = Row::with_capacity(values.len());
+                let mut bad = None;
                 for (v, col) in values.into_iter().zip(&table.columns) {
-                    let v = super::snapshot::convert(v, &col.ty)
-                        .map_err(|e| format!("{}.{}: {e}", table.qualified(), col.name))?;
-                    if v == Value::Null && !col.nullable {
-                        return Err(format!(
-                            "{}.{} is NULL but NOT NULL in schema.sql",
-                            table.qualified(),
-                            col.name
-                        ));
+                    match super::snapshot::convert(v, &col.ty) {
+                        Ok(Value::Null) if !col.nullable => {
+                            bad = Some(format!("{} is NULL but NOT NULL in schema.sql", col.name));
+                            break;
+                        }
+                        Ok(v) => row.push(v),
+                        Err(e) => {
+                            bad = Some(format!("{}: {e}", col.name));
+                            break;
+                        }
                     }
-                    row.push(v);
                 }
-                current.rows.push(row);
+                match bad {
+                    Some(e) => current.rejected.push((e, raw)),
+                    None => current.rows.push(row),
+                }
                 total += 1;
-                if current.rows.len() == CHUNK_ROWS {
+                if current.rows.len() + current.rejected.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut current, chunk(table));
                     if let Some(prev) = pending.replace(full) {
                         sent = send_chunk(queue, prev, None);
@@ -1138,7 +1145,7 @@ impl Stream {
                     table.qualified()
                 ))
             })?;
-            if !current.rows.is_empty()
+            if !(current.rows.is_empty() && current.rejected.is_empty())
                 && let Some(prev) = pending.replace(current)
             {
                 send_chunk(queue, prev, None)?;
@@ -1152,6 +1159,7 @@ impl Stream {
             seq,
             pos: pos as u64,
             rows: Vec::new(),
+            rejected: Vec::new(),
         });
         send_chunk(queue, last, Some(end))?;
         tracing::info!(

@@ -47,6 +47,9 @@ pub struct Chunk {
     pub pos: u64,
     /// The rows, columns in schema.sql's order.
     pub rows: Vec<Row>,
+    /// Rows that could not be converted: why, and the row as the server sent it (the decoder
+    /// dead-letters them, and stops unless `--skip-bad-events`).
+    pub rejected: Vec<(String, String)>,
 }
 
 impl Chunk {
@@ -64,7 +67,7 @@ impl Chunk {
     }
 
     /// The chunk's rows as inserts of `catalog`'s table.
-    pub fn events(self, catalog: &Catalog) -> Result<Vec<ChangeEvent>, String> {
+    pub fn events(&mut self, catalog: &Catalog) -> Result<Vec<ChangeEvent>, String> {
         if self.rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -82,8 +85,7 @@ impl Chunk {
             pos: self.pos.saturating_sub(1),
             row: 0,
         };
-        Ok(self
-            .rows
+        Ok(std::mem::take(&mut self.rows)
             .into_iter()
             .map(|row| ChangeEvent {
                 table,
@@ -250,6 +252,7 @@ mod tests {
             seq: 3,
             pos: 1234,
             rows: vec![Row::from(vec![Value::Int(1), Value::Text("a".into())])],
+            rejected: vec![("bad".into(), "[Int(1)]".into())],
         };
         let bytes = c.encode();
         // A binlog event's length (bytes 9..13) is at least 19.
@@ -260,6 +263,7 @@ mod tests {
             ("orders.orders", c.time, 3, 1234)
         );
         assert_eq!(back.rows, c.rows);
+        assert_eq!(back.rejected, c.rejected);
         assert!(Chunk::decode(b"\x00\x00\x00\x00\x0f").is_none());
         assert!(Chunk::decode(MAGIC).unwrap().is_err());
     }

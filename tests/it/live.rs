@@ -764,6 +764,65 @@ fn live_replica_initial_snapshot_then_binlog_equals_mariadb() {
     assert_eq!(f.dead_letters(), "");
 }
 
+/// A snapshot row the decoder cannot take (a zero DATETIME, which MariaDB stores without
+/// NO_ZERO_DATE) stops the run naming the table and column, as a bad binlog row does; with
+/// --skip-bad-events it is dead-lettered with the row as the server sent it, and counted.
+#[test]
+fn live_replica_snapshot_row_that_cannot_be_read_stops_or_is_dead_lettered() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    server.reset_schema();
+    server.sql(
+        "SET SESSION sql_mode = '';\n\
+         INSERT INTO orders.orders VALUES (1, 7, 'paid', '2024-06-01 10:00:00'), \
+         (2, 8, 'paid', '0000-00-00 00:00:00');",
+    );
+    let views = root().join("dataflows");
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+            .args([
+                "run",
+                "--views",
+                views.to_str().unwrap(),
+                "--mysql",
+                &server.url(),
+            ])
+            .args(["--server-id", "340", "--out", "-", "--start", "snapshot"])
+            .args([
+                "--exit-when-idle-ms",
+                "300",
+                "--dead-letter",
+                dead.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("snapshot of orders.orders: placed_at: zero date 0000-00-00")
+            && err.contains("--skip-bad-events"),
+        "{err}"
+    );
+    std::fs::remove_file(&dead).unwrap();
+    let out = run(&["--skip-bad-events"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("dead-lettered 1"), "{err}");
+    let kept = std::fs::read_to_string(&dead).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(
+        kept.contains("zero date") && kept.contains("Int(2)"),
+        "{kept}"
+    );
+}
+
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
 fn kill_dump_connections(server: &Server) -> usize {
     let ids = server
