@@ -22,7 +22,9 @@ use anyhow::bail;
 use mysql::prelude::Queryable;
 use mysql::{BinlogRequest, Conn, OptsBuilder, SslOpts};
 
-use super::replica::{Flavor, ReplicaConfig};
+#[cfg(doc)]
+use super::replica::Flavor;
+use super::replica::ReplicaConfig;
 
 /// How the connection uses TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -239,10 +241,11 @@ impl Session {
     }
 
     /// Turns this connection into the binlog stream from `from` (see [`DumpFrom`]), asking
-    /// for a heartbeat after `heartbeat` without events.
+    /// for a heartbeat after `heartbeat` without events; `session` are the flavour's settings
+    /// for the dump ([`Flavor::dump_session`]).
     pub(crate) fn binlog(
         mut self,
-        flavor: Flavor,
+        session: &[String],
         server_id: u32,
         from: DumpFrom<'_>,
         heartbeat: Duration,
@@ -253,24 +256,15 @@ impl Session {
             "SET @master_heartbeat_period = {}",
             heartbeat.as_nanos().clamp(1_000_000, 4_294_967_000_000_000)
         ))?;
-        let mut request = BinlogRequest::new(server_id);
-        match (flavor, from) {
-            (_, DumpFrom::Position { file, pos }) => {
-                if flavor == Flavor::MariaDb {
-                    self.run("SET @mariadb_slave_capability = 4")?;
-                }
-                request = request
-                    .with_filename(file.as_bytes().to_vec())
-                    .with_pos(pos);
-            }
-            (Flavor::MariaDb, DumpFrom::Gtid(gtid)) => {
-                // MariaDB reads a GTID start from the session before a plain dump command.
-                self.run("SET @mariadb_slave_capability = 4")?;
-                self.run(&format!("SET @slave_connect_state = '{gtid}'"))?;
-                self.run("SET @slave_gtid_strict_mode = 0")?;
-                self.run("SET @slave_gtid_ignore_duplicates = 0")?;
-            }
-            (Flavor::MySql, DumpFrom::Gtid(gtid)) => {
+        for sql in session {
+            self.run(sql)?;
+        }
+        let request = BinlogRequest::new(server_id);
+        let request = match from {
+            DumpFrom::Position { file, pos } => request
+                .with_filename(file.as_bytes().to_vec())
+                .with_pos(pos),
+            DumpFrom::GtidSet(gtid) => {
                 let sids = gtid
                     .split(',')
                     .map(|s| s.trim().parse::<mysql_common::packets::Sid<'static>>())
@@ -278,9 +272,9 @@ impl Session {
                 let Ok(sids) = sids else {
                     bail!("`{gtid}` is not a MySQL GTID set");
                 };
-                request = request.with_use_gtid(true).with_sids(sids).with_pos(4u64);
+                request.with_use_gtid(true).with_sids(sids).with_pos(4u64)
             }
-        }
+        };
         let stream = self.conn.get_binlog_stream(request).map_err(|e| match e {
             mysql::Error::MySqlError(e) => anyhow::anyhow!("{} (error {})", e.message, e.code),
             e => anyhow::anyhow!("{e}"),
@@ -292,10 +286,11 @@ impl Session {
 /// Where a dump starts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum DumpFrom<'a> {
-    /// A file and offset (an empty file name: the oldest file the server has).
+    /// A file and offset (an empty file name: the oldest file the server has, or where the
+    /// session's GTID settings say).
     Position { file: &'a str, pos: u32 },
-    /// A GTID position of the server's flavour (checked before).
-    Gtid(&'a str),
+    /// A MySQL GTID set (`COM_BINLOG_DUMP_GTID`: what the set does not contain).
+    GtidSet(&'a str),
 }
 
 /// Why the next event could not be read.

@@ -29,8 +29,14 @@
 //!   transaction received (a transaction cut off in the middle is read again whole), with a
 //!   warning; the partition holds the frontier meanwhile. Errors of the server about the
 //!   position (a purged file) or privileges stop the run.
-//! - Flavour specifics (MariaDB or MySQL: which variables to check, GTID syntax) are in
-//!   [`Flavor`]; everything else is the same code.
+//! - Flavour specifics (MariaDB or MySQL: which variables to check, GTID syntax and how a
+//!   GTID start is sent, the session settings of the dump, how a consistent snapshot learns
+//!   its position, the server's identity) are in [`Flavor`]; everything else, the connection
+//!   of [`super::mysql_conn`] included, is the same code.
+//! - `--start snapshot` ([`super::snapshot`]): a consistent snapshot's rows first, on this
+//!   thread, in a queue of their own, then the binlog from the snapshot's position.
+//! - The partition is named with the server's identity (`binlog@ID`): a state dir is resumed
+//!   only on the server it was read from.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
@@ -409,6 +415,23 @@ impl Flavor {
             );
         }
         Ok(())
+    }
+
+    /// The session settings before the dump command; `gtid`: a GTID start (checked).
+    fn dump_session(self, gtid: Option<&str>) -> Vec<String> {
+        match (self, gtid) {
+            // GTID events and annotations, as a MariaDB replica gets them.
+            (Flavor::MariaDb, None) => vec!["SET @mariadb_slave_capability = 4".into()],
+            // MariaDB reads a GTID start from the session before a plain dump command.
+            (Flavor::MariaDb, Some(g)) => vec![
+                "SET @mariadb_slave_capability = 4".into(),
+                format!("SET @slave_connect_state = '{g}'"),
+                "SET @slave_gtid_strict_mode = 0".into(),
+                "SET @slave_gtid_ignore_duplicates = 0".into(),
+            ],
+            // MySQL takes its GTID set in COM_BINLOG_DUMP_GTID.
+            (Flavor::MySql, _) => Vec::new(),
+        }
     }
 
     /// Opens a consistent snapshot on `s` (a transaction that sees the tables as of one
@@ -974,16 +997,25 @@ impl Stream {
             StartAt::Given(Start::Position { file, pos }) => DumpFrom::Position { file, pos: *pos },
             StartAt::Given(Start::Gtid(g)) => {
                 self.flavor.check_gtid(g)?;
-                DumpFrom::Gtid(g)
+                match self.flavor {
+                    // The session's @slave_connect_state says where.
+                    Flavor::MariaDb => DumpFrom::Position { file: "", pos: 4 },
+                    Flavor::MySql => DumpFrom::GtidSet(g),
+                }
             }
             StartAt::Given(Start::Snapshot) => {
                 bail!("the binlog stream starts after the snapshot, at its position")
             }
         };
         let tls = session.tls;
+        let gtid = match start {
+            StartAt::Given(Start::Gtid(g)) => Some(g.as_str()),
+            _ => None,
+        };
+        let settings = self.flavor.dump_session(gtid);
         let events = session
             .binlog(
-                self.flavor,
+                &settings,
                 self.config.server_id,
                 from,
                 self.config.heartbeat,
