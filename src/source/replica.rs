@@ -1138,10 +1138,9 @@ impl Stream {
             let mut current = chunk(table);
             let mut sent = Ok(());
             let read = session.rows(&super::snapshot::select(table), |values| {
-                let raw = format!("{values:?}");
                 let mut row = Row::with_capacity(values.len());
                 let mut bad = None;
-                for (v, col) in values.into_iter().zip(&table.columns) {
+                for (v, col) in values.iter().zip(&table.columns) {
                     match super::snapshot::convert(v, &col.ty) {
                         Ok(Value::Null) if !col.nullable => {
                             bad = Some(format!("{} is NULL but NOT NULL in schema.sql", col.name));
@@ -1155,7 +1154,8 @@ impl Stream {
                     }
                 }
                 match bad {
-                    Some(e) => current.rejected.push((e, raw)),
+                    // The row as the server sent it, kept with the dead letter.
+                    Some(e) => current.rejected.push((e, format!("{values:?}"))),
                     None => current.rows.push(row),
                 }
                 total += 1;

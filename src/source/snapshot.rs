@@ -101,7 +101,7 @@ impl Chunk {
 
 /// A value of column `ty` as the server sent it in the binary protocol, as the binlog decoder
 /// would give it.
-pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
+pub fn convert(v: &mysql::Value, ty: &ColumnType) -> Result<Value, String> {
     use mysql::Value as M;
     let int = |v: &M| -> Option<i128> {
         match v {
@@ -111,19 +111,23 @@ pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
             _ => None,
         }
     };
-    let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| "text is not UTF-8".to_string());
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| "text is not UTF-8".to_string())
+    };
     let micros = |h: u64, mi: u64, s: u64, us: u64| -> i64 {
         ((h * 3600 + mi * 60 + s) * 1_000_000 + us / 1000 * 1000) as i64
     };
     match (ty, v) {
         (_, M::NULL) => Ok(Value::Null),
-        (ColumnType::Int { .. } | ColumnType::Year, v) => match int(&v) {
+        (ColumnType::Int { .. } | ColumnType::Year, v) => match int(v) {
             Some(n) => i64::try_from(n)
                 .map(Value::Int)
                 .map_err(|_| format!("{n} does not fit {ty}")),
             None => Err(format!("{v:?} is not an integer")),
         },
-        (ColumnType::BigIntUnsigned, v) => match int(&v) {
+        (ColumnType::BigIntUnsigned, v) => match int(v) {
             Some(n) => Ok(Value::Dec(Decimal::new(n, 0))),
             None => Err(format!("{v:?} is not an integer")),
         },
@@ -135,24 +139,24 @@ pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
             })
         }
         (ColumnType::Decimal { scale, .. }, M::Bytes(b)) => {
-            let s = text(b)?;
-            Decimal::parse(&s)
+            let s = std::str::from_utf8(b).map_err(|_| "DECIMAL text is not ASCII".to_string())?;
+            Decimal::parse(s)
                 .and_then(|d| d.rescale(*scale))
                 .map(Value::Dec)
                 .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits"))
         }
-        (ColumnType::Double { .. }, M::Double(x)) => F64::new(x)
+        (ColumnType::Double { .. }, M::Double(x)) => F64::new(*x)
             .map(Value::Double)
             .ok_or_else(|| "not a finite number".into()),
-        (ColumnType::Double { .. }, M::Float(x)) => F64::new(x as f64)
+        (ColumnType::Double { .. }, M::Float(x)) => F64::new(*x as f64)
             .map(Value::Double)
             .ok_or_else(|| "not a finite number".into()),
         (
             ColumnType::Text { .. } | ColumnType::Json | ColumnType::Enum(_) | ColumnType::Set(_),
             M::Bytes(b),
         ) => text(b).map(Value::Text),
-        (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b)),
-        (ColumnType::Date, M::Date(y, m, d, ..)) => {
+        (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b.clone())),
+        (ColumnType::Date, &M::Date(y, m, d, ..)) => {
             if m == 0 || d == 0 {
                 return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
             }
@@ -160,10 +164,10 @@ pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
                 days_from_civil(y as i64, m as u32, d as u32) as i32
             ))
         }
-        (ColumnType::Timestamp { .. }, M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
+        (ColumnType::Timestamp { .. }, &M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
         (
             ColumnType::DateTime { .. } | ColumnType::Timestamp { .. },
-            M::Date(y, m, d, h, mi, s, us),
+            &M::Date(y, m, d, h, mi, s, us),
         ) => {
             if m == 0 || d == 0 {
                 return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
@@ -173,7 +177,7 @@ pub fn convert(v: mysql::Value, ty: &ColumnType) -> Result<Value, String> {
                 days * 86_400_000_000 + micros(h as u64, mi as u64, s as u64, us as u64),
             ))
         }
-        (ColumnType::Time { .. }, M::Time(neg, days, h, mi, s, us)) => {
+        (ColumnType::Time { .. }, &M::Time(neg, days, h, mi, s, us)) => {
             let t = micros(days as u64 * 24 + h as u64, mi as u64, s as u64, us as u64);
             Ok(Value::Time(if neg { -t } else { t }))
         }
@@ -205,15 +209,15 @@ mod tests {
     fn values_convert_as_the_binlog_decoder_gives_them() {
         let dt = ColumnType::DateTime { precision: 6 };
         assert_eq!(
-            convert(M::Date(2024, 6, 1, 10, 20, 30, 123_456), &dt),
+            convert(&M::Date(2024, 6, 1, 10, 20, 30, 123_456), &dt),
             Ok(Value::DateTime(
                 days_from_civil(2024, 6, 1) * 86_400_000_000 + 37_230_123_000
             ))
         );
-        assert!(convert(M::Date(2024, 0, 1, 0, 0, 0, 0), &dt).is_err());
+        assert!(convert(&M::Date(2024, 0, 1, 0, 0, 0, 0), &dt).is_err());
         assert_eq!(
             convert(
-                M::Time(true, 1, 2, 0, 0, 500_000),
+                &M::Time(true, 1, 2, 0, 0, 500_000),
                 &ColumnType::Time { precision: 3 }
             ),
             Ok(Value::Time(-(26 * 3_600_000_000 + 500_000)))
@@ -224,24 +228,24 @@ mod tests {
             unsigned: false,
         };
         assert_eq!(
-            convert(M::Bytes(b"-12.5".to_vec()), &dec),
+            convert(&M::Bytes(b"-12.5".to_vec()), &dec),
             Ok(Value::Dec(Decimal::new(-1250, 2)))
         );
         assert_eq!(
-            convert(M::UInt(u64::MAX), &ColumnType::BigIntUnsigned),
+            convert(&M::UInt(u64::MAX), &ColumnType::BigIntUnsigned),
             Ok(Value::Dec(Decimal::new(u64::MAX as i128, 0)))
         );
         assert_eq!(
-            convert(M::Int(-3), &ColumnType::Int { unsigned: false }),
+            convert(&M::Int(-3), &ColumnType::Int { unsigned: false }),
             Ok(Value::Int(-3))
         );
         assert_eq!(
-            convert(M::Bytes(vec![1, 0]), &ColumnType::Bit { width: 9 }),
+            convert(&M::Bytes(vec![1, 0]), &ColumnType::Bit { width: 9 }),
             Ok(Value::Int(256))
         );
-        assert_eq!(convert(M::NULL, &dec), Ok(Value::Null));
-        assert!(convert(M::Bytes(vec![0xff]), &ColumnType::Text { max_chars: None }).is_err());
-        assert!(convert(M::Double(1.0), &dec).is_err());
+        assert_eq!(convert(&M::NULL, &dec), Ok(Value::Null));
+        assert!(convert(&M::Bytes(vec![0xff]), &ColumnType::Text { max_chars: None }).is_err());
+        assert!(convert(&M::Double(1.0), &dec).is_err());
     }
 
     #[test]
