@@ -169,8 +169,9 @@ impl Session {
             .tcp_connect_timeout(Some(config.connect_timeout))
             .read_timeout(read_timeout)
             .write_timeout(Some(Duration::from_secs(60)))
-            .stmt_cache_size(0)
-            .enable_cleartext_plugin(config.tls != TlsMode::Disabled);
+            .stmt_cache_size(0);
+        // The cleartext plugin sends the password as it is: only inside TLS.
+        let tls = |ssl: SslOpts| base.clone().ssl_opts(ssl).enable_cleartext_plugin(true);
         let unchecked = SslOpts::default()
             .with_danger_accept_invalid_certs(true)
             .with_danger_skip_domain_validation(true);
@@ -179,21 +180,22 @@ impl Session {
             o.with_danger_skip_domain_validation(config.tls == TlsMode::VerifyCa)
         };
         let connect = |opts: OptsBuilder| Conn::new(opts).map_err(|e| refused(config, e));
-        let (conn, tls) = match config.tls {
-            TlsMode::Disabled => (connect(base)?, false),
-            TlsMode::Preferred => match Conn::new(base.clone().ssl_opts(unchecked)) {
+        let (conn, over_tls) = match config.tls {
+            TlsMode::Disabled => (connect(base.clone())?, false),
+            TlsMode::Preferred => match Conn::new(tls(unchecked)) {
                 Ok(c) => (c, true),
                 Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
-                    (connect(base)?, false)
+                    (connect(base.clone())?, false)
                 }
                 Err(e) => return Err(refused(config, e)),
             },
-            TlsMode::Required => (connect(base.ssl_opts(unchecked))?, true),
-            TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
-                (connect(base.ssl_opts(verified))?, true)
-            }
+            TlsMode::Required => (connect(tls(unchecked))?, true),
+            TlsMode::VerifyCa | TlsMode::VerifyIdentity => (connect(tls(verified))?, true),
         };
-        Ok(Session { conn, tls })
+        Ok(Session {
+            conn,
+            tls: over_tls,
+        })
     }
 
     /// Runs `sql`; the rows of its result set as text (none for a statement without one).
