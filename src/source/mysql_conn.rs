@@ -169,7 +169,11 @@ impl Session {
             .tcp_connect_timeout(Some(config.connect_timeout))
             .read_timeout(read_timeout)
             .write_timeout(Some(Duration::from_secs(60)))
-            .stmt_cache_size(0);
+            .stmt_cache_size(0)
+            // Binlog events are as large as a transaction's biggest row: take what the server
+            // may send a replica (slave_max_allowed_packet, at most 1 GiB), not the server's
+            // max_allowed_packet for clients (16 MB by default).
+            .max_allowed_packet(Some(1 << 30));
         // The cleartext plugin sends the password as it is: only inside TLS.
         let tls = |ssl: SslOpts| base.clone().ssl_opts(ssl).enable_cleartext_plugin(true);
         let unchecked = SslOpts::default()
