@@ -322,7 +322,14 @@ const FORMAT_DESCRIPTION: u8 = 15;
 impl EventStream {
     /// The next event's bytes: header, body and, where the server writes one, its checksum.
     pub(crate) fn next_event(&mut self) -> Result<Vec<u8>, StreamError> {
-        let event = match self.stream.next() {
+        // mysql_common panics on an event shorter than its header says (a read_exact unwrap).
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stream.next()));
+        let Ok(next) = next else {
+            return Err(StreamError::Invalid(
+                "an event shorter than its header says".into(),
+            ));
+        };
+        let event = match next {
             None => {
                 return Err(StreamError::Lost(
                     "the server ended the binlog stream".into(),
