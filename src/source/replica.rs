@@ -49,7 +49,7 @@ pub use super::mysql_conn::TlsMode;
 use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::snapshot::{CHUNK_ROWS, Chunk, SNAPSHOT_POSITION};
 use super::{PartitionStatus, Positions, Record, Source, SourceReader};
-use crate::decode::binlog::{FileNames, server_file};
+use crate::decode::binlog::{FileNames, crc_ok, server_file};
 use crate::event::Row;
 use crate::schema::Table;
 use crate::value::Value;
@@ -523,8 +523,6 @@ pub struct ReplicaSource {
     base: String,
     /// The files the server has, with their sizes.
     files: Vec<(String, u64)>,
-    /// Events carry a CRC32 (`binlog_checksum`).
-    crc: bool,
     /// The partition's name, with the server's identity ([`partition_of`]).
     partition: String,
     /// The tables a `--start snapshot` reads.
@@ -566,7 +564,7 @@ impl ReplicaSource {
             .next()
             .unwrap_or_default();
         let mut base = None;
-        let mut crc = true;
+        let mut checksum = String::new();
         for (i, (var, want, why)) in settings.iter().enumerate() {
             let got = values.get(i).cloned().flatten();
             if *var == "log_bin_basename" {
@@ -577,7 +575,8 @@ impl ReplicaSource {
                 continue;
             }
             if *var == "binlog_checksum" {
-                crc = !got.is_some_and(|c| c.eq_ignore_ascii_case("NONE"));
+                // Read for the log line; each file's format description says its own.
+                checksum = got.unwrap_or_default();
                 continue;
             }
             let Some(want) = want else { continue };
@@ -634,6 +633,7 @@ impl ReplicaSource {
             server = %server,
             version = %version,
             base = %base,
+            binlog_checksum = %checksum,
             identity = %identity,
             "connected to the binlog's server"
         );
@@ -642,7 +642,6 @@ impl ReplicaSource {
             flavor,
             base,
             files,
-            crc,
             partition: partition_of(&identity),
             snapshot: Vec::new(),
         })
@@ -835,7 +834,6 @@ impl Source for ReplicaSource {
             grouper: Grouper::default(),
             pending: Vec::new(),
             pending_start: 0,
-            crc: self.crc,
         };
         let server = self.config.server();
         let mut snapshot = None;
@@ -961,8 +959,6 @@ struct Stream {
     pending: Vec<u8>,
     /// The byte offset of its first event.
     pending_start: u32,
-    /// Events carry a CRC32 (the server's `binlog_checksum`).
-    crc: bool,
 }
 
 const ROTATE: u8 = 4;
@@ -1366,7 +1362,10 @@ impl Stream {
     }
 
     fn rotate(&mut self, ev: &[u8]) -> Result<(), Ended> {
-        let end = ev.len() - if self.crc { 4 } else { 0 };
+        // Whether a rotate carries a CRC32 depends on the file it is sent for (the server's
+        // binlog_checksum when that file was written, or the one it starts), not on today's
+        // setting: a trailing CRC is recognised by matching.
+        let end = ev.len() - if crc_ok(ev) { 4 } else { 0 };
         let (Some(pos), Some(name)) = (
             ev.get(HEADER..HEADER + 8),
             ev.get(HEADER + 8..end.max(HEADER + 8)),

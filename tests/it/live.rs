@@ -856,6 +856,33 @@ fn regression_a_binlog_event_larger_than_max_allowed_packet_is_read() {
     assert!(!log.contains("lost"), "{log}");
 }
 
+/// Regression: the stream read rotate events with or without a CRC32 by the server's
+/// binlog_checksum at connect time; after `SET GLOBAL binlog_checksum = NONE` (a dynamic
+/// setting) the rotate of an older, checksummed file was misread and the run stopped ("binlog
+/// file `mysql-bin.000001...` has no sequence number"). Files written with and without
+/// checksums are followed in one stream.
+#[test]
+fn regression_files_written_with_and_without_checksums_are_followed() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let d = outbound();
+    server.reset_schema();
+    let (file, pos) = server.master_status();
+    server.sql(COURIERS);
+    run_workload(&server.socket, 41, 2, 40, 0);
+    server.sql("SET GLOBAL binlog_checksum = NONE; FLUSH BINARY LOGS;");
+    run_workload(&server.socket, 42, 2, 40, 0);
+    server.sql("SET GLOBAL binlog_checksum = CRC32; FLUSH BINARY LOGS;");
+    run_workload(&server.socket, 43, 2, 40, 0);
+    server.sql("SET GLOBAL binlog_checksum = NONE;");
+    let start = format!("{file}:{pos}");
+    let mut f = Follower::start_from(&server, &server.url(), &start, 360, &[]);
+    let log = caught_up_and_equal(&server, &d, &mut f);
+    server.sql("SET GLOBAL binlog_checksum = CRC32;");
+    assert_eq!(f.dead_letters(), "", "{log}");
+}
+
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
 fn kill_dump_connections(server: &Server) -> usize {
     let ids = server
