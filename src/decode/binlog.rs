@@ -140,6 +140,9 @@ pub struct BinlogDecoder {
     rejected: Vec<PartRejected>,
     /// Row events of tables no view needs, skipped without decoding their rows.
     pub skipped_row_events: u64,
+    /// The watched tables whose rows this decoder has applied: a statement that empties one
+    /// of them without row events is refused ([`super::ddl`]).
+    applied: std::collections::HashSet<TableId>,
 }
 
 impl BinlogDecoder {
@@ -175,6 +178,7 @@ impl BinlogDecoder {
             cdc_maps: HashMap::new(),
             rejected: Vec::new(),
             skipped_row_events: 0,
+            applied: Default::default(),
         }
     }
 
@@ -574,6 +578,15 @@ pub(crate) fn crc_ok(ev: &[u8]) -> bool {
             == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
 }
 
+/// The default database of a QUERY event (`ev` whole, without its CRC).
+fn query_db(ev: &[u8]) -> Option<String> {
+    let p = ev.get(HEADER..)?;
+    let db_len = *p.get(8)? as usize;
+    let status_len = u16::from_le_bytes([*p.get(11)?, *p.get(12)?]) as usize;
+    let db = p.get(13 + status_len..13 + status_len + db_len)?;
+    Some(String::from_utf8_lossy(db).into_owned())
+}
+
 /// The flag a server sets in the format description of the binlog file it is writing, and
 /// clears when it closes the file.
 const BINLOG_IN_USE: u8 = 0x01;
@@ -609,6 +622,7 @@ impl Decoder for BinlogDecoder {
             // A live server's initial snapshot: its rows as inserts.
             let mut chunk = chunk.map_err(DecodeError)?;
             let events = chunk.events(&self.catalog).map_err(DecodeError)?;
+            self.applied.extend(events.iter().map(|e| e.table));
             for (error, row) in std::mem::take(&mut chunk.rejected) {
                 self.reject(
                     chunk.seq,
@@ -694,6 +708,8 @@ impl Decoder for BinlogDecoder {
                         || text.eq_ignore_ascii_case(b"ROLLBACK")
                     {
                         commit = Some(timestamp * 1000);
+                    } else if !text.eq_ignore_ascii_case(b"BEGIN") {
+                        self.statement(seq, pos, ev, text);
                     }
                 }
                 ty::TABLE_MAP => self.table_map(seq, pos, ev, body),
@@ -820,6 +836,44 @@ impl BinlogDecoder {
         }
     }
 
+    /// Refuses a statement that empties or replaces a watched table whose rows were applied
+    /// (TRUNCATE, DROP, RENAME): the views cannot follow it.
+    fn statement(&mut self, seq: u64, pos: u64, ev: &[u8], text: &[u8]) {
+        let sql = String::from_utf8_lossy(text);
+        let db = query_db(ev).unwrap_or_default();
+        let mut hit = Vec::new();
+        for e in super::ddl::emptied(&db, &sql) {
+            for (id, t) in self.catalog.tables.iter().enumerate() {
+                let same_db = t.db.eq_ignore_ascii_case(&e.db);
+                let same = match &e.table {
+                    Some(name) => same_db && t.name.eq_ignore_ascii_case(name),
+                    None => same_db,
+                };
+                if same && self.applied.contains(&id) && !hit.contains(&id) {
+                    hit.push(id);
+                }
+            }
+        }
+        if hit.is_empty() {
+            return;
+        }
+        let names: Vec<String> = hit
+            .iter()
+            .map(|&id| self.catalog.tables[id].qualified())
+            .collect();
+        let shown: String = sql.chars().take(120).collect();
+        self.reject(
+            seq,
+            pos,
+            format!(
+                "`{shown}` removes the rows of {} without row events, which the views cannot \
+                 follow: rebuild them from after it (a new state dir, --start snapshot)",
+                names.join(", ")
+            ),
+            ev,
+        );
+    }
+
     fn rows_event(
         &mut self,
         seq: u64,
@@ -855,6 +909,7 @@ impl BinlogDecoder {
                 return;
             }
         };
+        self.applied.insert(m.table);
         let parsed = parse_rows(t, body, &self.cdc_maps);
         let rows = match parsed {
             Ok(r) => r,

@@ -7,6 +7,7 @@
 //! says what is wrong. The caller adds the source position and keeps the raw record.
 
 pub mod binlog;
+pub mod ddl;
 pub mod debezium;
 
 pub use crate::event::{ChangeEvent, Row, TxMarker, TxTag};

@@ -883,6 +883,40 @@ fn regression_files_written_with_and_without_checksums_are_followed() {
     assert_eq!(f.dead_letters(), "", "{log}");
 }
 
+/// TRUNCATE (or DROP, RENAME) of a watched table whose rows were applied removes rows
+/// without row events: the run stops naming the statement and its position instead of
+/// keeping rows MariaDB no longer has. A DROP before any of the table's rows is harmless.
+#[test]
+fn live_replica_truncate_of_a_watched_table_stops_the_run() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let mut f = Follower::start(&server, 370, &[]);
+    server.sql(
+        "DROP TABLE IF EXISTS logistics.deliveries;\n\
+         CREATE TABLE logistics.deliveries (id BIGINT NOT NULL PRIMARY KEY, shipment_id BIGINT \
+         NOT NULL, courier_id INT NOT NULL, shipping_cost DECIMAL(10,2) NOT NULL, \
+         dispatched_at DATETIME(3) NOT NULL);",
+    );
+    server.sql(COURIERS);
+    run_workload(&server.socket, 51, 2, 30, 0);
+    server.sql("TRUNCATE TABLE logistics.couriers;");
+    wait_until("the engine stops", Duration::from_secs(30), || {
+        f.engine.exited()
+    });
+    let log = f.engine.log();
+    assert!(
+        log.contains("`TRUNCATE TABLE logistics.couriers` removes the rows of logistics.couriers")
+            && log.contains("mysql-bin.")
+            && log.contains("--skip-bad-events"),
+        "{log}"
+    );
+    assert!(
+        f.dead_letters()
+            .contains("TRUNCATE TABLE logistics.couriers")
+    );
+}
+
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
 fn kill_dump_connections(server: &Server) -> usize {
     let ids = server
