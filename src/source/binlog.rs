@@ -11,7 +11,8 @@
 //!   standalone GTID group) is a group of its own. Format-description, rotate, stop, GTID-list,
 //!   checkpoint, previous-GTIDs, start-encryption and heartbeat events outside a group are
 //!   **control records**: every stripe yields them (each worker's decoder needs the format
-//!   description: it says whether events carry a CRC32).
+//!   description: it says whether events carry a CRC32). So is a statement outside a
+//!   transaction (DDL), which each decoder checks against the rows it applied.
 //! - Partitions: as for JSON-lines files ([`super::files`]), the file sequence is split into as
 //!   many stripes as there are workers; stripe `s` yields the groups whose position hashes to
 //!   `s` (so a transaction is never split, and ownership survives a resume) and every control
@@ -400,13 +401,18 @@ fn next_group(data: &[u8], pos: usize) -> Framed {
             return rest_of_file;
         }
         let next = at + len;
+        // A statement outside any transaction (DDL) goes to every stripe, like a control
+        // event: each worker's decoder judges it against the rows it applied (a TRUNCATE of a
+        // watched table is refused whatever the number of workers).
+        let standalone =
+            rest[4] == ty::QUERY && !grouper.in_tx && statement(&rest[..len]) == Statement::Other;
         match grouper.push(&rest[..len]) {
             Step::Continue => at = next,
             Step::End => {
                 return Framed::Group {
                     start,
                     end: next,
-                    control: false,
+                    control: standalone,
                 };
             }
             Step::Control => {

@@ -915,6 +915,36 @@ fn live_replica_truncate_of_a_watched_table_stops_the_run() {
         f.dead_letters()
             .contains("TRUNCATE TABLE logistics.couriers")
     );
+    // The server's binlog files, replayed with 1 and 2 workers, stop at the same statement
+    // (each worker's decoder sees it).
+    let saved = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(server.dir.path().join("data")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with("mysql-bin.0") {
+            std::fs::copy(&p, saved.path().join(name)).unwrap();
+        }
+    }
+    for workers in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+            .args([
+                "replay",
+                "-q",
+                "--views",
+                root().join("dataflows").to_str().unwrap(),
+            ])
+            .args(["--workers", workers, "--out", "/dev/null"])
+            .arg(saved.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("`TRUNCATE TABLE logistics.couriers` removes the rows"),
+            "{workers} workers: {err}"
+        );
+    }
 }
 
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
