@@ -267,6 +267,13 @@ impl CaptureDecoder {
                         ),
                     ));
                 }
+                38 => {
+                    return Err(self.error(
+                        seq,
+                        pos,
+                        "an XA transaction (XA PREPARE): XA transactions are not supported",
+                    ));
+                }
                 _ if is_harmless(t) => {}
                 _ if flags & IGNORABLE != 0 => {}
                 _ => return Err(self.error(seq, pos, format!("unknown event type {t}"))),

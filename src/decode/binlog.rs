@@ -67,7 +67,7 @@ pub(crate) mod ty {
 pub(crate) fn is_harmless(t: u8) -> bool {
     matches!(
         t,
-        3 | 4 | 5 | 13 | 14 | 27 | 29 | 33 | 34 | 35 | 36 | 38 | 41 | 160 | 161 | 162 | 163
+        3 | 4 | 5 | 13 | 14 | 27 | 29 | 33 | 34 | 35 | 36 | 41 | 160 | 161 | 162 | 163
     )
 }
 
@@ -578,6 +578,13 @@ pub(crate) fn crc_ok(ev: &[u8]) -> bool {
             == u32::from_le_bytes([ev[n - 4], ev[n - 3], ev[n - 2], ev[n - 1]])
 }
 
+/// The event type of `XA PREPARE`.
+const XA_PREPARE: u8 = 38;
+
+fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
+    text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
 /// The default database of a QUERY event (`ev` whole, without its CRC).
 fn query_db(ev: &[u8]) -> Option<String> {
     let p = ev.get(HEADER..)?;
@@ -642,6 +649,7 @@ impl Decoder for BinlogDecoder {
         let mut events: Vec<ChangeEvent> = Vec::new();
         let mut commit: Option<u64> = None;
         let mut rows_seen = false;
+        let mut xa_prepared = false;
         let mut off = 0usize;
         while off < bytes.len() {
             let pos = base + off as u64;
@@ -708,6 +716,10 @@ impl Decoder for BinlogDecoder {
                         || text.eq_ignore_ascii_case(b"ROLLBACK")
                     {
                         commit = Some(timestamp * 1000);
+                    } else if starts_with_ci(text, b"XA COMMIT ")
+                        || starts_with_ci(text, b"XA ROLLBACK ")
+                    {
+                        // The end of an XA transaction refused at its XA PREPARE.
                     } else if !text.eq_ignore_ascii_case(b"BEGIN") {
                         self.statement(seq, pos, ev, text);
                     }
@@ -722,6 +734,17 @@ impl Decoder for BinlogDecoder {
                     let before = events.len();
                     self.rows_event(seq, pos, t, ev, body, &mut events);
                     rows_seen |= events.len() > before;
+                }
+                XA_PREPARE => {
+                    xa_prepared = true;
+                    self.reject(
+                        seq,
+                        pos,
+                        "an XA transaction (XA PREPARE): XA transactions are not supported \
+                         (their rows count only at a later XA COMMIT)"
+                            .into(),
+                        ev,
+                    );
                 }
                 ty::MARIADB_START_ENCRYPTION => self.reject(
                     seq,
@@ -758,6 +781,10 @@ impl Decoder for BinlogDecoder {
             if self.rejected.iter().any(|r| r.fatal) {
                 return Ok(Decoded::Ignored("rejected binlog event"));
             }
+        }
+        if xa_prepared {
+            // Refused above, with its rows: nothing of it is applied.
+            return Ok(Decoded::Ignored("rejected XA transaction"));
         }
         if rows_seen {
             let Some(time) = commit else {

@@ -236,6 +236,8 @@ mod ty {
     pub const MARIADB_GTID: u8 = 162;
     pub const MARIADB_GTID_LIST: u8 = 163;
     pub const MARIADB_START_ENCRYPTION: u8 = 164;
+    /// `XA PREPARE` (MySQL and MariaDB): ends the first part of an XA transaction.
+    pub const XA_PREPARE: u8 = 38;
 }
 
 fn is_control(t: u8) -> bool {
@@ -279,9 +281,15 @@ fn statement(ev: &[u8]) -> Statement {
             && text[..w.len()].eq_ignore_ascii_case(w)
             && (text.len() == w.len() || text.len() == w.len() + 4)
     };
+    let xa_end = |w: &[u8]| text.len() > w.len() && text[..w.len()].eq_ignore_ascii_case(w);
     if word(b"BEGIN") {
         Statement::Begin
-    } else if word(b"COMMIT") || word(b"ROLLBACK") {
+    } else if word(b"COMMIT")
+        || word(b"ROLLBACK")
+        || xa_end(b"XA COMMIT ")
+        || xa_end(b"XA ROLLBACK ")
+    {
+        // An XA transaction's second part is a group of its own.
         Statement::End
     } else {
         Statement::Other
@@ -364,7 +372,7 @@ impl Grouper {
                 Statement::Other if !self.in_tx => Step::End,
                 Statement::Other => Step::Continue,
             },
-            ty::XID => Step::End,
+            ty::XID | ty::XA_PREPARE => Step::End,
             // An event outside any transaction (a row event without its BEGIN, an unknown
             // type): a group of its own, for the decoder to judge.
             _ if !self.in_group => Step::End,

@@ -947,6 +947,48 @@ fn live_replica_truncate_of_a_watched_table_stops_the_run() {
     }
 }
 
+/// XA transactions are refused by name at their XA PREPARE (their rows count only at a later
+/// XA COMMIT): the run stops there, or with --skip-bad-events dead-letters them and goes on,
+/// and the transactions after them are not swallowed into their group (they were, and the run
+/// stopped with "no XID or COMMIT").
+#[test]
+fn live_replica_xa_transaction_is_refused_and_the_next_ones_are_whole() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let d = outbound();
+    let mut f = Follower::start(&server, 380, &["--skip-bad-events"]);
+    let (file, pos) = server.master_status();
+    server.sql(COURIERS);
+    server.sql(
+        "XA START 'x1'; INSERT INTO logistics.couriers VALUES (9, 'XA'); XA END 'x1';\n\
+         XA PREPARE 'x1'; XA ROLLBACK 'x1';",
+    );
+    run_workload(&server.socket, 61, 2, 40, 0);
+    caught_up_and_equal(&server, &d, &mut f);
+    let dead = f.dead_letters();
+    assert!(dead.contains("XA transactions are not supported"), "{dead}");
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    let out = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+        .args(["run", "--views", root().join("dataflows").to_str().unwrap()])
+        .args(["--mysql", &server.url(), "--server-id", "381", "--out", "-"])
+        .args([
+            "--start",
+            &format!("{file}:{pos}"),
+            "--exit-when-idle-ms",
+            "300",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("an XA transaction (XA PREPARE)") && err.contains("mysql-bin."),
+        "{err}"
+    );
+}
+
 /// Kills the server side of the engine's binlog connection (its `Binlog Dump` thread).
 fn kill_dump_connections(server: &Server) -> usize {
     let ids = server
