@@ -282,7 +282,8 @@ fn statement(ev: &[u8]) -> Statement {
             && (text.len() == w.len() || text.len() == w.len() + 4)
     };
     let xa_end = |w: &[u8]| text.len() > w.len() && text[..w.len()].eq_ignore_ascii_case(w);
-    if word(b"BEGIN") {
+    // MySQL opens an XA transaction with an `XA START` query (MariaDB in its GTID event).
+    if word(b"BEGIN") || xa_end(b"XA START ") || xa_end(b"XA BEGIN ") {
         Statement::Begin
     } else if word(b"COMMIT")
         || word(b"ROLLBACK")
