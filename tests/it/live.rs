@@ -934,6 +934,8 @@ fn live_replica_truncate_of_a_watched_table_stops_the_run() {
                 root().join("dataflows").to_str().unwrap(),
             ])
             .args(["--workers", workers, "--out", "/dev/null"])
+            .arg("--dead-letter")
+            .arg(saved.path().join(format!("dead-letter-{workers}.jsonl")))
             .arg(saved.path())
             .stdin(Stdio::null())
             .output()
@@ -978,6 +980,9 @@ fn live_replica_xa_transaction_is_refused_and_the_next_ones_are_whole() {
             "--exit-when-idle-ms",
             "300",
         ])
+        // Its dead letters in the test's directory, not the working directory's default.
+        .arg("--dead-letter")
+        .arg(f.dir.path().join("dead-letter-2.jsonl"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
