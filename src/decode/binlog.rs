@@ -46,7 +46,7 @@ use crate::event::{ChangeEvent, Row};
 use crate::schema::{Catalog, ColumnType, TableId};
 use crate::source::binlog::{HEADER, query_text};
 use crate::time::Version;
-use crate::value::{Decimal, F64, Value, days_from_civil};
+use crate::value::{Decimal, F64, MICROS_PER_DAY, Value, days_from_civil};
 
 /// Event type codes.
 pub(crate) mod ty {
@@ -463,16 +463,9 @@ pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Va
         (ColumnType::BigIntUnsigned, _) if n.is_some() => {
             Ok(Value::Dec(Decimal::new(n.expect("checked"), 0)))
         }
-        (ColumnType::Decimal { scale, .. }, MySqlValue::Decimal(s)) => Decimal::parse(s)
-            .and_then(|d| d.rescale(*scale))
-            .map(Value::Dec)
-            .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits")),
-        (ColumnType::Double { .. }, MySqlValue::Double(x)) => F64::new(*x)
-            .map(Value::Double)
-            .ok_or_else(|| "not a finite number".into()),
-        (ColumnType::Double { .. }, MySqlValue::Float(x)) => F64::new(*x as f64)
-            .map(Value::Double)
-            .ok_or_else(|| "not a finite number".into()),
+        (ColumnType::Decimal { scale, .. }, MySqlValue::Decimal(s)) => decimal_at(s, *scale),
+        (ColumnType::Double { .. }, MySqlValue::Double(x)) => double(*x),
+        (ColumnType::Double { .. }, MySqlValue::Float(x)) => double(*x as f64),
         (ColumnType::Text { .. } | ColumnType::Json, MySqlValue::String(s)) => {
             Ok(Value::Text(s.clone()))
         }
@@ -505,40 +498,64 @@ pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Va
             Ok(Value::Text(members.join(",")))
         }
         (ColumnType::Date, MySqlValue::Date(d)) => {
-            if d.month == 0 || d.day == 0 {
-                return Err(format!(
-                    "zero date {:04}-{:02}-{:02}",
-                    d.year, d.month, d.day
-                ));
-            }
-            Ok(Value::Date(
-                days_from_civil(d.year as i64, d.month as u32, d.day as u32) as i32,
-            ))
+            date_days(d.year as i64, d.month as u32, d.day as u32).map(|n| Value::Date(n as i32))
         }
         (ColumnType::DateTime { .. }, MySqlValue::DateTime(d)) => {
-            if d.month == 0 || d.day == 0 {
-                return Err(format!(
-                    "zero date {:04}-{:02}-{:02}",
-                    d.year, d.month, d.day
-                ));
-            }
-            let days = days_from_civil(d.year as i64, d.month as u32, d.day as u32);
-            let secs =
-                days * 86_400 + d.hour as i64 * 3600 + d.minute as i64 * 60 + d.second as i64;
-            Ok(Value::DateTime(secs * 1_000_000 + d.millis as i64 * 1000))
+            let days = date_days(d.year as i64, d.month as u32, d.day as u32)?;
+            Ok(Value::DateTime(
+                days * MICROS_PER_DAY
+                    + clock_micros(
+                        d.hour as i64,
+                        d.minute as i64,
+                        d.second as i64,
+                        d.millis as i64,
+                    ),
+            ))
         }
         (ColumnType::Timestamp { .. }, MySqlValue::Timestamp(ms)) => {
             Ok(Value::DateTime(*ms as i64 * 1000))
         }
         (ColumnType::Time { .. }, MySqlValue::Time(t)) => {
             let sign = if t.hour < 0 { -1 } else { 1 };
-            let us = (t.hour.unsigned_abs() as i64 * 3600 + t.minute as i64 * 60 + t.second as i64)
-                * 1_000_000
-                + t.millis as i64 * 1000;
+            let us = clock_micros(
+                t.hour.unsigned_abs() as i64,
+                t.minute as i64,
+                t.second as i64,
+                t.millis as i64,
+            );
             Ok(Value::Time(sign * us))
         }
         _ => Err(format!("binlog value {v:?} does not fit {ty}")),
     }
+}
+
+/// A DECIMAL's text at its column's scale (exact, up to 65 digits).
+pub(crate) fn decimal_at(s: &str, scale: u8) -> Result<Value, String> {
+    Decimal::parse(s)
+        .and_then(|d| d.rescale(scale))
+        .map(Value::Dec)
+        .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits"))
+}
+
+/// A FLOAT or DOUBLE (finite).
+pub(crate) fn double(x: f64) -> Result<Value, String> {
+    F64::new(x)
+        .map(Value::Double)
+        .ok_or_else(|| "not a finite number".into())
+}
+
+/// The days of a civil date since 1970-01-01; a zero date (month or day 0) is refused.
+pub(crate) fn date_days(y: i64, m: u32, d: u32) -> Result<i64, String> {
+    if m == 0 || d == 0 {
+        return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
+/// A clock reading in microseconds, its fraction in whole milliseconds (as `mysql_cdc` gives
+/// DATETIME and TIME; the snapshot cuts to the same).
+pub(crate) fn clock_micros(h: i64, mi: i64, s: i64, millis: i64) -> i64 {
+    ((h * 3600 + mi * 60 + s) * 1000 + millis) * 1000
 }
 
 /// Reads the CRC32 flag of a format description event (`ev` whole).

@@ -82,6 +82,14 @@ pub(crate) struct Session {
     pub(crate) tls: bool,
 }
 
+/// An error of a statement: the server's as "message (error code)", others as they are.
+fn server_text(e: mysql::Error) -> String {
+    match e {
+        mysql::Error::MySqlError(e) => format!("{} (error {})", e.message, e.code),
+        e => e.to_string(),
+    }
+}
+
 /// A connection that cannot be made, as the user should read it.
 fn refused(config: &ReplicaConfig, e: mysql::Error) -> anyhow::Error {
     use mysql::{DriverError, Error};
@@ -138,12 +146,8 @@ fn refused(config: &ReplicaConfig, e: mysql::Error) -> anyhow::Error {
             "MySQL at {server}: TLS failed ({e}) with --mysql-ssl-mode {}{ca}",
             config.tls
         ),
-        Error::MySqlError(e) => {
-            anyhow::anyhow!(
-                "MySQL at {server} refused user {user}: {} (error {})",
-                e.message,
-                e.code
-            )
+        e @ Error::MySqlError(_) => {
+            anyhow::anyhow!("MySQL at {server} refused user {user}: {}", server_text(e))
         }
         other => {
             anyhow::anyhow!("MySQL at {server}: the handshake with user {user} failed: {other}")
@@ -204,10 +208,10 @@ impl Session {
 
     /// Runs `sql`; the rows of its result set as text (none for a statement without one).
     pub(crate) fn query(&mut self, sql: &str) -> anyhow::Result<Vec<TextRow>> {
-        let rows: Vec<mysql::Row> = self.conn.query(sql).map_err(|e| match e {
-            mysql::Error::MySqlError(e) => anyhow::anyhow!("{} (error {})", e.message, e.code),
-            e => anyhow::anyhow!("{e}"),
-        })?;
+        let rows: Vec<mysql::Row> = self
+            .conn
+            .query(sql)
+            .map_err(|e| anyhow::anyhow!(server_text(e)))?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -223,6 +227,15 @@ impl Session {
             .collect())
     }
 
+    /// The first column of the first row of `sql`'s result (`None`: no row, or NULL).
+    pub(crate) fn scalar(&mut self, sql: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .query(sql)?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
+    }
+
     /// Runs `sql` in the binary protocol (typed values) and hands `f` each row; an error of
     /// `f` stops the read.
     pub(crate) fn rows(
@@ -230,13 +243,9 @@ impl Session {
         sql: &str,
         mut f: impl FnMut(Vec<mysql::Value>) -> Result<(), String>,
     ) -> Result<(), String> {
-        let text = |e: mysql::Error| match e {
-            mysql::Error::MySqlError(e) => format!("{} (error {})", e.message, e.code),
-            e => e.to_string(),
-        };
-        let result = self.conn.exec_iter(sql, ()).map_err(text)?;
+        let result = self.conn.exec_iter(sql, ()).map_err(server_text)?;
         for row in result {
-            f(row.map_err(text)?.unwrap())?;
+            f(row.map_err(server_text)?.unwrap())?;
         }
         Ok(())
     }
@@ -281,10 +290,10 @@ impl Session {
                 request.with_use_gtid(true).with_sids(sids).with_pos(4u64)
             }
         };
-        let stream = self.conn.get_binlog_stream(request).map_err(|e| match e {
-            mysql::Error::MySqlError(e) => anyhow::anyhow!("{} (error {})", e.message, e.code),
-            e => anyhow::anyhow!("{e}"),
-        })?;
+        let stream = self
+            .conn
+            .get_binlog_stream(request)
+            .map_err(|e| anyhow::anyhow!(server_text(e)))?;
         Ok(EventStream { stream })
     }
 }

@@ -50,9 +50,7 @@ use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::snapshot::{CHUNK_ROWS, Chunk, SNAPSHOT_POSITION};
 use super::{PartitionStatus, Positions, Record, Source, SourceReader};
 use crate::decode::binlog::{FileNames, crc_ok, server_file};
-use crate::event::Row;
 use crate::schema::Table;
-use crate::value::Value;
 
 /// The name of the one partition before the server's identity is added (`binlog@ID`, the key
 /// of its position in the state dir); a state dir of an older cdcflow keys it so.
@@ -536,10 +534,8 @@ impl ReplicaSource {
         let server = config.server();
         let mut s = Session::open(&config, None)?;
         let version = s
-            .query("SELECT VERSION()")
+            .scalar("SELECT VERSION()")
             .with_context(|| format!("MySQL at {server}: cannot read the server version"))?
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
             .unwrap_or_default();
         let flavor = Flavor::of(&version);
         let settings = flavor.settings();
@@ -624,10 +620,8 @@ impl ReplicaSource {
             .collect();
         let var = flavor.identity_variable();
         let identity = s
-            .query(&format!("SELECT @@global.{var}"))
+            .scalar(&format!("SELECT @@global.{var}"))
             .with_context(|| format!("{} at {server}: cannot read {var}", flavor.name()))?
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
             .unwrap_or_default();
         tracing::info!(
             server = %server,
@@ -849,9 +843,7 @@ impl Source for ReplicaSource {
                 format!("{server}: binlog file `{file}` has no sequence number")
             })?;
             let time = session
-                .query("SELECT UNIX_TIMESTAMP()")?
-                .first()
-                .and_then(|r| r.first().cloned().flatten())
+                .scalar("SELECT UNIX_TIMESTAMP()")?
                 .and_then(|t| t.parse::<u64>().ok())
                 .context("cannot read the server's time")?
                 * 1000;
@@ -974,6 +966,7 @@ impl Stream {
         let mut session = Session::open(&self.config, Some(silent))?;
         let end;
         let file;
+        let mut gtid = None;
         let from = match start {
             StartAt::Known { seq, pos } => {
                 file = server_file(&self.base, *seq);
@@ -993,6 +986,7 @@ impl Stream {
             StartAt::Given(Start::Position { file, pos }) => DumpFrom::Position { file, pos: *pos },
             StartAt::Given(Start::Gtid(g)) => {
                 self.flavor.check_gtid(g)?;
+                gtid = Some(g.as_str());
                 match self.flavor {
                     // The session's @slave_connect_state says where.
                     Flavor::MariaDb => DumpFrom::Position { file: "", pos: 4 },
@@ -1004,10 +998,6 @@ impl Stream {
             }
         };
         let tls = session.tls;
-        let gtid = match start {
-            StartAt::Given(Start::Gtid(g)) => Some(g.as_str()),
-            _ => None,
-        };
         let settings = self.flavor.dump_session(gtid);
         let events = session
             .binlog(
@@ -1122,8 +1112,8 @@ impl Stream {
         let started = Instant::now();
         let mut total = 0u64;
         let mut pending: Option<Chunk> = None;
-        let chunk = |table: &Table| Chunk {
-            table: table.qualified(),
+        let chunk = |table: String| Chunk {
+            table,
             time,
             seq,
             pos: pos as u64,
@@ -1131,32 +1121,17 @@ impl Stream {
             rejected: Vec::new(),
         };
         for table in tables {
-            let mut current = chunk(table);
+            let mut current = chunk(table.qualified());
             let mut sent = Ok(());
             let read = session.rows(&super::snapshot::select(table), |values| {
-                let mut row = Row::with_capacity(values.len());
-                let mut bad = None;
-                for (v, col) in values.iter().zip(&table.columns) {
-                    match super::snapshot::convert(v, &col.ty) {
-                        Ok(Value::Null) if !col.nullable => {
-                            bad = Some(format!("{} is NULL but NOT NULL in schema.sql", col.name));
-                            break;
-                        }
-                        Ok(v) => row.push(v),
-                        Err(e) => {
-                            bad = Some(format!("{}: {e}", col.name));
-                            break;
-                        }
-                    }
-                }
-                match bad {
+                match super::snapshot::row(&values, table) {
+                    Ok(row) => current.rows.push(row),
                     // The row as the server sent it, kept with the dead letter.
-                    Some(e) => current.rejected.push((e, format!("{values:?}"))),
-                    None => current.rows.push(row),
+                    Err(e) => current.rejected.push((e, format!("{values:?}"))),
                 }
                 total += 1;
                 if current.rows.len() + current.rejected.len() == CHUNK_ROWS {
-                    let full = std::mem::replace(&mut current, chunk(table));
+                    let full = std::mem::replace(&mut current, chunk(table.qualified()));
                     if let Some(prev) = pending.replace(full) {
                         sent = send_chunk(queue, prev, None);
                         if sent.is_err() {
@@ -1181,14 +1156,8 @@ impl Stream {
         }
         drop(session);
         let end = seq << 32 | pos as u64;
-        let last = pending.unwrap_or_else(|| Chunk {
-            table: tables.first().map(Table::qualified).unwrap_or_default(),
-            time,
-            seq,
-            pos: pos as u64,
-            rows: Vec::new(),
-            rejected: Vec::new(),
-        });
+        // Without rows the last record is empty: it only says where the binlog goes on.
+        let last = pending.unwrap_or_else(|| chunk(String::new()));
         send_chunk(queue, last, Some(end))?;
         tracing::info!(
             rows = total,

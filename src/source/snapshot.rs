@@ -20,10 +20,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::binlog::{clock_micros, date_days, decimal_at, double};
 use crate::event::{ChangeEvent, Row};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
-use crate::value::{Decimal, F64, Value, days_from_civil};
+use crate::value::{Decimal, MICROS_PER_DAY, Value};
 
 /// What a snapshot record starts with.
 pub const MAGIC: &[u8; 13] = b"SNAPSHOT\0\0\0\0\0";
@@ -116,9 +117,6 @@ pub fn convert(v: &mysql::Value, ty: &ColumnType) -> Result<Value, String> {
             .map(str::to_string)
             .map_err(|_| "text is not UTF-8".to_string())
     };
-    let micros = |h: u64, mi: u64, s: u64, us: u64| -> i64 {
-        ((h * 3600 + mi * 60 + s) * 1_000_000 + us / 1000 * 1000) as i64
-    };
     match (ty, v) {
         (_, M::NULL) => Ok(Value::Null),
         (ColumnType::Int { .. } | ColumnType::Year, v) => match int(v) {
@@ -140,49 +138,56 @@ pub fn convert(v: &mysql::Value, ty: &ColumnType) -> Result<Value, String> {
         }
         (ColumnType::Decimal { scale, .. }, M::Bytes(b)) => {
             let s = std::str::from_utf8(b).map_err(|_| "DECIMAL text is not ASCII".to_string())?;
-            Decimal::parse(s)
-                .and_then(|d| d.rescale(*scale))
-                .map(Value::Dec)
-                .ok_or_else(|| format!("DECIMAL {s} does not fit scale {scale} within 65 digits"))
+            decimal_at(s, *scale)
         }
-        (ColumnType::Double { .. }, M::Double(x)) => F64::new(*x)
-            .map(Value::Double)
-            .ok_or_else(|| "not a finite number".into()),
-        (ColumnType::Double { .. }, M::Float(x)) => F64::new(*x as f64)
-            .map(Value::Double)
-            .ok_or_else(|| "not a finite number".into()),
+        (ColumnType::Double { .. }, M::Double(x)) => double(*x),
+        (ColumnType::Double { .. }, M::Float(x)) => double(*x as f64),
         (
             ColumnType::Text { .. } | ColumnType::Json | ColumnType::Enum(_) | ColumnType::Set(_),
             M::Bytes(b),
         ) => text(b).map(Value::Text),
         (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b.clone())),
         (ColumnType::Date, &M::Date(y, m, d, ..)) => {
-            if m == 0 || d == 0 {
-                return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
-            }
-            Ok(Value::Date(
-                days_from_civil(y as i64, m as u32, d as u32) as i32
-            ))
+            date_days(y as i64, m as u32, d as u32).map(|n| Value::Date(n as i32))
         }
         (ColumnType::Timestamp { .. }, &M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
         (
             ColumnType::DateTime { .. } | ColumnType::Timestamp { .. },
             &M::Date(y, m, d, h, mi, s, us),
         ) => {
-            if m == 0 || d == 0 {
-                return Err(format!("zero date {y:04}-{m:02}-{d:02}"));
-            }
-            let days = days_from_civil(y as i64, m as u32, d as u32);
+            let days = date_days(y as i64, m as u32, d as u32)?;
             Ok(Value::DateTime(
-                days * 86_400_000_000 + micros(h as u64, mi as u64, s as u64, us as u64),
+                days * MICROS_PER_DAY
+                    + clock_micros(h as i64, mi as i64, s as i64, us as i64 / 1000),
             ))
         }
         (ColumnType::Time { .. }, &M::Time(neg, days, h, mi, s, us)) => {
-            let t = micros(days as u64 * 24 + h as u64, mi as u64, s as u64, us as u64);
+            let t = clock_micros(
+                days as i64 * 24 + h as i64,
+                mi as i64,
+                s as i64,
+                us as i64 / 1000,
+            );
             Ok(Value::Time(if neg { -t } else { t }))
         }
         (ty, v) => Err(format!("{v:?} does not fit {ty}")),
     }
+}
+
+/// A row of `table` as the server sent it (its columns in schema.sql's order), or why it
+/// cannot be taken (the column and the reason).
+pub fn row(values: &[mysql::Value], table: &Table) -> Result<Row, String> {
+    let mut row = Row::with_capacity(values.len());
+    for (v, col) in values.iter().zip(&table.columns) {
+        match convert(v, &col.ty) {
+            Ok(Value::Null) if !col.nullable => {
+                return Err(format!("{} is NULL but NOT NULL in schema.sql", col.name));
+            }
+            Ok(v) => row.push(v),
+            Err(e) => return Err(format!("{}: {e}", col.name)),
+        }
+    }
+    Ok(row)
 }
 
 /// The statement that reads `t`'s columns in schema.sql's order.
@@ -203,6 +208,7 @@ pub fn select(t: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::days_from_civil;
     use mysql::Value as M;
 
     #[test]
