@@ -9,6 +9,8 @@
 #
 # CDCFLOW_MARIADB_DIR (default target/mariadb-test) and CDCFLOW_TEST_MARIADB_PORT (default
 # 34306) choose another instance (scripts/binlog-fixture.sh uses its own).
+# CDCFLOW_MARIADB_SERVER_ID (default 1) sets its server_id; it logs what it replicates
+# (log_slave_updates), so that it can be made a replica of another and then promoted.
 # CDCFLOW_MARIADB_TLS=1 also serves TLS, with a test CA and a server certificate for
 # 127.0.0.1/localhost made with openssl under $DIR/tls (ca.pem is the CA to verify with).
 set -euo pipefail
@@ -82,7 +84,7 @@ start() {
     fi
     "$MARIADBD" --no-defaults --user="$(id -un)" --datadir="$DIR/data" --socket="$DIR/sock" \
         --pid-file="$DIR/pid" --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
-        --server-id=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+        --server-id="${CDCFLOW_MARIADB_SERVER_ID:-1}" --log-slave-updates --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
         --log-bin="$DIR/data/mysql-bin" --binlog-format=ROW --binlog-row-image=FULL \
         --binlog-row-metadata=FULL --skip-log-bin-compress "${tls[@]}" >"$DIR/server.log" 2>&1 &
     for _ in $(seq 1 100); do

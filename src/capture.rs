@@ -955,7 +955,7 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .build()
         .context("cannot start the admin runtime")?;
 
-    let mut reader = source.reader(0, 1, &resume)?;
+    let mut reader = source.reader(0, 1, &resume.clone().into())?;
     let mut decoder = CaptureDecoder {
         names,
         server_name: config.server_name.clone(),

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use mysql_cdc::events::row_events::delete_rows_event::DeleteRowsEvent;
 use mysql_cdc::events::row_events::mysql_value::MySqlValue;
@@ -103,6 +104,9 @@ pub enum FileNames {
         server: String,
         /// The binlog base name (`mysql-bin`).
         base: String,
+        /// The server epoch ([`crate::source::gtid::Token`]): the high half of every version's
+        /// file field. Set by the source before its first record, when it knows the state dir.
+        epoch: Arc<AtomicU32>,
     },
 }
 
@@ -114,7 +118,17 @@ impl FileNames {
                 .get(&seq)
                 .cloned()
                 .unwrap_or_else(|| format!("binlog file #{seq}")),
-            FileNames::Server { server, base } => format!("{server}/{}", server_file(base, seq)),
+            FileNames::Server { server, base, .. } => {
+                format!("{server}/{}", server_file(base, seq))
+            }
+        }
+    }
+
+    /// The server epoch (0 for saved files).
+    pub fn epoch(&self) -> u32 {
+        match self {
+            FileNames::Saved(_) => 0,
+            FileNames::Server { epoch, .. } => epoch.load(Ordering::Acquire),
         }
     }
 }
@@ -642,6 +656,24 @@ impl Decoder for BinlogDecoder {
     }
 
     fn decode_at(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        let mut decoded = self.decode_record(position, bytes)?;
+        let epoch = self.files.epoch();
+        if epoch != 0
+            && let Decoded::Events(events) = &mut decoded
+        {
+            // Every change read from this server is newer than every one read before a change
+            // of server, whatever its file and offset.
+            for e in events {
+                e.version.file |= (epoch as u64) << 32;
+            }
+        }
+        Ok(decoded)
+    }
+}
+
+impl BinlogDecoder {
+    /// [`Decoder::decode_at`] before the server epoch is applied to the versions.
+    fn decode_record(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         if let Some(chunk) = crate::source::snapshot::Chunk::decode(bytes) {
             // A live server's initial snapshot: its rows as inserts.
             let mut chunk = chunk.map_err(DecodeError)?;

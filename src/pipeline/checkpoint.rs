@@ -8,7 +8,7 @@
 //! the schema and of each view's plan. It is taken when the sinks have acknowledged everything
 //! below `F`, so the sinks hold exactly the documents of that state.
 //!
-//! Format: `checkpoint.bin` = magic `CDCFLOW-CKPT\x02` (the last byte the format's version), then a little-endian u64 length, a
+//! Format: `checkpoint.bin` = magic `CDCFLOW-CKPT\x03` (the last byte the format's version), then a little-endian u64 length, a
 //! CRC-32 of the body, and the body (bincode). Written to `checkpoint.bin.tmp`, fsynced, renamed
 //! over the old one and the directory fsynced: a crash at any moment leaves either the old or
 //! the new checkpoint, never a torn one. One snapshot file was chosen over an embedded store
@@ -24,12 +24,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataflow::tx::TxState;
 use crate::event::Row;
-use crate::source::Positions;
+use crate::source::{Positions, Resume, Tokens};
 use crate::time::{Time, Version};
 
 /// The last byte is the format's version: 2 since decimals carry 65 digits (a version-1 file is
-/// refused by name, not misread).
-const MAGIC: &[u8; 13] = b"CDCFLOW-CKPT\x02";
+/// refused by name, not misread), 3 since a partition's position can have a token beside it
+/// (version 2 is read, with no tokens).
+const MAGIC: &[u8; 13] = b"CDCFLOW-CKPT\x03";
+/// The version before tokens: read as one without them.
+const VERSION_2: u8 = 2;
 const FILE: &str = "checkpoint.bin";
 
 /// One source key's state: `(table name, key, version, row or tombstone)`.
@@ -42,6 +45,9 @@ pub struct Part {
     pub keys: Vec<KeyState>,
     /// Resume positions of the worker's partitions.
     pub positions: Positions,
+    /// What the sources keep beside some of those positions
+    /// ([`crate::source::SourceReader::resume_token`]).
+    pub tokens: Tokens,
 }
 
 /// A whole checkpoint.
@@ -66,6 +72,18 @@ impl Checkpoint {
             .iter()
             .flat_map(|p| p.positions.iter().map(|(k, v)| (k.clone(), *v)))
             .collect()
+    }
+
+    /// All resume positions and their tokens.
+    pub fn resume(&self) -> Resume {
+        Resume {
+            positions: self.positions(),
+            tokens: self
+                .parts
+                .iter()
+                .flat_map(|p| p.tokens.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
+        }
     }
 
     /// Number of keys.
@@ -130,9 +148,12 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
     f.read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", p.display()))?;
     let header = MAGIC.len() + 12;
+    let mut version = MAGIC[MAGIC.len() - 1];
     if bytes.len() >= header && bytes[..MAGIC.len() - 1] == MAGIC[..MAGIC.len() - 1] {
         let v = bytes[MAGIC.len() - 1];
-        if v != MAGIC[MAGIC.len() - 1] {
+        if v == VERSION_2 {
+            version = v;
+        } else if v != MAGIC[MAGIC.len() - 1] {
             bail!(
                 "{} is a checkpoint of format version {v} from another cdcflow version (this one \
                  reads version {}); remove the state dir to rebuild from the sources",
@@ -141,7 +162,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
             );
         }
     }
-    if bytes.len() < header || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < header || bytes[..MAGIC.len() - 1] != MAGIC[..MAGIC.len() - 1] {
         bail!("{} is not a cdcflow checkpoint", p.display());
     }
     let len = u64::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 8].try_into().expect("8"));
@@ -153,8 +174,53 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
             p.display()
         );
     }
-    let c = bincode::deserialize(body).with_context(|| format!("cannot decode {}", p.display()))?;
+    let c = if version == VERSION_2 {
+        bincode::deserialize::<v2::Checkpoint>(body).map(v2::Checkpoint::upgrade)
+    } else {
+        bincode::deserialize(body)
+    }
+    .with_context(|| format!("cannot decode {}", p.display()))?;
     Ok(Some(c))
+}
+
+/// Format version 2: no tokens.
+mod v2 {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct Part {
+        keys: Vec<KeyState>,
+        positions: Positions,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Checkpoint {
+        frontier: Time,
+        schema: String,
+        views: Vec<(String, String)>,
+        parts: Vec<Part>,
+        tx: TxState,
+    }
+
+    impl Checkpoint {
+        pub fn upgrade(self) -> super::Checkpoint {
+            super::Checkpoint {
+                frontier: self.frontier,
+                schema: self.schema,
+                views: self.views,
+                parts: self
+                    .parts
+                    .into_iter()
+                    .map(|p| super::Part {
+                        keys: p.keys,
+                        positions: p.positions,
+                        tokens: Tokens::new(),
+                    })
+                    .collect(),
+                tx: self.tx,
+            }
+        }
+    }
 }
 
 /// A short stable fingerprint of `text`.
@@ -188,12 +254,16 @@ mod tests {
                 None,
             )],
             positions: [("t[0]".to_string(), 7u64)].into_iter().collect(),
+            tokens: [("t[0]".to_string(), "epoch=1".to_string())]
+                .into_iter()
+                .collect(),
         });
         write(dir.path(), &c).unwrap();
         let back = read(dir.path()).unwrap().unwrap();
         assert_eq!(back.frontier, 42);
         assert_eq!(back.keys(), 1);
         assert_eq!(back.positions()["t[0]"], 7);
+        assert_eq!(back.resume().tokens["t[0]"], "epoch=1");
         let p = path(dir.path());
         let mut bytes = std::fs::read(&p).unwrap();
         let n = bytes.len();
@@ -204,6 +274,39 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("damaged")
+        );
+    }
+
+    #[test]
+    fn a_version_2_checkpoint_is_read_without_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions: Positions = [("binlog@1".to_string(), 9u64)].into_iter().collect();
+        let keys: Vec<KeyState> = Vec::new();
+        // Version 2's layout: the same fields, a part without tokens.
+        let body = bincode::serialize(&(
+            7u64,
+            "s".to_string(),
+            Vec::<(String, String)>::new(),
+            vec![(keys, positions)],
+            TxState::default(),
+        ))
+        .unwrap();
+        let mut bytes = b"CDCFLOW-CKPT\x02".to_vec();
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        std::fs::write(path(dir.path()), &bytes).unwrap();
+        let c = read(dir.path()).unwrap().unwrap();
+        assert_eq!(c.frontier, 7);
+        assert_eq!(c.resume().positions["binlog@1"], 9);
+        assert!(c.resume().tokens.is_empty());
+        bytes[12] = 1;
+        std::fs::write(path(dir.path()), &bytes).unwrap();
+        assert!(
+            read(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("format version 1")
         );
     }
 }

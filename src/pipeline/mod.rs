@@ -376,7 +376,7 @@ pub fn run(
             Some(c) => !c.views.contains(v),
         })
         .collect();
-    let resume: Positions = restored.as_ref().map(|c| c.positions()).unwrap_or_default();
+    let resume: crate::source::Resume = restored.as_ref().map(|c| c.resume()).unwrap_or_default();
     let tx_state = Arc::new(Mutex::new(match &restored {
         Some(c) => {
             let mut t = c.tx.clone();
@@ -389,7 +389,7 @@ pub fn run(
         tracing::info!(
             frontier = c.frontier,
             keys = c.keys(),
-            partitions = resume.len(),
+            partitions = resume.positions.len(),
             "restoring from checkpoint"
         );
     }
@@ -1180,8 +1180,15 @@ impl Driver<'_> {
                 })
                 .collect()
         };
-        let positions: Positions = self
-            .resume_positions(frontier)
+        let resume = self.resume_positions(frontier);
+        let tokens: crate::source::Tokens = resume
+            .iter()
+            .filter_map(|&(p, pos)| {
+                let token = self.reader.resume_token(p, pos)?;
+                Some((self.reader.partition_name(p), token))
+            })
+            .collect();
+        let positions: Positions = resume
             .into_iter()
             .map(|(p, pos)| (self.reader.partition_name(p), pos))
             .collect();
@@ -1190,6 +1197,7 @@ impl Driver<'_> {
             r.parts[me] = Some(checkpoint::Part {
                 keys,
                 positions: positions.clone(),
+                tokens,
             });
         }
         if me == 0 {

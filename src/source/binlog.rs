@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::{Input, PartitionStatus, Positions, Record, Source, SourceReader};
+use super::{Input, PartitionStatus, Record, Resume, Source, SourceReader};
 
 /// The magic bytes that open every binlog file.
 pub const MAGIC: &[u8; 4] = b"\xfebin";
@@ -158,7 +158,7 @@ impl Source for BinlogSource {
         &self,
         worker: usize,
         workers: usize,
-        resume: &Positions,
+        resume: &Resume,
     ) -> anyhow::Result<Box<dyn SourceReader>> {
         let mut s = Stripe {
             files: self.files.clone(),
@@ -169,7 +169,7 @@ impl Source for BinlogSource {
             pos: MAGIC.len(),
             pending_fde: false,
         };
-        if let Some(&p) = resume.get(&s.partition_name()) {
+        if let Some(&p) = resume.positions.get(&s.partition_name()) {
             let (seq, off) = (p >> 32, (p & 0xffff_ffff) as usize);
             if let Some(i) = s.files.iter().position(|f| f.seq >= seq) {
                 s.file = i;

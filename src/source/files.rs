@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use super::{PartitionStatus, Positions, Record, Source, SourceReader};
+use super::{PartitionStatus, Record, Resume, Source, SourceReader};
 
 /// The bytes of one replay input.
 #[derive(Clone)]
@@ -134,7 +134,7 @@ impl Source for FileSource {
         &self,
         worker: usize,
         workers: usize,
-        resume: &Positions,
+        resume: &Resume,
     ) -> anyhow::Result<Box<dyn SourceReader>> {
         let mut stripes = Vec::new();
         for input in &self.inputs {
@@ -146,7 +146,7 @@ impl Source for FileSource {
                 line: 0,
                 released: 0,
             };
-            if let Some(&p) = resume.get(&s.name()) {
+            if let Some(&p) = resume.positions.get(&s.name()) {
                 s.seek(p as usize);
             }
             stripes.push(s);

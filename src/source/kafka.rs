@@ -31,7 +31,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use regex::Regex;
 
-use super::{PartitionStatus, Positions, Record, Source, SourceReader, stable_hash};
+use super::{PartitionStatus, Positions, Record, Resume, Source, SourceReader, stable_hash};
 
 /// How to reach and read the brokers.
 #[derive(Clone, Debug)]
@@ -133,7 +133,7 @@ impl Source for KafkaSource {
         &self,
         worker: usize,
         workers: usize,
-        resume: &Positions,
+        resume: &Resume,
     ) -> anyhow::Result<Box<dyn SourceReader>> {
         let consumer: BaseConsumer = self
             .config
@@ -156,7 +156,7 @@ impl Source for KafkaSource {
             workers: workers.max(1),
             parts: Vec::new(),
             index: HashMap::new(),
-            resume: resume.clone(),
+            resume: resume.positions.clone(),
             last_metadata: None,
             committed: HashMap::new(),
         };

@@ -24,6 +24,7 @@
 pub mod binlog;
 pub mod dead_letter;
 pub mod files;
+pub mod gtid;
 pub mod kafka;
 pub mod mysql_conn;
 pub mod replica;
@@ -63,6 +64,28 @@ pub enum PartitionStatus {
 /// Resume positions by partition name.
 pub type Positions = BTreeMap<String, u64>;
 
+/// What a source keeps next to a partition's position, by partition name, where the position
+/// alone does not say everything a resume needs ([`SourceReader::resume_token`]).
+pub type Tokens = BTreeMap<String, String>;
+
+/// Where each partition resumes: its position and, for some sources, a token.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// Each partition's position.
+    pub positions: Positions,
+    /// The tokens kept beside some of them.
+    pub tokens: Tokens,
+}
+
+impl From<Positions> for Resume {
+    fn from(positions: Positions) -> Resume {
+        Resume {
+            positions,
+            tokens: Tokens::new(),
+        }
+    }
+}
+
 /// A worker's view of a source: the partitions it owns.
 pub trait SourceReader {
     /// Number of partitions this reader owns now (Kafka readers may gain partitions).
@@ -81,6 +104,13 @@ pub trait SourceReader {
     /// Records that every record before `position` in partition `p` is safe (its changes are
     /// durable in the sinks, or in a checkpoint).
     fn commit(&mut self, positions: &[(usize, u64)]) -> anyhow::Result<()>;
+    /// What to keep next to `position` of partition `p` in a checkpoint, for a resume there
+    /// ([`Resume::tokens`]): `position` is one the engine got from [`Self::next_position`] or
+    /// a record, at or after the last committed one. The live binlog keeps its server epoch
+    /// and GTID position ([`gtid::Token`]); other sources keep nothing.
+    fn resume_token(&self, _p: usize, _position: u64) -> Option<String> {
+        None
+    }
     /// Consumer lag of partition `p` in records, when the source knows it.
     fn lag(&self, _p: usize) -> Option<u64> {
         None
@@ -99,7 +129,7 @@ pub trait Source: Send + Sync {
         &self,
         worker: usize,
         workers: usize,
-        resume: &Positions,
+        resume: &Resume,
     ) -> anyhow::Result<Box<dyn SourceReader>>;
     /// Total bytes, when known (progress output).
     fn total_bytes(&self) -> Option<u64> {

@@ -39,16 +39,19 @@
 //!   only on the server it was read from.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use super::binlog::{Grouper, HEADER, Step, sequence_of};
+use super::gtid::{Gtid, GtidPosition, Token, Tracker};
 pub use super::mysql_conn::TlsMode;
 use super::mysql_conn::{DumpFrom, EventStream, Session, StreamError};
 use super::snapshot::{CHUNK_ROWS, Chunk, SNAPSHOT_POSITION};
-use super::{PartitionStatus, Positions, Record, Source, SourceReader};
+use super::{PartitionStatus, Record, Resume, Source, SourceReader};
 use crate::decode::binlog::{FileNames, crc_ok, server_file};
 use crate::schema::Table;
 
@@ -488,6 +491,28 @@ impl Flavor {
         }
     }
 
+    /// The GTID position of `file:pos` (a transaction boundary), where this flavour's GTID
+    /// positions are tracked ([`super::gtid`]: MariaDB's); `None` for MySQL.
+    fn gtid_position_at(
+        self,
+        s: &mut Session,
+        file: &str,
+        pos: u32,
+    ) -> anyhow::Result<Option<GtidPosition>> {
+        match self {
+            Flavor::MariaDb => {
+                let quoted = file.replace('\\', "\\\\").replace('\'', "''");
+                let at = s
+                    .scalar(&format!("SELECT BINLOG_GTID_POS('{quoted}', {pos})"))?
+                    .with_context(|| format!("no GTID position is known for {file}:{pos}"))?;
+                GtidPosition::parse(&at)
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("BINLOG_GTID_POS('{file}', {pos}): {e}"))
+            }
+            Flavor::MySql => Ok(None),
+        }
+    }
+
     /// The variable that names the server among the servers of its replication topology.
     fn identity_variable(self) -> &'static str {
         match self {
@@ -525,6 +550,9 @@ pub struct ReplicaSource {
     partition: String,
     /// The tables a `--start snapshot` reads.
     snapshot: Vec<Table>,
+    /// The server epoch, decided when the state dir is read ([`Token`]), shared with the
+    /// decoder ([`FileNames::Server`]).
+    epoch: Arc<AtomicU32>,
 }
 
 impl ReplicaSource {
@@ -638,6 +666,7 @@ impl ReplicaSource {
             files,
             partition: partition_of(&identity),
             snapshot: Vec::new(),
+            epoch: Arc::default(),
         })
     }
 
@@ -661,80 +690,60 @@ impl ReplicaSource {
         FileNames::Server {
             server: self.config.server(),
             base: self.base.clone(),
+            epoch: self.epoch.clone(),
         }
     }
 
-    /// Where the stream starts: the state dir's position, else `--start`.
-    fn start_at(&self, resume: &Positions) -> anyhow::Result<StartAt> {
+    /// Where the stream starts, and the server epoch: the state dir's position (by GTID after
+    /// a failover), else `--start`.
+    fn start_at(&self, resume: &Resume) -> anyhow::Result<(StartAt, u32)> {
         let server = self.config.server();
-        let saved = match resume.get(&self.partition) {
-            Some(p) => Some(p),
-            None => {
-                if let Some(other) = resume
-                    .keys()
-                    .find(|k| k.starts_with(&format!("{PARTITION}@")))
-                {
+        let epoch = match resumed(&self.partition, self.flavor, resume)? {
+            Resumed::Position { position: p, epoch } => {
+                let (seq, pos) = (p >> 32, (p & 0xffff_ffff) as u32);
+                let file = server_file(&self.base, seq);
+                if !self.files.iter().any(|(f, _)| *f == file) {
                     bail!(
-                        "the state dir was written following the binlog of the server with {} {}, \
-                         and {server} has {} {}: binlog positions of one server mean nothing on \
-                         another (a failover, or a changed {}): remove the state dir to rebuild \
-                         the views from --start, or point --mysql at the server it was written for",
-                        self.flavor.identity_variable(),
-                        &other[PARTITION.len() + 1..],
-                        self.flavor.identity_variable(),
-                        &self.partition[PARTITION.len() + 1..],
-                        self.flavor.identity_variable(),
+                        "the state dir resumes at {file}:{pos}, which {server} no longer has (its \
+                         binlog files: {}); the binlog was purged or this is another server: \
+                         remove the state dir to rebuild the views from --start",
+                        self.files
+                            .iter()
+                            .map(|(f, _)| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
-                let legacy = resume.get(PARTITION);
-                if legacy.is_some() {
+                if let Some(s) = &self.config.start {
                     tracing::warn!(
-                        "the state dir does not say which server it was written for (an older \
-                         cdcflow): resuming on {server} as if it were"
+                        "--start {s} is ignored: the state dir has a position, resuming at \
+                         {file}:{pos}"
                     );
+                } else {
+                    tracing::info!("resuming at {file}:{pos} (from the state dir)");
                 }
-                legacy
+                return Ok((StartAt::Known { seq, pos }, epoch));
             }
+            Resumed::Gtid { at, epoch, from } => {
+                let var = self.flavor.identity_variable();
+                match from {
+                    Some(old) => tracing::warn!(
+                        "the state dir was written following the binlog of the server with {var} \
+                         {old}, and {server} has {var} {}: resuming by GTID at `{at}`, the \
+                         position the state dir kept (a failover: this server must be of the \
+                         same replication topology and have those transactions; its changes are \
+                         ordered after all changes read before, server epoch {epoch})",
+                        &self.partition[PARTITION.len() + 1..],
+                    ),
+                    None => tracing::info!("resuming by GTID at `{at}` (from the state dir)"),
+                }
+                if let Some(s) = &self.config.start {
+                    tracing::warn!("--start {s} is ignored: the state dir has a GTID position");
+                }
+                return Ok((StartAt::Given(Start::Gtid(at.to_string())), epoch));
+            }
+            Resumed::Fresh { epoch } => epoch,
         };
-        if saved == Some(&SNAPSHOT_POSITION) {
-            bail!(
-                "the state dir was written during an initial snapshot that did not finish (a \
-                 restart cannot retract rows deleted since): remove the state dir and start again"
-            );
-        }
-        if let Some(&p) = saved.filter(|p| **p != UNKNOWN_POSITION) {
-            let (seq, pos) = (p >> 32, (p & 0xffff_ffff) as u32);
-            let file = server_file(&self.base, seq);
-            if !self.files.iter().any(|(f, _)| *f == file) {
-                bail!(
-                    "the state dir resumes at {file}:{pos}, which {server} no longer has (its \
-                     binlog files: {}); the binlog was purged or this is another server: remove \
-                     the state dir to rebuild the views from --start",
-                    self.files
-                        .iter()
-                        .map(|(f, _)| f.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            if let Some(s) = &self.config.start {
-                tracing::warn!(
-                    "--start {s} is ignored: the state dir has a position, resuming at {file}:{pos}"
-                );
-            } else {
-                tracing::info!("resuming at {file}:{pos} (from the state dir)");
-            }
-            return Ok(StartAt::Known { seq, pos });
-        }
-        if let Some(other) = resume
-            .keys()
-            .find(|k| *k != PARTITION && **k != self.partition)
-        {
-            bail!(
-                "the state dir was written for another source (it has a position for `{other}`, \
-                 not for a MySQL binlog): give this run a state dir of its own"
-            );
-        }
         let start = self.config.start.clone().unwrap_or(Start::Beginning);
         tracing::info!("starting at {start} (no position in the state dir)");
         match &start {
@@ -746,16 +755,37 @@ impl ReplicaSource {
                         server_file(&self.base, seq)
                     );
                 }
-                Ok(StartAt::Known { seq, pos: *pos })
+                Ok((StartAt::Known { seq, pos: *pos }, epoch))
             }
             Start::End => {
                 let (file, pos) = self.current_position()?;
                 let seq = sequence_of(Path::new(&file)).with_context(|| {
                     format!("{server}: binlog file `{file}` has no sequence number")
                 })?;
-                Ok(StartAt::Known { seq, pos })
+                Ok((StartAt::Known { seq, pos }, epoch))
             }
-            _ => Ok(StartAt::Given(start)),
+            _ => Ok((StartAt::Given(start), epoch)),
+        }
+    }
+
+    /// The GTID position of `file:pos` where this flavour's are tracked; a failure to read it
+    /// is a warning (the run goes on; its state dir cannot follow a failover).
+    fn gtid_position(&self, file: &str, pos: u32) -> Option<GtidPosition> {
+        if self.flavor != Flavor::MariaDb {
+            return None;
+        }
+        let read = Session::open(&self.config, None)
+            .and_then(|mut s| self.flavor.gtid_position_at(&mut s, file, pos));
+        match read {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the GTID position of {file}:{pos} on {} ({e:#}): the state dir \
+                     will not be able to follow a failover to another server",
+                    self.config.server()
+                );
+                None
+            }
         }
     }
 
@@ -797,6 +827,100 @@ fn current_position(
         )))
 }
 
+/// How the state dir's saved position resumes on this server.
+#[derive(Debug, PartialEq)]
+enum Resumed {
+    /// No binlog position saved (none yet, or one not known yet after a GTID start): as
+    /// `--start` says, with the saved server epoch.
+    Fresh { epoch: u32 },
+    /// At a file and offset of this server.
+    Position { position: u64, epoch: u32 },
+    /// By GTID position: on this server (saved before a GTID start read its first
+    /// transaction), or after a failover on another server (`from`: the identity of the server
+    /// the state dir was read from), whose changes get the next server epoch.
+    Gtid {
+        at: GtidPosition,
+        epoch: u32,
+        from: Option<String>,
+    },
+}
+
+/// Reads the state dir's position for the binlog of the server whose partition is
+/// `partition` ([`partition_of`]): its own position, else (a failover) the GTID position kept
+/// for another server's, else an older cdcflow's position without the server's identity.
+fn resumed(partition: &str, flavor: Flavor, resume: &Resume) -> anyhow::Result<Resumed> {
+    let prefix = format!("{PARTITION}@");
+    let other = resume
+        .positions
+        .keys()
+        .find(|k| k.starts_with(&prefix) && *k != partition);
+    let (key, failover) = if resume.positions.contains_key(partition) {
+        (partition, false)
+    } else if let Some(other) = other {
+        (other.as_str(), true)
+    } else if resume.positions.contains_key(PARTITION) {
+        tracing::warn!(
+            "the state dir does not say which server it was written for (an older cdcflow): \
+             resuming as if it were this one"
+        );
+        (PARTITION, false)
+    } else {
+        if let Some(other) = resume.positions.keys().next() {
+            bail!(
+                "the state dir was written for another source (it has a position for `{other}`, \
+                 not for a MySQL binlog): give this run a state dir of its own"
+            );
+        }
+        return Ok(Resumed::Fresh { epoch: 0 });
+    };
+    let position = resume.positions[key];
+    if position == SNAPSHOT_POSITION {
+        bail!(
+            "the state dir was written during an initial snapshot that did not finish (a \
+             restart cannot retract rows deleted since): remove the state dir and start again"
+        );
+    }
+    let token = match resume.tokens.get(key) {
+        Some(t) => Token::decode(t).map_err(|e| anyhow::anyhow!("the state dir: {e}"))?,
+        None => Token::default(),
+    };
+    if failover {
+        let var = flavor.identity_variable();
+        let Some(at) = token.gtid else {
+            bail!(
+                "the state dir was written following the binlog of the server with {var} {}, \
+                 and this server has {var} {}: binlog positions of one server mean nothing on \
+                 another, and the state dir kept no GTID position to resume by (one is kept for \
+                 MariaDB only; an older cdcflow's state dir has none): remove the state dir to rebuild the views \
+                 from --start, or point --mysql at the server it was written for",
+                &key[prefix.len()..],
+                &partition[prefix.len()..],
+            );
+        };
+        let epoch = token
+            .epoch
+            .checked_add(1)
+            .context("too many changes of server")?;
+        return Ok(Resumed::Gtid {
+            at,
+            epoch,
+            from: Some(key[prefix.len()..].to_string()),
+        });
+    }
+    Ok(match (position, token.gtid) {
+        (UNKNOWN_POSITION, Some(at)) => Resumed::Gtid {
+            at,
+            epoch: token.epoch,
+            from: None,
+        },
+        (UNKNOWN_POSITION, None) => Resumed::Fresh { epoch: token.epoch },
+        (position, _) => Resumed::Position {
+            position,
+            epoch: token.epoch,
+        },
+    })
+}
+
 /// Where a stream (re)starts.
 #[derive(Clone, Debug)]
 enum StartAt {
@@ -811,12 +935,14 @@ impl Source for ReplicaSource {
         &self,
         worker: usize,
         _workers: usize,
-        resume: &Positions,
+        resume: &Resume,
     ) -> anyhow::Result<Box<dyn SourceReader>> {
         if worker != 0 {
             return Ok(Box::new(NoPartition));
         }
-        let start = self.start_at(resume)?;
+        let (start, epoch) = self.start_at(resume)?;
+        // Before the first record: the decoder puts it into every version.
+        self.epoch.store(epoch, Ordering::Release);
         let (tx, rx) = sync_channel(CHANNEL_EVENTS);
         let mut stream = Stream {
             config: self.config.clone(),
@@ -828,9 +954,17 @@ impl Source for ReplicaSource {
             grouper: Grouper::default(),
             pending: Vec::new(),
             pending_start: 0,
+            pending_gtid: None,
         };
         let server = self.config.server();
         let mut snapshot = None;
+        // The GTID position where reading starts, for the checkpoints' tokens.
+        let mut gtid_start = match &start {
+            StartAt::Given(Start::Gtid(g)) if self.flavor == Flavor::MariaDb => {
+                GtidPosition::parse(g).ok()
+            }
+            _ => None,
+        };
         let first = if let StartAt::Given(Start::Snapshot) = start {
             // The snapshot is opened here, so that its errors stop the start; its rows are
             // read on the thread, then the binlog from the snapshot's position.
@@ -848,6 +982,7 @@ impl Source for ReplicaSource {
                 .context("cannot read the server's time")?
                 * 1000;
             stream.restart = StartAt::Known { seq, pos };
+            gtid_start = self.gtid_position(&file, pos);
             let (chunks, received) = sync_channel(SNAPSHOT_CHUNKS_QUEUED);
             snapshot = Some(received);
             tracing::info!(
@@ -881,6 +1016,9 @@ impl Source for ReplicaSource {
             let first = stream
                 .position_stream(&mut events)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let StartAt::Known { seq, pos } = stream.restart {
+                gtid_start = self.gtid_position(&server_file(&self.base, seq), pos);
+            }
             tracing::info!(
                 server = %server,
                 server_id = self.config.server_id,
@@ -895,6 +1033,8 @@ impl Source for ReplicaSource {
         };
         Ok(Box::new(ReplicaReader {
             partition: self.partition.clone(),
+            epoch,
+            gtids: gtid_start.map(Tracker::new),
             snapshot,
             rx,
             next: first,
@@ -917,6 +1057,8 @@ enum Msg {
         position: u64,
         end: Option<u64>,
         bytes: Vec<u8>,
+        /// The transaction's GTID (MariaDB).
+        gtid: Option<Gtid>,
     },
     /// The server had nothing to send for a heartbeat period.
     Heartbeat,
@@ -951,6 +1093,8 @@ struct Stream {
     pending: Vec<u8>,
     /// The byte offset of its first event.
     pending_start: u32,
+    /// Its GTID (MariaDB's GTID event).
+    pending_gtid: Option<Gtid>,
 }
 
 const ROTATE: u8 = 4;
@@ -985,7 +1129,10 @@ impl Stream {
             }
             StartAt::Given(Start::Position { file, pos }) => DumpFrom::Position { file, pos: *pos },
             StartAt::Given(Start::Gtid(g)) => {
-                self.flavor.check_gtid(g)?;
+                // Empty: a GTID position kept before any transaction had a GTID.
+                if !g.is_empty() {
+                    self.flavor.check_gtid(g)?;
+                }
                 gtid = Some(g.as_str());
                 match self.flavor {
                     // The session's @slave_connect_state says where.
@@ -1081,6 +1228,7 @@ impl Stream {
                     // A transaction cut off is read again whole after the reconnect.
                     self.grouper.reset();
                     self.pending.clear();
+                    self.pending_gtid = None;
                     self.seq = None;
                     let at = self.describe_position();
                     let msg = format!(
@@ -1199,7 +1347,13 @@ impl Stream {
                 // 1236: the position cannot be read (purged file, bad offset); 1227/1045:
                 // privileges. Others (server shutdown, a killed connection) are retried.
                 if matches!(code, 1236 | 1227 | 1045 | 1044 | 1142) {
-                    Err(Ended::Fatal(if code == 1227 {
+                    Err(Ended::Fatal(if code == 1236 && self.gtid_pending() {
+                        format!(
+                            "{msg}: this server's binlog does not have that GTID position (it \
+                             was purged, or this server is not a replica that received \
+                             everything the position covers)"
+                        )
+                    } else if code == 1227 {
                         format!(
                             "{msg}: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO \
                              the user"
@@ -1284,11 +1438,16 @@ impl Stream {
                     position,
                     end,
                     bytes: ev.to_vec(),
+                    gtid: None,
                 })
             }
             Step::Continue => {
                 if self.pending.is_empty() {
                     self.pending_start = start.unwrap_or(self.offset());
+                    self.pending_gtid = None;
+                }
+                if let Some(g) = Gtid::of_event(ev) {
+                    self.pending_gtid = Some(g);
                 }
                 self.pending.extend_from_slice(ev);
                 Ok(())
@@ -1306,10 +1465,12 @@ impl Stream {
                 };
                 self.restart = StartAt::Known { seq, pos: end_pos };
                 let bytes = std::mem::take(&mut self.pending);
+                let gtid = self.pending_gtid.take();
                 self.send(Msg::Record {
                     position,
                     end: Some(seq << 32 | end_pos as u64),
                     bytes,
+                    gtid,
                 })
             }
         }
@@ -1356,6 +1517,7 @@ impl Stream {
             // A transaction never spans files; a rotate inside one means it was cut off.
             self.grouper.reset();
             self.pending.clear();
+            self.pending_gtid = None;
         }
         self.seq = Some(seq);
         match &self.restart {
@@ -1379,6 +1541,7 @@ fn send_chunk(queue: &SyncSender<Msg>, chunk: Chunk, end: Option<u64>) -> Result
             position: SNAPSHOT_POSITION,
             end: Some(end.unwrap_or(SNAPSHOT_POSITION)),
             bytes: chunk.encode(),
+            gtid: None,
         })
         .map_err(|_| Ended::Closed)
 }
@@ -1386,6 +1549,11 @@ fn send_chunk(queue: &SyncSender<Msg>, chunk: Chunk, end: Option<u64>) -> Result
 /// Worker 0's reader: drains the connection thread's channel.
 struct ReplicaReader {
     partition: String,
+    /// The server epoch of this run ([`Token`]).
+    epoch: u32,
+    /// The GTID position at each boundary not yet committed (MariaDB, when its start was
+    /// known).
+    gtids: Option<Tracker>,
     /// The snapshot's records, read before `rx` until this queue is closed.
     snapshot: Option<Receiver<Msg>>,
     rx: Receiver<Msg>,
@@ -1428,7 +1596,11 @@ impl SourceReader for ReplicaReader {
                     position,
                     end,
                     bytes,
+                    gtid,
                 }) => {
+                    if let (Some(t), Some(end), Some(g)) = (&mut self.gtids, end, gtid) {
+                        t.read(end, g);
+                    }
                     self.idle = false;
                     n += 1;
                     f(Record {
@@ -1471,9 +1643,22 @@ impl SourceReader for ReplicaReader {
         }
     }
 
-    fn commit(&mut self, _positions: &[(usize, u64)]) -> anyhow::Result<()> {
+    fn commit(&mut self, positions: &[(usize, u64)]) -> anyhow::Result<()> {
         // The positions live in the state dir; the server keeps nothing for a replica.
+        if let (Some(t), Some((_, p))) = (&mut self.gtids, positions.first()) {
+            t.commit(*p);
+        }
         Ok(())
+    }
+
+    fn resume_token(&self, _p: usize, position: u64) -> Option<String> {
+        Some(
+            Token {
+                epoch: self.epoch,
+                gtid: self.gtids.as_ref().map(|t| t.at(position)),
+            }
+            .encode(),
+        )
     }
 }
 
@@ -1513,6 +1698,124 @@ impl SourceReader for NoPartition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resume(entries: &[(&str, u64, Option<&str>)]) -> Resume {
+        Resume {
+            positions: entries
+                .iter()
+                .map(|(k, p, _)| (k.to_string(), *p))
+                .collect(),
+            tokens: entries
+                .iter()
+                .filter_map(|(k, _, t)| Some((k.to_string(), (*t)?.to_string())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_state_dir_resumes_at_its_position_or_by_gtid_after_a_failover() {
+        let me = "binlog@2";
+        let maria = Flavor::MariaDb;
+        let gtid = |s: &str| GtidPosition::parse(s).unwrap();
+        assert_eq!(
+            resumed(me, maria, &Resume::default()).unwrap(),
+            Resumed::Fresh { epoch: 0 }
+        );
+        // Its own position, with the epoch it kept (or 0 from an older cdcflow).
+        assert_eq!(
+            resumed(
+                me,
+                maria,
+                &resume(&[(me, 9 << 32 | 400, Some("epoch=3;gtid=0-1-5"))])
+            )
+            .unwrap(),
+            Resumed::Position {
+                position: 9 << 32 | 400,
+                epoch: 3
+            }
+        );
+        assert_eq!(
+            resumed(me, maria, &resume(&[(me, 7, None)])).unwrap(),
+            Resumed::Position {
+                position: 7,
+                epoch: 0
+            }
+        );
+        // Saved after a GTID start, before its first transaction.
+        assert_eq!(
+            resumed(
+                me,
+                maria,
+                &resume(&[(me, UNKNOWN_POSITION, Some("epoch=1;gtid=0-1-5"))])
+            )
+            .unwrap(),
+            Resumed::Gtid {
+                at: gtid("0-1-5"),
+                epoch: 1,
+                from: None
+            }
+        );
+        assert_eq!(
+            resumed(
+                me,
+                maria,
+                &resume(&[(me, UNKNOWN_POSITION, Some("epoch=1"))])
+            )
+            .unwrap(),
+            Resumed::Fresh { epoch: 1 }
+        );
+        // Another server's: by its GTID position, one epoch on.
+        assert_eq!(
+            resumed(
+                me,
+                maria,
+                &resume(&[("binlog@1", 4 << 32 | 9, Some("epoch=0;gtid=0-1-5,1-3-2"))])
+            )
+            .unwrap(),
+            Resumed::Gtid {
+                at: gtid("0-1-5,1-3-2"),
+                epoch: 1,
+                from: Some("1".into())
+            }
+        );
+        // Refused: another server's without a GTID position, one in a snapshot, another
+        // source's, a damaged token.
+        let no_gtid = resumed(me, maria, &resume(&[("binlog@1", 5, Some("epoch=0"))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            no_gtid.contains("server with server_id 1")
+                && no_gtid.contains("has server_id 2")
+                && no_gtid.contains("no GTID position"),
+            "{no_gtid}"
+        );
+        let mysql = resumed("binlog@b", Flavor::MySql, &resume(&[("binlog@a", 5, None)]))
+            .unwrap_err()
+            .to_string();
+        assert!(mysql.contains("server_uuid a"), "{mysql}");
+        for (entries, says) in [
+            (
+                vec![("binlog@1", SNAPSHOT_POSITION, Some("epoch=0;gtid=0-1-5"))],
+                "initial snapshot",
+            ),
+            (vec![(me, SNAPSHOT_POSITION, None)], "initial snapshot"),
+            (vec![("orders.json#0", 5, None)], "another source"),
+            (vec![(me, 5, Some("epoch=x"))], "bad epoch"),
+        ] {
+            let e = resumed(me, maria, &resume(&entries))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        // An older cdcflow's, without the server's identity.
+        assert_eq!(
+            resumed(me, maria, &resume(&[(PARTITION, 5, None)])).unwrap(),
+            Resumed::Position {
+                position: 5,
+                epoch: 0
+            }
+        );
+    }
 
     #[test]
     fn start_positions_parse() {

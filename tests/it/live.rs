@@ -33,6 +33,8 @@ pub(crate) struct Server {
     pub(crate) socket: String,
     /// Serves TLS too (`CDCFLOW_MARIADB_TLS=1`: a test CA, `tls/ca.pem` in its directory).
     tls: bool,
+    /// Its `server_id`.
+    server_id: u32,
 }
 
 impl Server {
@@ -43,6 +45,11 @@ impl Server {
 
     /// As [`Server::start`], serving TLS too when `tls`.
     pub(crate) fn start_with(tls: bool) -> Option<Server> {
+        Server::start_opts(tls, 1)
+    }
+
+    /// As [`Server::start_with`], with `server_id`.
+    pub(crate) fn start_opts(tls: bool, server_id: u32) -> Option<Server> {
         let installed = Command::new("mariadb")
             .arg("--version")
             .stdout(Stdio::null())
@@ -66,6 +73,7 @@ impl Server {
                 port: free_port(),
                 socket: String::new(),
                 tls,
+                server_id,
             };
             let out = server.script("start");
             if out.status.success() || attempt == 3 {
@@ -95,6 +103,7 @@ impl Server {
             .env("CDCFLOW_MARIADB_DIR", self.dir.path())
             .env("CDCFLOW_TEST_MARIADB_PORT", self.port.to_string())
             .env("CDCFLOW_MARIADB_TLS", if self.tls { "1" } else { "0" })
+            .env("CDCFLOW_MARIADB_SERVER_ID", self.server_id.to_string())
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -440,7 +449,10 @@ fn wait_caught_up(server: &Server, engine: &mut Guard, metrics_port: u16, limit:
             engine.assert_running();
             metric(
                 metrics_port,
-                "cdcflow_source_read_position{partition=\"binlog@1\"}",
+                &format!(
+                    "cdcflow_source_read_position{{partition=\"binlog@{}\"}}",
+                    server.server_id
+                ),
             )
             .is_some_and(|p| p >= target)
         },
@@ -582,6 +594,13 @@ impl Follower {
         let i = self.args.iter().position(|a| a == "--start").unwrap();
         self.args[i + 1] = start.into();
         self.engine = spawn(&self.args, &self.dir.path().join("stderr.log"));
+    }
+
+    /// Starts the engine again following the server at `url` (after a failover).
+    fn restart_on(&mut self, url: &str, start: &str) {
+        let i = self.args.iter().position(|a| a == "--mysql").unwrap();
+        self.args[i + 1] = url.into();
+        self.restart(start);
     }
 
     fn dead_letters(&self) -> String {
@@ -1090,22 +1109,98 @@ fn live_replica_sigkill_resumes_from_the_state_dir() {
         "resumed twice and reconnected once; equal to MariaDB ({failed} statements failed in \
          MariaDB)"
     );
-    // The state dir names the server it was read from: another server (here the same one
-    // with another server_id, as after a failover) is refused, not resumed at a position
-    // that means nothing there.
-    server.sql("SET GLOBAL server_id = 2");
-    f.restart("end");
+}
+
+/// A failover: the engine follows a primary with a state dir and is killed midway; the
+/// primary's replica (a real MariaDB replica by GTID, whose binlog files and offsets are its
+/// own) is promoted and written to; the engine, started again against it with the same state
+/// dir, resumes by the GTID position the state dir kept beside its binlog position, and every
+/// view equals the new primary's own result. The old primary's files are numbered higher, so
+/// only the server epoch orders the new primary's changes after those read before. Then the
+/// old primary, which lacks the new primary's transactions, is refused.
+#[test]
+fn live_replica_failover_to_a_promoted_replica_resumes_by_gtid() {
+    let Some(primary) = Server::start() else {
+        return;
+    };
+    let replica = Server::start_opts(false, 2).expect("MariaDB is installed");
+    primary.sql("FLUSH BINARY LOGS; FLUSH BINARY LOGS; FLUSH BINARY LOGS;");
+    // The replica starts from the primary's current GTID position (its users exist already).
+    let at = primary.sql("SELECT @@gtid_binlog_pos")[0][0].clone();
+    replica.sql(&format!(
+        "RESET MASTER; SET GLOBAL gtid_slave_pos = '{at}';\n\
+         CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'repl', \
+         MASTER_PASSWORD = 'pw', MASTER_USE_GTID = slave_pos;\n\
+         START SLAVE;",
+        primary.port
+    ));
+    let d = outbound();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state");
+    let mut f = Follower::start(
+        &primary,
+        400,
+        &[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--checkpoint-interval-secs",
+            "0.2",
+        ],
+    );
+    primary.sql(COURIERS);
+    let socket = primary.socket.clone();
+    let workload = std::thread::spawn(move || run_workload(&socket, 31, 4, 400, 4));
+    wait_until("a checkpoint", Duration::from_secs(30), || {
+        f.engine.assert_running();
+        cdcflow::pipeline::checkpoint::read(&state)
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    f.engine.kill();
+    assert!(
+        !workload.is_finished(),
+        "the workload should outlast the crash: make it longer"
+    );
+    let failed = workload.join().unwrap();
+    // The replica has received everything; it is promoted, and written to: the same
+    // connections' ids, so its updates and deletes hit rows the primary wrote.
+    let end = primary.sql("SELECT @@gtid_binlog_pos")[0][0].clone();
+    let waited = replica.sql(&format!("SELECT MASTER_GTID_WAIT('{end}', 60)"));
+    assert_eq!(waited[0][0], "0", "the replica caught up with {end}");
+    replica.sql("STOP SLAVE; RESET SLAVE ALL;");
+    let (file, _) = replica.master_status();
+    assert!(
+        file < primary.master_status().0,
+        "the replica's binlog files ({file}) are numbered below the primary's"
+    );
+    let failed_after = run_workload(&replica.socket, 32, 4, 200, 0);
+    f.restart_on(&replica.url(), "end");
+    let log = caught_up_and_equal(&replica, &d, &mut f);
+    assert!(
+        log.contains("server with server_id 1, and 127.0.0.1")
+            && log.contains("resuming by GTID at")
+            && log.contains("server epoch 1"),
+        "{log}"
+    );
+    assert!(log.contains("stale 0"), "{log}");
+    eprintln!(
+        "followed the failover; equal to the new primary ({failed} and {failed_after} \
+         statements failed in MariaDB)"
+    );
+    // The old primary does not have the new primary's transactions: refused by its server.
+    f.restart_on(&primary.url(), "end");
     wait_until(
-        "the engine refuses another server",
+        "the engine refuses the old primary",
         Duration::from_secs(30),
         || f.engine.exited(),
     );
-    server.sql("SET GLOBAL server_id = 1");
-    let stderr = f.engine.log();
+    let log = f.engine.log();
     assert!(
-        stderr.contains("written following the binlog of the server with server_id 1")
-            && stderr.contains("has server_id 2"),
-        "{stderr}"
+        log.contains("which is not in the master's binlog")
+            && log.contains("does not have that GTID position"),
+        "{log}"
     );
 }
 
