@@ -1068,6 +1068,8 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
             return Err(e);
         }
         let next = reader.next_position(0);
+        // Everything before `next` is delivered: the reader forgets what it kept for it.
+        reader.commit(&[(0, next)])?;
         if let Some(dir) = &config.state_dir
             && next != UNKNOWN_POSITION
             && checkpointed != Some(next)

@@ -4,7 +4,8 @@
 //!   milliseconds since the epoch (Debezium `source.ts_ms`). All rows of one source transaction
 //!   carry the same time, so a transaction is never seen half-applied.
 //! - [`Version`] orders the changes of one row: its source position (binlog file sequence, byte
-//!   offset, row index within the event). For each `(table, primary key)` the change with the
+//!   offset, row index within the event), after the server epoch of a live binlog (one more at
+//!   each failover to another server, [`crate::source::gtid::Token`]). For each `(table, primary key)` the change with the
 //!   greatest version wins, whatever order changes arrive in. The same version again is a
 //!   duplicate; a smaller one is stale. Both change nothing and are counted.
 //! - Transactions: with transaction metadata (Debezium's `transaction` block and END markers)
@@ -35,7 +36,8 @@ pub type Diff = isize;
     Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct Version {
-    /// Sequence number of the binlog file (the numeric suffix of `mysql-bin.000003`).
+    /// Sequence number of the binlog file (the numeric suffix of `mysql-bin.000003`) in the low
+    /// 32 bits; a live binlog's server epoch in the high 32 (0 until a failover).
     pub file: u64,
     /// Byte offset of the event in that file.
     pub pos: u64,

@@ -35,8 +35,10 @@
 //!   of [`super::mysql_conn`] included, is the same code.
 //! - `--start snapshot` ([`super::snapshot`]): a consistent snapshot's rows first, on this
 //!   thread, in a queue of their own, then the binlog from the snapshot's position.
-//! - The partition is named with the server's identity (`binlog@ID`): a state dir is resumed
-//!   only on the server it was read from.
+//! - The partition is named with the server's identity (`binlog@ID`): a state dir's file and
+//!   offset are resumed only on the server they were read from. On another server (a failover)
+//!   it resumes by the GTID position kept beside them ([`super::gtid`]: MariaDB), with the next
+//!   server epoch, or is refused where none was kept (MySQL, older state dirs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -890,8 +892,8 @@ fn resumed(partition: &str, flavor: Flavor, resume: &Resume) -> anyhow::Result<R
             bail!(
                 "the state dir was written following the binlog of the server with {var} {}, \
                  and this server has {var} {}: binlog positions of one server mean nothing on \
-                 another, and the state dir kept no GTID position to resume by (one is kept for \
-                 MariaDB only; an older cdcflow's state dir has none): remove the state dir to rebuild the views \
+                 another, and the state dir kept no GTID position to resume by (`run` keeps one for \
+                 MariaDB only; `capture` and an older cdcflow keep none): remove the state dir to rebuild the views \
                  from --start, or point --mysql at the server it was written for",
                 &key[prefix.len()..],
                 &partition[prefix.len()..],
