@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mysql_cdc::events::row_events::row_data::RowData;
 use mysql_cdc::events::table_map_event::TableMapEvent;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -51,8 +50,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Message};
 
 use crate::decode::binlog::{
-    ColMap, FileNames, IGNORABLE, Rows, convert, crc_ok, fde_checksum, fde_crc_ok, is_harmless,
-    parse_rows, parse_table_map, primary_key, real_type, server_file, ty,
+    Cells, ColMap, FileNames, IGNORABLE, Layout, Rows, convert, crc_ok, fde_checksum, fde_crc_ok,
+    is_harmless, parse_table_map, primary_key, real_type, server_file, ty,
 };
 use crate::event::Row;
 use crate::schema::ColumnType;
@@ -114,6 +113,8 @@ struct CapTable {
     /// JsonConverter schemas (with --schemas on): the key's and the value envelope's.
     key_schema: String,
     value_schema: String,
+    /// How to read its rows' cells.
+    layout: Layout,
 }
 
 /// One row change of a transaction.
@@ -148,7 +149,6 @@ struct CaptureDecoder {
     decimal: DecimalMode,
     crc: bool,
     maps: HashMap<u64, Option<Arc<CapTable>>>,
-    cdc_maps: HashMap<u64, TableMapEvent>,
     /// Tables by name with the table-map body (less its id) they were built from.
     known: HashMap<(String, String), (Vec<u8>, Arc<CapTable>)>,
 }
@@ -190,7 +190,6 @@ impl CaptureDecoder {
                     return Err(self.error(seq, pos, "CRC32 mismatch"));
                 }
                 self.maps.clear();
-                self.cdc_maps.clear();
                 continue;
             }
             if self.crc && !crc_ok(ev) {
@@ -238,7 +237,7 @@ impl CaptureDecoder {
                     }
                     tx.begin_ms.get_or_insert(timestamp);
                 }
-                ty::TABLE_MAP => self.table_map(seq, pos, body)?,
+                ty::TABLE_MAP => self.table_map(seq, pos, ev, body)?,
                 ty::WRITE_V1
                 | ty::UPDATE_V1
                 | ty::DELETE_V1
@@ -285,7 +284,7 @@ impl CaptureDecoder {
         Ok(tx)
     }
 
-    fn table_map(&mut self, seq: u64, pos: u64, body: &[u8]) -> anyhow::Result<()> {
+    fn table_map(&mut self, seq: u64, pos: u64, ev: &[u8], body: &[u8]) -> anyhow::Result<()> {
         let map =
             parse_table_map(body).map_err(|e| self.error(seq, pos, format!("table map: {e}")))?;
         let id = map.table_id;
@@ -294,7 +293,6 @@ impl CaptureDecoder {
             .any(|d| d.eq_ignore_ascii_case(&map.database_name))
         {
             self.maps.insert(id, None);
-            self.cdc_maps.remove(&id);
             return Ok(());
         }
         let k = (map.database_name.clone(), map.table_name.clone());
@@ -302,18 +300,22 @@ impl CaptureDecoder {
         let table = match self.known.get(&k) {
             Some((b, t)) if b.as_slice() == shape => t.clone(),
             _ => {
-                let t = Arc::new(self.describe(&map).map_err(|e| self.error(seq, pos, e))?);
+                let layout = Layout::of_table_map(ev, body)
+                    .map_err(|e| self.error(seq, pos, format!("table map: {e}")))?;
+                let t = Arc::new(
+                    self.describe(&map, layout)
+                        .map_err(|e| self.error(seq, pos, e))?,
+                );
                 self.known.insert(k, (shape.to_vec(), t.clone()));
                 t
             }
         };
-        self.cdc_maps.insert(id, map);
         self.maps.insert(id, Some(table));
         Ok(())
     }
 
     /// A table's columns from its map (see the module doc).
-    fn describe(&self, map: &TableMapEvent) -> Result<CapTable, String> {
+    fn describe(&self, map: &TableMapEvent, layout: Layout) -> Result<CapTable, String> {
         let qualified = format!("{}.{}", map.database_name, map.table_name);
         let setting = "set binlog_row_metadata=FULL on the server";
         let Some(meta) = &map.table_metadata else {
@@ -457,7 +459,6 @@ impl CaptureDecoder {
                 ty,
                 map: ColMap {
                     binlog: i,
-                    unsigned,
                     enum_values,
                     set_values,
                 },
@@ -483,6 +484,7 @@ impl CaptureDecoder {
             topic,
             key_schema: String::new(),
             value_schema: String::new(),
+            layout,
         };
         if self.schemas {
             t.key_schema = self.key_schema(&t);
@@ -566,18 +568,24 @@ impl CaptureDecoder {
             }
         };
         let qualified = format!("{}.{}", table.db, table.name);
-        let rows = parse_rows(t, body, &self.cdc_maps)
+        let rows = table
+            .layout
+            .rows(t, body)
             .map_err(|e| self.error(seq, pos, format!("row event of {qualified}: {e}")))?;
-        let conv = |r: &RowData| -> anyhow::Result<Row> {
+        let conv = |r: &Cells| -> anyhow::Result<Row> {
             table
                 .cols
                 .iter()
-                .map(|c| match r.cells.get(c.map.binlog) {
-                    None => Err(format!("the row of {qualified} has too few columns")),
-                    Some(None) => Ok(Value::Null),
-                    Some(Some(v)) => convert(v, &c.ty, &c.map)
-                        .map_err(|e| format!("{qualified}.{}: {e}", c.name)),
-                })
+                .map(
+                    |c| match (r.get(c.map.binlog), table.layout.column(c.map.binlog)) {
+                        (None, _) | (_, None) => {
+                            Err(format!("the row of {qualified} has too few columns"))
+                        }
+                        (Some(None), _) => Ok(Value::Null),
+                        (Some(Some(v)), Some(layout)) => convert(v, &c.ty, &c.map, layout)
+                            .map_err(|e| format!("{qualified}.{}: {e}", c.name)),
+                    },
+                )
                 .collect::<Result<Row, String>>()
                 .map_err(|e| self.error(seq, pos, e))
         };
@@ -963,7 +971,6 @@ pub fn run(config: CaptureConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         decimal: config.decimal,
         crc: false,
         maps: HashMap::new(),
-        cdc_maps: HashMap::new(),
         known: HashMap::new(),
     };
     let encoder = Encoder {

@@ -716,6 +716,13 @@ pub struct Shown<'a>(pub &'a Value, pub Option<u8>);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Value::Time(us) = self.0
+            && *us < 0
+        {
+            // The sign of the whole value: -00:00:00.000001 has no whole seconds to carry it.
+            f.write_str("-")?;
+            return write!(f, "{}", Shown(&Value::Time(-us), self.1));
+        }
         let (us, p) = match (self.0, self.1) {
             (Value::DateTime(us) | Value::Time(us), Some(p)) => (*us, p.min(6)),
             (v, _) => return write!(f, "{v}"),
@@ -917,6 +924,26 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_negative_time_under_a_second_keeps_its_sign_when_shown() {
+        assert_eq!(
+            Shown(&Value::Time(-1), Some(6)).to_string(),
+            "-00:00:00.000001"
+        );
+        assert_eq!(
+            Shown(&Value::Time(-1_500_000), Some(3)).to_string(),
+            "-00:00:01.500"
+        );
+        assert_eq!(
+            Shown(&Value::Time(-500_000), Some(0)).to_string(),
+            "-00:00:00"
+        );
+        assert_eq!(
+            Shown(&Value::Time(2_000_001), Some(6)).to_string(),
+            "00:00:02.000001"
+        );
+    }
 
     #[test]
     fn a_value_is_four_words() {

@@ -35,13 +35,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mysql_cdc::events::row_events::delete_rows_event::DeleteRowsEvent;
-use mysql_cdc::events::row_events::mysql_value::MySqlValue;
-use mysql_cdc::events::row_events::row_data::RowData;
-use mysql_cdc::events::row_events::update_rows_event::UpdateRowsEvent;
-use mysql_cdc::events::row_events::write_rows_event::WriteRowsEvent;
 use mysql_cdc::events::table_map_event::TableMapEvent;
+use mysql_common::binlog::value::BinlogValue;
 
+use super::row_image::Column;
+pub(crate) use super::row_image::{Cells, Layout, Rows};
 use super::{DecodeError, Decoded, Decoder, PartRejected};
 use crate::event::{ChangeEvent, Row};
 use crate::schema::{Catalog, ColumnType, TableId};
@@ -79,7 +77,6 @@ pub(crate) const IGNORABLE: u16 = 0x80;
 #[derive(Debug)]
 pub(crate) struct ColMap {
     pub(crate) binlog: usize,
-    pub(crate) unsigned: bool,
     pub(crate) enum_values: Option<Vec<String>>,
     pub(crate) set_values: Option<Vec<String>>,
 }
@@ -90,6 +87,8 @@ struct Mapped {
     table: TableId,
     map: TableMapEvent,
     cols: Vec<ColMap>,
+    /// How to read its rows' cells.
+    layout: Layout,
 }
 
 /// How the decoder names binlog files in its messages and dead letters.
@@ -149,8 +148,6 @@ pub struct BinlogDecoder {
     crc: bool,
     /// Table maps by table id: `Some` for a declared table, `None` for one that is skipped.
     maps: HashMap<u64, Option<Arc<Mapped>>>,
-    /// mysql_cdc's view of the declared tables' maps.
-    cdc_maps: HashMap<u64, TableMapEvent>,
     rejected: Vec<PartRejected>,
     /// Row events of tables no view needs, skipped without decoding their rows.
     pub skipped_row_events: u64,
@@ -189,7 +186,6 @@ impl BinlogDecoder {
             skip_bad,
             crc: false,
             maps: HashMap::new(),
-            cdc_maps: HashMap::new(),
             rejected: Vec::new(),
             skipped_row_events: 0,
             applied: Default::default(),
@@ -359,7 +355,6 @@ impl BinlogDecoder {
             };
             cols.push(ColMap {
                 binlog: b,
-                unsigned,
                 enum_values,
                 set_values,
             });
@@ -394,15 +389,15 @@ impl BinlogDecoder {
     }
 
     /// Converts one binlog row image into a declared row.
-    fn row(&self, m: &Mapped, data: &RowData) -> Result<Row, String> {
+    fn row(&self, m: &Mapped, data: &Cells) -> Result<Row, String> {
         let t = &self.catalog.tables[m.table];
         let mut row = Row::with_capacity(m.cols.len());
         for (ci, cm) in m.cols.iter().enumerate() {
             let col = &t.columns[ci];
-            let cell = data
-                .cells
-                .get(cm.binlog)
-                .ok_or_else(|| format!("the row of {} has too few columns", t.qualified()))?;
+            let (Some(cell), Some(layout)) = (data.get(cm.binlog), m.layout.column(cm.binlog))
+            else {
+                return Err(format!("the row of {} has too few columns", t.qualified()));
+            };
             let v = match cell {
                 None => {
                     if !col.nullable {
@@ -414,7 +409,7 @@ impl BinlogDecoder {
                     }
                     Value::Null
                 }
-                Some(v) => convert(v, &col.ty, cm)
+                Some(v) => convert(v, &col.ty, cm, layout)
                     .map_err(|e| format!("{}.{}: {e}", t.qualified(), col.name))?,
             };
             row.push(v);
@@ -439,61 +434,40 @@ pub(crate) fn real_type(code: u8, meta: u16) -> u8 {
     code
 }
 
-fn sign_extend(v: u64, bits: u32) -> i64 {
-    let shift = 64 - bits;
-    ((v << shift) as i64) >> shift
-}
-
-pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Value, String> {
-    let int = |raw: u64, bits: u32| -> i128 {
-        if cm.unsigned {
-            raw as i128
-        } else {
-            sign_extend(raw, bits) as i128
+/// A binlog cell of a column declared `ty` (`cm`: its ENUM/SET strings; `col`: its binlog
+/// character set and BINARY padding) as a value.
+pub(crate) fn convert(
+    v: &BinlogValue<'_>,
+    ty: &ColumnType,
+    cm: &ColMap,
+    col: &Column,
+) -> Result<Value, String> {
+    use mysql_common::Value as M;
+    let v = match v {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(j) => {
+            // MySQL's binary JSON (MariaDB's JSON is text).
+            return match ty {
+                ColumnType::Json | ColumnType::Text { .. } => {
+                    serde_json::Value::try_from(j.clone())
+                        .map(|j| Value::Text(j.to_string()))
+                        .map_err(|e| format!("binary JSON: {e}"))
+                }
+                _ => Err(format!("a JSON value does not fit {ty}")),
+            };
         }
-    };
-    let n: Option<i128> = match v {
-        MySqlValue::TinyInt(x) => Some(int(*x as u64, 8)),
-        MySqlValue::SmallInt(x) => Some(int(*x as u64, 16)),
-        MySqlValue::MediumInt(x) => Some(int(*x as u64, 24)),
-        MySqlValue::Int(x) => Some(int(*x as u64, 32)),
-        MySqlValue::BigInt(x) => Some(int(*x, 64)),
-        MySqlValue::Year(y) => Some(*y as i128),
-        MySqlValue::Bit(bits) => Some(
-            bits.iter()
-                .rev()
-                .fold(0i128, |acc, b| (acc << 1) | *b as i128),
-        ),
-        _ => None,
+        BinlogValue::JsonDiff(_) => {
+            return Err(
+                "a partial JSON update (binlog_row_value_options=PARTIAL_JSON): set \
+                        binlog_row_value_options='' on the server"
+                    .into(),
+            );
+        }
     };
     match (ty, v) {
-        (ColumnType::Int { .. } | ColumnType::Year | ColumnType::Bit { .. }, _) if n.is_some() => {
-            let n = n.expect("checked");
-            match i64::try_from(n) {
-                Ok(i) => Ok(Value::Int(i)),
-                Err(_) => Ok(Value::Dec(Decimal::new(n, 0))),
-            }
-        }
-        (ColumnType::BigIntUnsigned, _) if n.is_some() => {
-            Ok(Value::Dec(Decimal::new(n.expect("checked"), 0)))
-        }
-        (ColumnType::Decimal { scale, .. }, MySqlValue::Decimal(s)) => decimal_at(s, *scale),
-        (ColumnType::Double { .. }, MySqlValue::Double(x)) => double(*x),
-        (ColumnType::Double { .. }, MySqlValue::Float(x)) => double(*x as f64),
-        (ColumnType::Text { .. } | ColumnType::Json, MySqlValue::String(s)) => {
-            Ok(Value::Text(s.clone()))
-        }
-        (ColumnType::Text { .. } | ColumnType::Json, MySqlValue::Blob(b)) => {
-            match std::str::from_utf8(b) {
-                Ok(s) => Ok(Value::Text(s.into())),
-                Err(_) => Err("text is not UTF-8".into()),
-            }
-        }
-        (ColumnType::Bytes | ColumnType::Geometry, MySqlValue::Blob(b)) => {
-            Ok(Value::Bytes(b.clone()))
-        }
-        (ColumnType::Bytes, MySqlValue::String(s)) => Ok(Value::Bytes(s.as_bytes().to_vec())),
-        (ColumnType::Enum(_), MySqlValue::Enum(i)) => {
+        (_, M::NULL) => Ok(Value::Null),
+        // ENUM: the 1-based index of its string (0: the empty string of an invalid value).
+        (ColumnType::Enum(_), M::Int(i)) => {
             let values = cm.enum_values.as_deref().unwrap_or(&[]);
             match (*i as usize).checked_sub(1).and_then(|i| values.get(i)) {
                 Some(s) => Ok(Value::Text(s.clone())),
@@ -501,45 +475,143 @@ pub(crate) fn convert(v: &MySqlValue, ty: &ColumnType, cm: &ColMap) -> Result<Va
                 None => Err(format!("ENUM index {i} out of range")),
             }
         }
-        (ColumnType::Set(_), MySqlValue::Set(bits)) => {
+        // SET: a little-endian bitmap of its members.
+        (ColumnType::Set(_), M::Bytes(bits)) => {
             let values = cm.set_values.as_deref().unwrap_or(&[]);
             let members: Vec<&str> = values
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| bits >> i & 1 == 1)
+                .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1))
                 .map(|(_, s)| s.as_str())
                 .collect();
             Ok(Value::Text(members.join(",")))
         }
-        (ColumnType::Date, MySqlValue::Date(d)) => {
-            date_days(d.year as i64, d.month as u32, d.day as u32).map(|n| Value::Date(n as i32))
+        (ColumnType::Int { .. }, M::Int(i)) if col.signed_int24() && *i >= 1 << 23 => {
+            Ok(Value::Int(i - (1 << 24)))
         }
-        (ColumnType::DateTime { .. }, MySqlValue::DateTime(d)) => {
-            let days = date_days(d.year as i64, d.month as u32, d.day as u32)?;
+        // YEAR: mysql_common adds 1900 to the stored byte, whose 0 is the year 0000.
+        (ColumnType::Year, M::Bytes(b)) if b.as_slice() == b"1900" => Ok(Value::Int(0)),
+        // TIMESTAMP(p): seconds since the epoch with `.micros` when they are not 0.
+        (ColumnType::Timestamp { .. }, M::Bytes(b)) => {
+            let s = std::str::from_utf8(b).map_err(|_| "bad TIMESTAMP".to_string())?;
+            let (secs, micros) = s.split_once('.').unwrap_or((s, "0"));
+            match (secs.parse::<i64>(), micros.parse::<i64>()) {
+                (Ok(secs), Ok(micros)) => Ok(Value::DateTime(secs * 1_000_000 + micros)),
+                _ => Err(format!("bad TIMESTAMP {s}")),
+            }
+        }
+        // The old TIMESTAMP: whole seconds.
+        (ColumnType::Timestamp { .. }, M::Int(secs)) => Ok(Value::DateTime(secs * 1_000_000)),
+        (ColumnType::Text { .. } | ColumnType::Json, M::Bytes(b)) => {
+            text(b, col.charset).map(Value::Text)
+        }
+        (ColumnType::Bytes, M::Bytes(b)) => {
+            let mut b = b.clone();
+            if let Some(n) = col.pad_to
+                && b.len() < n
+            {
+                b.resize(n, 0);
+            }
+            Ok(Value::Bytes(b))
+        }
+        (ty, v) => from_value(v, ty),
+    }
+}
+
+/// The text of a character column's bytes in character set `charset`: UTF-8 (utf8mb4, utf8mb3,
+/// ASCII), or latin1 (MySQL's latin1 is Windows-1252), else refused.
+fn text(b: &[u8], charset: u16) -> Result<String, String> {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return Ok(s.to_string());
+    }
+    if LATIN1.contains(&charset) {
+        return Ok(b.iter().map(|&x| cp1252(x)).collect());
+    }
+    Err(format!("text is not UTF-8 (character set id {charset})"))
+}
+
+/// MySQL's latin1 collation ids.
+const LATIN1: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
+
+/// A Windows-1252 byte as a character (the five bytes it leaves undefined as C1 controls, as
+/// MySQL's latin1 maps them).
+fn cp1252(x: u8) -> char {
+    const HIGH: [char; 32] = [
+        '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}',
+        '\u{2021}', '\u{2c6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}',
+        '\u{8f}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}', '\u{2022}', '\u{2013}',
+        '\u{2014}', '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}', '\u{17e}',
+        '\u{178}',
+    ];
+    match x {
+        0x80..=0x9f => HIGH[(x - 0x80) as usize],
+        _ => x as char,
+    }
+}
+
+/// A value of column `ty` as the server sends it, in a binlog row image (mysql_common) or in
+/// the binary protocol of a query (the initial snapshot): the forms both share.
+pub(crate) fn from_value(v: &mysql_common::Value, ty: &ColumnType) -> Result<Value, String> {
+    use mysql_common::Value as M;
+    let int = |v: &M| -> Option<i128> {
+        match v {
+            M::Int(i) => Some(*i as i128),
+            M::UInt(u) => Some(*u as i128),
+            M::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    match (ty, v) {
+        (_, M::NULL) => Ok(Value::Null),
+        (ColumnType::Int { .. } | ColumnType::Year, v) => match int(v) {
+            Some(n) => i64::try_from(n)
+                .map(Value::Int)
+                .map_err(|_| format!("{n} does not fit {ty}")),
+            None => Err(format!("{v:?} is not an integer")),
+        },
+        (ColumnType::BigIntUnsigned, v) => match int(v) {
+            Some(n) => Ok(Value::Dec(Decimal::new(n, 0))),
+            None => Err(format!("{v:?} is not an integer")),
+        },
+        // BIT(n): big-endian bytes.
+        (ColumnType::Bit { .. }, M::Bytes(b)) => {
+            let n = b.iter().fold(0i128, |acc, x| (acc << 8) | *x as i128);
+            Ok(match i64::try_from(n) {
+                Ok(i) => Value::Int(i),
+                Err(_) => Value::Dec(Decimal::new(n, 0)),
+            })
+        }
+        (ColumnType::Decimal { scale, .. }, M::Bytes(b)) => {
+            let s = std::str::from_utf8(b).map_err(|_| "DECIMAL text is not ASCII".to_string())?;
+            decimal_at(s, *scale)
+        }
+        (ColumnType::Double { .. }, M::Double(x)) => double(*x),
+        (ColumnType::Double { .. }, M::Float(x)) => double(*x as f64),
+        (
+            ColumnType::Text { .. } | ColumnType::Json | ColumnType::Enum(_) | ColumnType::Set(_),
+            M::Bytes(b),
+        ) => std::str::from_utf8(b)
+            .map(|s| Value::Text(s.into()))
+            .map_err(|_| "text is not UTF-8".to_string()),
+        (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b.clone())),
+        (ColumnType::Date, &M::Date(y, m, d, ..)) => {
+            date_days(y as i64, m as u32, d as u32).map(|n| Value::Date(n as i32))
+        }
+        (ColumnType::Timestamp { .. }, &M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
+        (
+            ColumnType::DateTime { .. } | ColumnType::Timestamp { .. },
+            &M::Date(y, m, d, h, mi, s, us),
+        ) => {
+            let days = date_days(y as i64, m as u32, d as u32)?;
             Ok(Value::DateTime(
-                days * MICROS_PER_DAY
-                    + clock_micros(
-                        d.hour as i64,
-                        d.minute as i64,
-                        d.second as i64,
-                        d.millis as i64,
-                    ),
+                days * MICROS_PER_DAY + clock_micros(h as i64, mi as i64, s as i64, us as i64),
             ))
         }
-        (ColumnType::Timestamp { .. }, MySqlValue::Timestamp(ms)) => {
-            Ok(Value::DateTime(*ms as i64 * 1000))
+        (ColumnType::Time { .. }, &M::Time(neg, days, h, mi, s, us)) => {
+            let t = clock_micros(days as i64 * 24 + h as i64, mi as i64, s as i64, us as i64);
+            Ok(Value::Time(if neg { -t } else { t }))
         }
-        (ColumnType::Time { .. }, MySqlValue::Time(t)) => {
-            let sign = if t.hour < 0 { -1 } else { 1 };
-            let us = clock_micros(
-                t.hour.unsigned_abs() as i64,
-                t.minute as i64,
-                t.second as i64,
-                t.millis as i64,
-            );
-            Ok(Value::Time(sign * us))
-        }
-        _ => Err(format!("binlog value {v:?} does not fit {ty}")),
+        (ty, v) => Err(format!("{v:?} does not fit {ty}")),
     }
 }
 
@@ -566,10 +638,9 @@ pub(crate) fn date_days(y: i64, m: u32, d: u32) -> Result<i64, String> {
     Ok(days_from_civil(y, m, d))
 }
 
-/// A clock reading in microseconds, its fraction in whole milliseconds (as `mysql_cdc` gives
-/// DATETIME and TIME; the snapshot cuts to the same).
-pub(crate) fn clock_micros(h: i64, mi: i64, s: i64, millis: i64) -> i64 {
-    ((h * 3600 + mi * 60 + s) * 1000 + millis) * 1000
+/// A clock reading in microseconds.
+pub(crate) fn clock_micros(h: i64, mi: i64, s: i64, micros: i64) -> i64 {
+    (h * 3600 + mi * 60 + s) * 1_000_000 + micros
 }
 
 /// Reads the CRC32 flag of a format description event (`ev` whole).
@@ -745,7 +816,6 @@ impl BinlogDecoder {
                         }
                         // A new file (or server restart): table ids start over.
                         self.maps.clear();
-                        self.cdc_maps.clear();
                     }
                     Err(e) => self.reject(seq, pos, format!("format description: {e}"), ev),
                 }
@@ -874,7 +944,6 @@ impl BinlogDecoder {
         };
         let Some(table) = self.catalog.lookup(&db, &name).filter(|t| !self.unused[*t]) else {
             self.maps.insert(table_id, None);
-            self.cdc_maps.remove(&table_id);
             return;
         };
         let parsed = catch_unwind(AssertUnwindSafe(|| {
@@ -898,15 +967,24 @@ impl BinlogDecoder {
                 return;
             }
         };
-        match self.check_map(table, &map) {
-            Ok(cols) => {
-                self.cdc_maps.insert(table_id, map.clone());
-                self.maps
-                    .insert(table_id, Some(Arc::new(Mapped { table, map, cols })));
+        match self.check_map(table, &map).and_then(|cols| {
+            let layout = Layout::of_table_map(ev, body)
+                .map_err(|e| format!("table map of {db}.{name}: {e}"))?;
+            Ok((cols, layout))
+        }) {
+            Ok((cols, layout)) => {
+                self.maps.insert(
+                    table_id,
+                    Some(Arc::new(Mapped {
+                        table,
+                        map,
+                        cols,
+                        layout,
+                    })),
+                );
             }
             Err(e) => {
                 self.maps.remove(&table_id);
-                self.cdc_maps.remove(&table_id);
                 self.reject(seq, pos, e, ev);
             }
         }
@@ -986,7 +1064,7 @@ impl BinlogDecoder {
             }
         };
         self.applied.insert(m.table);
-        let parsed = parse_rows(t, body, &self.cdc_maps);
+        let parsed = m.layout.rows(t, body);
         let rows = match parsed {
             Ok(r) => r,
             Err(e) => {
@@ -1057,47 +1135,6 @@ impl BinlogDecoder {
             Some(e) => self.reject(seq, pos, e, ev),
             None => out.append(&mut made),
         }
-    }
-}
-
-/// The rows of one row event (`t` its type, `body` without header and checksum).
-pub(crate) enum Rows {
-    Write(Vec<RowData>),
-    Update(Vec<(RowData, RowData)>),
-    Delete(Vec<RowData>),
-}
-
-/// Decodes a row event's rows with `mysql_cdc` against the table maps `maps`; its errors and
-/// panics as text.
-pub(crate) fn parse_rows(
-    t: u8,
-    body: &[u8],
-    maps: &HashMap<u64, TableMapEvent>,
-) -> Result<Rows, String> {
-    let version = if t >= ty::WRITE_V2 { 2 } else { 1 };
-    let parsed = catch_unwind(AssertUnwindSafe(|| {
-        let mut c = Cursor::new(body);
-        match t {
-            ty::WRITE_V1 | ty::WRITE_V2 => {
-                WriteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Write(e.rows))
-            }
-            ty::UPDATE_V1 | ty::UPDATE_V2 => {
-                UpdateRowsEvent::parse(&mut c, maps, version).map(|e| {
-                    Rows::Update(
-                        e.rows
-                            .into_iter()
-                            .map(|r| (r.before_update, r.after_update))
-                            .collect(),
-                    )
-                })
-            }
-            _ => DeleteRowsEvent::parse(&mut c, maps, version).map(|e| Rows::Delete(e.rows)),
-        }
-    }));
-    match parsed {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(format!("cannot decode: {e:?}")),
-        Err(_) => Err("the decoder panicked".into()),
     }
 }
 

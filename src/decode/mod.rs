@@ -9,6 +9,7 @@
 pub mod binlog;
 pub mod ddl;
 pub mod debezium;
+mod row_image;
 
 pub use crate::event::{ChangeEvent, Row, TxMarker, TxTag};
 

@@ -6,9 +6,9 @@
 //!   MySQL takes `FLUSH TABLES WITH READ LOCK` for the moment it opens the snapshot and reads
 //!   the position (the user needs RELOAD), then releases it.
 //! - Rows: every declared table a view needs, its columns in schema.sql's order, read in the
-//!   binary protocol (typed values) with the session in UTC, and converted as the binlog decoder
-//!   converts row images (DATETIME/TIME fractions cut to milliseconds, as `mysql_cdc` gives
-//!   them, so a value does not depend on which path it came by).
+//!   binary protocol (typed values) with the session in UTC, and converted by the code that
+//!   converts binlog row images (microseconds kept), so a value does not depend on which path
+//!   it came by.
 //! - Records: chunks of [`CHUNK_ROWS`] rows, each a [`Chunk`] behind [`MAGIC`] (bytes no
 //!   binlog transaction starts with: its first event would have a length of 0), decoded by
 //!   the binlog decoder as inserts, all at the snapshot's time (its whole second, like binlog
@@ -20,11 +20,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::binlog::{clock_micros, date_days, decimal_at, double};
 use crate::event::{ChangeEvent, Row};
 use crate::schema::{Catalog, ColumnType, Table};
 use crate::time::Version;
-use crate::value::{Decimal, MICROS_PER_DAY, Value};
+use crate::value::Value;
 
 /// What a snapshot record starts with.
 pub const MAGIC: &[u8; 13] = b"SNAPSHOT\0\0\0\0\0";
@@ -101,77 +100,9 @@ impl Chunk {
 }
 
 /// A value of column `ty` as the server sent it in the binary protocol, as the binlog decoder
-/// would give it.
+/// would give it (the same conversion, [`crate::decode::binlog::from_value`]).
 pub fn convert(v: &mysql::Value, ty: &ColumnType) -> Result<Value, String> {
-    use mysql::Value as M;
-    let int = |v: &M| -> Option<i128> {
-        match v {
-            M::Int(i) => Some(*i as i128),
-            M::UInt(u) => Some(*u as i128),
-            M::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
-            _ => None,
-        }
-    };
-    let text = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .map(str::to_string)
-            .map_err(|_| "text is not UTF-8".to_string())
-    };
-    match (ty, v) {
-        (_, M::NULL) => Ok(Value::Null),
-        (ColumnType::Int { .. } | ColumnType::Year, v) => match int(v) {
-            Some(n) => i64::try_from(n)
-                .map(Value::Int)
-                .map_err(|_| format!("{n} does not fit {ty}")),
-            None => Err(format!("{v:?} is not an integer")),
-        },
-        (ColumnType::BigIntUnsigned, v) => match int(v) {
-            Some(n) => Ok(Value::Dec(Decimal::new(n, 0))),
-            None => Err(format!("{v:?} is not an integer")),
-        },
-        (ColumnType::Bit { .. }, M::Bytes(b)) => {
-            let n = b.iter().fold(0i128, |acc, x| (acc << 8) | *x as i128);
-            Ok(match i64::try_from(n) {
-                Ok(i) => Value::Int(i),
-                Err(_) => Value::Dec(Decimal::new(n, 0)),
-            })
-        }
-        (ColumnType::Decimal { scale, .. }, M::Bytes(b)) => {
-            let s = std::str::from_utf8(b).map_err(|_| "DECIMAL text is not ASCII".to_string())?;
-            decimal_at(s, *scale)
-        }
-        (ColumnType::Double { .. }, M::Double(x)) => double(*x),
-        (ColumnType::Double { .. }, M::Float(x)) => double(*x as f64),
-        (
-            ColumnType::Text { .. } | ColumnType::Json | ColumnType::Enum(_) | ColumnType::Set(_),
-            M::Bytes(b),
-        ) => text(b).map(Value::Text),
-        (ColumnType::Bytes | ColumnType::Geometry, M::Bytes(b)) => Ok(Value::Bytes(b.clone())),
-        (ColumnType::Date, &M::Date(y, m, d, ..)) => {
-            date_days(y as i64, m as u32, d as u32).map(|n| Value::Date(n as i32))
-        }
-        (ColumnType::Timestamp { .. }, &M::Date(0, 0, 0, ..)) => Ok(Value::DateTime(0)),
-        (
-            ColumnType::DateTime { .. } | ColumnType::Timestamp { .. },
-            &M::Date(y, m, d, h, mi, s, us),
-        ) => {
-            let days = date_days(y as i64, m as u32, d as u32)?;
-            Ok(Value::DateTime(
-                days * MICROS_PER_DAY
-                    + clock_micros(h as i64, mi as i64, s as i64, us as i64 / 1000),
-            ))
-        }
-        (ColumnType::Time { .. }, &M::Time(neg, days, h, mi, s, us)) => {
-            let t = clock_micros(
-                days as i64 * 24 + h as i64,
-                mi as i64,
-                s as i64,
-                us as i64 / 1000,
-            );
-            Ok(Value::Time(if neg { -t } else { t }))
-        }
-        (ty, v) => Err(format!("{v:?} does not fit {ty}")),
-    }
+    crate::decode::binlog::from_value(v, ty)
 }
 
 /// A row of `table` as the server sent it (its columns in schema.sql's order), or why it
@@ -208,7 +139,7 @@ pub fn select(t: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::days_from_civil;
+    use crate::value::{Decimal, days_from_civil};
     use mysql::Value as M;
 
     #[test]
@@ -217,7 +148,7 @@ mod tests {
         assert_eq!(
             convert(&M::Date(2024, 6, 1, 10, 20, 30, 123_456), &dt),
             Ok(Value::DateTime(
-                days_from_civil(2024, 6, 1) * 86_400_000_000 + 37_230_123_000
+                days_from_civil(2024, 6, 1) * 86_400_000_000 + 37_230_123_456
             ))
         );
         assert!(convert(&M::Date(2024, 0, 1, 0, 0, 0, 0), &dt).is_err());

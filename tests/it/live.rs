@@ -1477,3 +1477,78 @@ fn regression_a_shutdown_during_a_checkpoint_round_does_not_hang() {
         g.finish(Duration::from_secs(30));
     }
 }
+
+/// Cells the binlog row decoder read wrongly or refused while it was `mysql_cdc`'s, replayed
+/// from a real MariaDB's binlog and compared with MariaDB's own values: BINARY/VARBINARY bytes
+/// that are not UTF-8 (the whole event was refused), BINARY(n) padding (the row image strips
+/// trailing zero bytes), latin1 text that is not UTF-8 (refused), DATETIME(6)/TIMESTAMP(6)/
+/// TIME(6) microseconds (cut to milliseconds), negative TIME (refused), BIT(n) (bits
+/// reversed), and MEDIUMINT's most negative value (`mysql_common` does not extend its sign).
+#[test]
+fn regression_binlog_cells_equal_mariadb_for_bytes_latin1_microseconds_and_bits() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let table = "CREATE TABLE types.t (\n  id INT NOT NULL,\n  b BINARY(4),\n  vb VARBINARY(8),\n  \
+                 l VARCHAR(10) CHARACTER SET latin1,\n  m MEDIUMINT,\n  dt6 DATETIME(6),\n  \
+                 ts6 TIMESTAMP(6) NULL,\n  t6 TIME(6),\n  tn TIME(3),\n  bits BIT(12),\n  \
+                 PRIMARY KEY (id)\n);\n";
+    let views = tempfile::tempdir().unwrap();
+    std::fs::write(
+        views.path().join("schema.sql"),
+        format!("CREATE DATABASE types;\n{table}"),
+    )
+    .unwrap();
+    std::fs::write(
+        views.path().join("cells.sql"),
+        "SELECT t.id, t.b, t.vb, t.l, t.m, t.dt6, t.ts6, t.t6, t.tn, t.bits FROM types.t t\n",
+    )
+    .unwrap();
+    server.sql(&format!(
+        "SET NAMES utf8mb4; SET time_zone = '+00:00'; RESET MASTER;\n\
+         CREATE DATABASE types;\n{table};\n\
+         INSERT INTO types.t VALUES\n\
+         (1, UNHEX('FF00'), UNHEX('C328FFAA00'), 'café', -8388608, '2024-06-01 12:34:56.123456',\n\
+          '2024-06-01 12:34:56.654321', '-838:59:58.999999', '-12:00:00.500', b'101010101010'),\n\
+         (2, 'abcd', '', 'plain', 8388607, '1000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000001',\n\
+          '00:00:00.000001', '838:59:59', b'1'),\n\
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),\n\
+         (4, UNHEX('00'), UNHEX('00FF'), 'Ærø', -1, '2024-02-29 23:59:59.999999', NULL, '-00:00:00.000001', '00:00:01', b'0');\n\
+         UPDATE types.t SET vb = UNHEX('FEFF'), dt6 = '2025-01-01 01:02:03.000009' WHERE id = 2;\n\
+         DELETE FROM types.t WHERE id = 3;"
+    ));
+    let data = server.dir.path().join("data");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mysql-bin.0")
+        })
+        .collect();
+    files.sort();
+    let out = views.path().join("changes.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_cdcflow"))
+        .args(["replay", "--quiet", "--views"])
+        .arg(views.path())
+        .arg("--out")
+        .arg(&out)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = Dataflows::load(views.path()).unwrap();
+    let mut got = log_rows(&d, &out).remove(0);
+    got.sort_by_key(|r| r[0].parse::<i64>().unwrap());
+    let hex = |c: &str| format!("IF({c} IS NULL, NULL, CONCAT('0x', HEX({c})))");
+    let want = server.sql(&format!(
+        "SET NAMES utf8mb4; SET time_zone = '+00:00';\n\
+         SELECT id, {}, {}, l, m, dt6, ts6, t6, tn, bits + 0 FROM types.t ORDER BY id",
+        hex("b"),
+        hex("vb")
+    ));
+    assert_eq!(got, want);
+    assert_eq!(got[0][1], "0xFF000000", "BINARY(4) is padded");
+}
