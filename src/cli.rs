@@ -282,7 +282,7 @@ struct ReplayArgs {
     #[arg(long)]
     progress: bool,
     /// Binlog inputs: dead-letter events that cannot be decoded (CRC mismatch, truncated,
-    /// unknown or compressed types, values mysql_cdc cannot read, table maps that do not match
+    /// unknown or compressed types, values that cannot be read, table maps that do not match
     /// schema.sql) and go on, instead of stopping with the first (going on gives views without
     /// those rows).
     #[arg(long)]

@@ -1,8 +1,9 @@
 //! MySQL/MariaDB row-based binlog: one transaction's events (a record of
 //! [`crate::source::binlog`]) -> [`ChangeEvent`]s checked against the declared schema, all at the
-//! transaction's commit time. Row values are decoded by the `mysql_cdc` crate; everything around
-//! it (checksums, framing checks, table-map validation, signedness, ENUM strings, keys, what
-//! cannot be decoded) is here.
+//! transaction's commit time. Table maps are read by the `mysql_cdc` crate, row cells by
+//! `mysql_common` ([`super::row_image`]); everything around them (checksums, framing checks,
+//! table-map validation, ENUM/SET strings, character sets, keys, what cannot be decoded) is
+//! here.
 //!
 //! Rules:
 //! - Every event's CRC32 is checked (when the format description says events carry one) before
@@ -13,18 +14,20 @@
 //!   column names, ENUM strings, signedness, primary key) and match schema.sql: every declared
 //!   column present (by name) with a compatible type and the same signedness, ENUM members and
 //!   primary key; other columns are ignored.
-//! - Rows need the full row image (`binlog_row_image=FULL`). Integers are sign-extended from
-//!   the metadata's signedness; DECIMAL is exact (from mysql_cdc's decimal string); ENUM indexes
-//!   are mapped to their strings; TIMESTAMP is UTC. DATETIME/TIME fractions are cut to
-//!   milliseconds by mysql_cdc (a DATETIME(6) loses its last three digits).
+//! - Rows need the full row image (`binlog_row_image=FULL`). Integers follow the metadata's
+//!   signedness; DECIMAL is exact; ENUM indexes and SET bitmaps are mapped to their strings;
+//!   TIMESTAMP is UTC; DATETIME/TIMESTAMP/TIME keep their microseconds (a TIME may be
+//!   negative); text is UTF-8, or latin1 (Windows-1252) where the column's character set says
+//!   so; BINARY(n) is padded to its n bytes (the row image strips trailing zero bytes); MySQL's
+//!   binary JSON is turned into JSON text.
 //! - Time: every row of a record gets the header time of its XID event (or COMMIT/ROLLBACK
 //!   query), in milliseconds (binlog timestamps have whole seconds). Version:
 //!   (file sequence, position of the row event, row index). An update that changes the primary
 //!   key is a delete of the old key and an insert of the new one, with the same version.
 //! - Nothing is lost silently: a CRC mismatch, a truncated event, a transaction without its
 //!   commit, an unknown or compressed event type, encrypted binlogs, a row event whose table map
-//!   is missing, a table map that does not match schema.sql, and a row mysql_cdc cannot decode
-//!   (non-UTF-8 text, negative TIME, ...) are each a [`PartRejected`] naming the binlog file and
+//!   is missing, a table map that does not match schema.sql, and a row that cannot be decoded
+//!   (text that is not UTF-8 in a character set other than latin1, a zero date, ...) are each a [`PartRejected`] naming the binlog file and
 //!   position, with the raw event. Unless the user asked to skip them, they are fatal: the run
 //!   stops (going on would give wrong results). With skipping, the rest of the transaction is
 //!   used.
