@@ -729,6 +729,10 @@ impl Decoder for BinlogDecoder {
         std::mem::take(&mut self.rejected)
     }
 
+    fn restored(&mut self, tables: &[TableId]) {
+        self.applied.extend(tables.iter().copied());
+    }
+
     fn decode_at(&mut self, position: u64, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let mut decoded = self.decode_record(position, bytes)?;
         let epoch = self.files.epoch();

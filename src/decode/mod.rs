@@ -42,6 +42,11 @@ pub trait Decoder: Send {
     fn take_rejected(&mut self) -> Vec<PartRejected> {
         Vec::new()
     }
+
+    /// The tables that have rows in the state restored from a checkpoint (the binlog decoder
+    /// refuses a statement that empties one of them without row events, as it does for the
+    /// tables whose rows it applied itself).
+    fn restored(&mut self, _tables: &[crate::schema::TableId]) {}
 }
 
 /// A part of a message that was rejected (see [`Decoder::take_rejected`]).

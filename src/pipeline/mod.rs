@@ -683,8 +683,21 @@ impl Driver<'_> {
     /// the input frontier to the checkpoint's.
     fn restore(&mut self, restored: Option<&checkpoint::Checkpoint>) {
         let Some(c) = restored else { return };
-        let Some(cap) = self.cap.as_mut() else { return };
         let ids = &self.settings.table_ids;
+        // The tables with rows: a statement that empties one of them is refused.
+        let mut with_rows = std::collections::BTreeSet::new();
+        for part in &c.parts {
+            for (table, _, _, row) in &part.keys {
+                if row.is_some()
+                    && let Some(&t) = ids.get(table)
+                {
+                    with_rows.insert(t);
+                }
+            }
+        }
+        self.decoder
+            .restored(&with_rows.into_iter().collect::<Vec<_>>());
+        let Some(cap) = self.cap.as_mut() else { return };
         {
             let mut handle = self.input.activate();
             let mut session = handle.session(&*cap);
