@@ -46,8 +46,8 @@ pub enum ColumnType {
     },
     /// `FLOAT`/`DOUBLE`/`REAL`/`DOUBLE PRECISION`: approximate, carried as a finite double.
     Double {
-        /// `FLOAT` (single precision in MySQL; the value is the double nearest the decimal text
-        /// Debezium sends).
+        /// `FLOAT`: single precision; the value is that single-precision number as a double
+        /// (what MySQL computes with; a view shows it with single-precision digits).
         single: bool,
     },
     /// `BIT(n)`, n in 1..=64: an unsigned integer (`Value::Int`, or for `BIT(64)` a decimal of

@@ -939,7 +939,7 @@ fn decode_value(
             }
             Ok(Value::Dec(exact))
         }
-        ColumnType::Double { .. } => {
+        ColumnType::Double { single } => {
             let text = match json_str(raw)? {
                 Some(s) => s,
                 None if raw
@@ -949,8 +949,15 @@ fn decode_value(
                 }
                 None => return err(format!("expected a number, got {}", kind(raw))),
             };
-            // Rust's parser rounds the decimal text correctly to the nearest double.
-            match text.trim().parse::<f64>().ok().and_then(F64::new) {
+            // Rust's parser rounds the decimal text correctly to the nearest double; a FLOAT
+            // holds the nearest single-precision number, which MySQL computes with as a double.
+            let parsed = text.trim().parse::<f64>().ok();
+            let parsed = if *single {
+                parsed.map(|x| x as f32 as f64)
+            } else {
+                parsed
+            };
+            match parsed.and_then(F64::new) {
                 Some(x) => Ok(Value::Double(x)),
                 None => err(format!("`{}` is not a finite number", clip(&text))),
             }

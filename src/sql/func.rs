@@ -116,6 +116,10 @@ pub enum Func {
     Greatest,
     /// `LEAST(a, ..)`
     Least,
+    /// Not in SQL: a FLOAT column's value as MySQL shows it (the shortest decimal that reads
+    /// back as the same single-precision number: `0.1`, where its double is
+    /// 0.10000000149011612); arithmetic uses the double, as MySQL's does.
+    FloatShown,
 }
 
 /// The names [`resolve`] knows, for refusals.
@@ -549,6 +553,15 @@ pub fn eval(f: Func, args: &[Value]) -> Result<Value, EvalError> {
                 crate::value::F64::new(x.get().abs()).ok_or_else(|| EvalError("ABS".into()))?,
             ),
             other => return Err(EvalError(format!("ABS of {other}"))),
+        },
+        Func::FloatShown => match &args[0] {
+            Value::Double(x) => {
+                let single = x.get() as f32;
+                // Rust writes the shortest digits that read back as the same f32.
+                let shown: f64 = single.to_string().parse().unwrap_or(x.get());
+                Value::Double(crate::value::F64::new(shown).unwrap_or(*x))
+            }
+            other => other.clone(),
         },
         Func::Concat | Func::NullIf | Func::Greatest | Func::Least => unreachable!("above"),
     })

@@ -835,10 +835,22 @@ impl<'a> Planner<'a> {
         for (name, e) in &items {
             let (expr, ty) = self.resolve_grouped(&scopes, e, &group_raw, &mut aggregates)?;
             // A document holds what MySQL shows.
-            let fsp = self.fsp_of(&scopes, &expr, &group_raw, &aggregates);
+            let straight = self.straight_column(&scopes, &expr, &group_raw, &aggregates);
+            let fsp = match straight {
+                Some(
+                    ColumnType::DateTime { precision }
+                    | ColumnType::Timestamp { precision }
+                    | ColumnType::Time { precision },
+                ) => Some(precision),
+                _ => None,
+            };
+            let mut expr = coerce(expr, ty, ty.shown());
+            if straight == Some(ColumnType::Double { single: true }) {
+                expr = Expr::Func(super::func::Func::FloatShown, vec![expr]);
+            }
             output.push(OutputColumn {
                 name: name.clone(),
-                expr: coerce(expr, ty, ty.shown()),
+                expr,
                 ty: ty.shown(),
                 fsp,
             });
@@ -967,24 +979,26 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The fractional-second digits of a group-row expression that is a date-time or time
-    /// column (a group key, or MIN/MAX of one).
-    fn fsp_of(
+    /// The type of the column a group-row expression shows as it is (a group key, or MIN/MAX
+    /// of one): MySQL shows it as the column's type (a DATETIME(3)'s `.000`, a FLOAT's single
+    /// precision).
+    fn straight_column(
         &self,
         scopes: &[Scope],
         e: &Expr,
         group_raw: &[Expr],
         aggregates: &[Aggregate],
-    ) -> Option<u8> {
-        let column = |x: &Expr| -> Option<u8> {
+    ) -> Option<ColumnType> {
+        let column = |x: &Expr| -> Option<ColumnType> {
             let Expr::Column(c) = x else { return None };
             let sc = &scopes[source_of(scopes, *c)];
-            match self.catalog.tables[sc.table].columns.get(c - sc.offset)?.ty {
-                ColumnType::DateTime { precision }
-                | ColumnType::Timestamp { precision }
-                | ColumnType::Time { precision } => Some(precision),
-                _ => None,
-            }
+            Some(
+                self.catalog.tables[sc.table]
+                    .columns
+                    .get(c - sc.offset)?
+                    .ty
+                    .clone(),
+            )
         };
         let k = group_raw.len();
         match e {

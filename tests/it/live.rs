@@ -1519,7 +1519,7 @@ fn regression_binlog_cells_equal_mariadb_for_bytes_latin1_microseconds_and_bits(
         return;
     };
     let table = "CREATE TABLE types.t (\n  id INT NOT NULL,\n  b BINARY(4),\n  vb VARBINARY(8),\n  \
-                 l VARCHAR(10) CHARACTER SET latin1,\n  m MEDIUMINT,\n  dt6 DATETIME(6),\n  \
+                 l VARCHAR(10) CHARACTER SET latin1,\n  m MEDIUMINT,\n  f FLOAT,\n  dt6 DATETIME(6),\n  \
                  ts6 TIMESTAMP(6) NULL,\n  t6 TIME(6),\n  tn TIME(3),\n  bits BIT(12),\n  \
                  PRIMARY KEY (id)\n);\n";
     let views = tempfile::tempdir().unwrap();
@@ -1530,19 +1530,23 @@ fn regression_binlog_cells_equal_mariadb_for_bytes_latin1_microseconds_and_bits(
     .unwrap();
     std::fs::write(
         views.path().join("cells.sql"),
-        "SELECT t.id, t.b, t.vb, t.l, t.m, t.dt6, t.ts6, t.t6, t.tn, t.bits FROM types.t t\n",
+        "SELECT t.id, t.b, t.vb, t.l, t.m, t.f, t.dt6, t.ts6, t.t6, t.tn, t.bits FROM types.t t\n",
     )
     .unwrap();
+    // FLOAT: shown with single-precision digits, computed with as the double it is.
+    let floats = "SELECT SUM(t.f) AS s, MAX(t.f) AS mx, MIN(t.f) AS mn, COUNT(*) AS n FROM types.t t \
+                  WHERE t.f > 0.1 OR t.f < 0";
+    std::fs::write(views.path().join("floats.sql"), floats).unwrap();
     server.sql(&format!(
         "SET NAMES utf8mb4; SET time_zone = '+00:00'; RESET MASTER;\n\
          CREATE DATABASE types;\n{table};\n\
          INSERT INTO types.t VALUES\n\
-         (1, UNHEX('FF00'), UNHEX('C328FFAA00'), 'café', -8388608, '2024-06-01 12:34:56.123456',\n\
+         (1, UNHEX('FF00'), UNHEX('C328FFAA00'), 'café', -8388608, 3.4e38, '2024-06-01 12:34:56.123456',\n\
           '2024-06-01 12:34:56.654321', '-838:59:58.999999', '-12:00:00.500', b'101010101010'),\n\
-         (2, 'abcd', '', 'plain', 8388607, '1000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000001',\n\
+         (2, 'abcd', '', 'plain', 8388607, 0.1, '1000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000001',\n\
           '00:00:00.000001', '838:59:59', b'1'),\n\
-         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),\n\
-         (4, UNHEX('00'), UNHEX('00FF'), 'Ærø', -1, '2024-02-29 23:59:59.999999', NULL, '-00:00:00.000001', '00:00:01', b'0');\n\
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),\n\
+         (4, UNHEX('00'), UNHEX('00FF'), 'Ærø', -1, -1.5e-10, '2024-02-29 23:59:59.999999', NULL, '-00:00:00.000001', '00:00:01', b'0');\n\
          UPDATE types.t SET vb = UNHEX('FEFF'), dt6 = '2025-01-01 01:02:03.000009' WHERE id = 2;\n\
          DELETE FROM types.t WHERE id = 3;"
     ));
@@ -1569,15 +1573,23 @@ fn regression_binlog_cells_equal_mariadb_for_bytes_latin1_microseconds_and_bits(
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let d = Dataflows::load(views.path()).unwrap();
-    let mut got = log_rows(&d, &out).remove(0);
+    let views_got = log_rows(&d, &out);
+    let vi = |name: &str| d.views.iter().position(|v| v.name == name).unwrap();
+    let mut got = views_got[vi("cells")].clone();
     got.sort_by_key(|r| r[0].parse::<i64>().unwrap());
     let hex = |c: &str| format!("IF({c} IS NULL, NULL, CONCAT('0x', HEX({c})))");
     let want = server.sql(&format!(
         "SET NAMES utf8mb4; SET time_zone = '+00:00';\n\
-         SELECT id, {}, {}, l, m, dt6, ts6, t6, tn, bits + 0 FROM types.t ORDER BY id",
+         SELECT id, {}, {}, l, m, f, dt6, ts6, t6, tn, bits + 0 FROM types.t ORDER BY id",
         hex("b"),
         hex("vb")
     ));
     assert_eq!(got, want);
     assert_eq!(got[0][1], "0xFF000000", "BINARY(4) is padded");
+    let want = server.sql(&format!("{floats};"));
+    assert_eq!(views_got[vi("floats")], want);
+    assert_eq!(
+        want[0][0], "3.3999999521443642e38",
+        "MariaDB sums the doubles"
+    );
 }
