@@ -833,7 +833,8 @@ fn real_public_messages_decode_to_exact_values() {
             text("Coffee Maker"),
             text("Brew the perfect cup of coffee every time"),
             text("Home Appliances"),
-            dbl(99.99),
+            // A FLOAT holds the single-precision number nearest 99.99, which MySQL computes with.
+            dbl(99.99f32 as f64),
             text("https://example.com/images/coffeemaker.jpg"),
             ts.clone(),
             ts,
