@@ -1065,17 +1065,14 @@ fn kill_dump_connections(server: &Server) -> usize {
     ids.len()
 }
 
-#[test]
-fn live_replica_sigkill_resumes_from_the_state_dir() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let d = outbound();
-    let state_dir = tempfile::tempdir().unwrap();
-    let state = state_dir.path().join("state");
-    let mut f = Follower::start(
-        &server,
-        200,
+/// An engine following `server` (as [`Follower::start`]) that checkpoints every 0.2 s into a
+/// state dir of its own: the directory (removed when dropped), the state dir, the follower.
+fn checkpointing(server: &Server, server_id: u32) -> (tempfile::TempDir, PathBuf, Follower) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let f = Follower::start(
+        server,
+        server_id,
         &[
             "--state-dir",
             state.to_str().unwrap(),
@@ -1083,21 +1080,36 @@ fn live_replica_sigkill_resumes_from_the_state_dir() {
             "0.2",
         ],
     );
+    (dir, state, f)
+}
+
+/// Lets `f` checkpoint into `state` and go on reading and writing for a while, then crashes
+/// it (SIGKILL) midway.
+fn kill_after_a_checkpoint(f: &mut Follower, state: &Path) {
+    wait_until("a checkpoint", Duration::from_secs(30), || {
+        f.engine.assert_running();
+        cdcflow::pipeline::checkpoint::read(state)
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    f.engine.kill();
+}
+
+#[test]
+fn live_replica_sigkill_resumes_from_the_state_dir() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let d = outbound();
+    let (_state_dir, state, mut f) = checkpointing(&server, 200);
     server.sql(COURIERS);
     let socket = server.socket.clone();
     // Paced (4 ms before each transaction) so that it runs through both crashes.
     let workload = std::thread::spawn(move || run_workload(&socket, 7, 4, 600, 4));
     for round in 0..2 {
-        // Let it read, checkpoint and write for a while, then crash it midway.
-        wait_until("a checkpoint", Duration::from_secs(20), || {
-            f.engine.assert_running();
-            cdcflow::pipeline::checkpoint::read(&state)
-                .ok()
-                .flatten()
-                .is_some()
-        });
-        std::thread::sleep(Duration::from_millis(700));
-        f.engine.kill();
+        kill_after_a_checkpoint(&mut f, &state);
         assert!(
             !workload.is_finished(),
             "the workload should outlast crash {round}: make it longer"
@@ -1164,30 +1176,11 @@ fn live_replica_failover_to_a_promoted_replica_resumes_by_gtid() {
         primary.port
     ));
     let d = outbound();
-    let state_dir = tempfile::tempdir().unwrap();
-    let state = state_dir.path().join("state");
-    let mut f = Follower::start(
-        &primary,
-        400,
-        &[
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--checkpoint-interval-secs",
-            "0.2",
-        ],
-    );
+    let (_state_dir, state, mut f) = checkpointing(&primary, 400);
     primary.sql(COURIERS);
     let socket = primary.socket.clone();
     let workload = std::thread::spawn(move || run_workload(&socket, 31, 4, 400, 4));
-    wait_until("a checkpoint", Duration::from_secs(30), || {
-        f.engine.assert_running();
-        cdcflow::pipeline::checkpoint::read(&state)
-            .ok()
-            .flatten()
-            .is_some()
-    });
-    std::thread::sleep(Duration::from_millis(700));
-    f.engine.kill();
+    kill_after_a_checkpoint(&mut f, &state);
     assert!(
         !workload.is_finished(),
         "the workload should outlast the crash: make it longer"
