@@ -214,10 +214,8 @@ impl CaptureDecoder {
                 }
                 // MariaDB GTID: seq_no(8) domain_id(4) flags(1).
                 162 => {
-                    if let (Some(s), Some(d)) = (body.get(..8), body.get(8..12)) {
-                        let s = u64::from_le_bytes(s.try_into().expect("8 bytes"));
-                        let d = u32::from_le_bytes(d.try_into().expect("4 bytes"));
-                        tx.gtid = Some(format!("{d}-{server_id}-{s}"));
+                    if let Some(g) = crate::source::gtid::Gtid::of_event(ev) {
+                        tx.gtid = Some(g.to_string());
                     }
                     tx.begin_ms.get_or_insert(timestamp);
                 }

@@ -88,7 +88,6 @@ pub(crate) struct ColMap {
 #[derive(Debug)]
 struct Mapped {
     table: TableId,
-    map: TableMapEvent,
     cols: Vec<ColMap>,
     /// How to read its rows' cells.
     layout: Layout,
@@ -953,42 +952,21 @@ impl BinlogDecoder {
             self.maps.insert(table_id, None);
             return;
         };
-        let parsed = catch_unwind(AssertUnwindSafe(|| {
-            TableMapEvent::parse(&mut Cursor::new(body))
-        }));
-        let map = match parsed {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                self.maps.remove(&table_id);
-                self.reject(seq, pos, format!("table map of {db}.{name}: {e:?}"), ev);
-                return;
-            }
-            Err(_) => {
-                self.maps.remove(&table_id);
-                self.reject(
-                    seq,
-                    pos,
-                    format!("table map of {db}.{name}: the decoder panicked"),
-                    ev,
-                );
-                return;
-            }
-        };
-        match self.check_map(table, &map).and_then(|cols| {
-            let layout = Layout::of_table_map(ev, body)
-                .map_err(|e| format!("table map of {db}.{name}: {e}"))?;
-            Ok((cols, layout))
-        }) {
-            Ok((cols, layout)) => {
-                self.maps.insert(
-                    table_id,
-                    Some(Arc::new(Mapped {
-                        table,
-                        map,
-                        cols,
-                        layout,
-                    })),
-                );
+        let mapped = parse_table_map(body)
+            .map_err(|e| format!("table map of {db}.{name}: {e}"))
+            .and_then(|map| self.check_map(table, &map))
+            .and_then(|cols| {
+                let layout = Layout::of_table_map(ev, body)
+                    .map_err(|e| format!("table map of {db}.{name}: {e}"))?;
+                Ok(Mapped {
+                    table,
+                    cols,
+                    layout,
+                })
+            });
+        match mapped {
+            Ok(m) => {
+                self.maps.insert(table_id, Some(Arc::new(m)));
             }
             Err(e) => {
                 self.maps.remove(&table_id);
@@ -1080,7 +1058,6 @@ impl BinlogDecoder {
                 return;
             }
         };
-        let _ = &m.map;
         let mut made = Vec::new();
         let mut failed = None;
         let mut push = |row_index: usize, key: Row, row: Option<Row>| {

@@ -683,21 +683,10 @@ impl Driver<'_> {
     /// the input frontier to the checkpoint's.
     fn restore(&mut self, restored: Option<&checkpoint::Checkpoint>) {
         let Some(c) = restored else { return };
+        let Some(cap) = self.cap.as_mut() else { return };
         let ids = &self.settings.table_ids;
         // The tables with rows: a statement that empties one of them is refused.
         let mut with_rows = std::collections::BTreeSet::new();
-        for part in &c.parts {
-            for (table, _, _, row) in &part.keys {
-                if row.is_some()
-                    && let Some(&t) = ids.get(table)
-                {
-                    with_rows.insert(t);
-                }
-            }
-        }
-        self.decoder
-            .restored(&with_rows.into_iter().collect::<Vec<_>>());
-        let Some(cap) = self.cap.as_mut() else { return };
         {
             let mut handle = self.input.activate();
             let mut session = handle.session(&*cap);
@@ -705,12 +694,15 @@ impl Driver<'_> {
             for part in &c.parts {
                 for (table, key, version, row) in &part.keys {
                     n += 1;
-                    if n % self.peers != self.index {
-                        continue;
-                    }
                     let Some(table) = ids.get(table).copied() else {
                         continue;
                     };
+                    if row.is_some() {
+                        with_rows.insert(table);
+                    }
+                    if n % self.peers != self.index {
+                        continue;
+                    }
                     session.give(EngineInput::Event(ChangeEvent {
                         table,
                         key: key.clone(),
@@ -722,6 +714,8 @@ impl Driver<'_> {
                 }
             }
         }
+        self.decoder
+            .restored(&with_rows.into_iter().collect::<Vec<_>>());
         cap.downgrade(&c.frontier.max(sink_op::RESTORED + 1));
     }
 

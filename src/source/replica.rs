@@ -1228,9 +1228,7 @@ impl Stream {
                 }
                 Ended::Lost(e) => {
                     // A transaction cut off is read again whole after the reconnect.
-                    self.grouper.reset();
-                    self.pending.clear();
-                    self.pending_gtid = None;
+                    self.drop_pending();
                     self.seq = None;
                     let at = self.describe_position();
                     let msg = format!(
@@ -1493,6 +1491,13 @@ impl Stream {
         matches!(self.restart, StartAt::Given(Start::Gtid(_)))
     }
 
+    /// Forgets the transaction being framed (it was cut off).
+    fn drop_pending(&mut self) {
+        self.grouper.reset();
+        self.pending.clear();
+        self.pending_gtid = None;
+    }
+
     fn rotate(&mut self, ev: &[u8]) -> Result<(), Ended> {
         // Whether a rotate carries a CRC32 depends on the file it is sent for (the server's
         // binlog_checksum when that file was written, or the one it starts), not on today's
@@ -1517,9 +1522,7 @@ impl Stream {
         };
         if !self.pending.is_empty() {
             // A transaction never spans files; a rotate inside one means it was cut off.
-            self.grouper.reset();
-            self.pending.clear();
-            self.pending_gtid = None;
+            self.drop_pending();
         }
         self.seq = Some(seq);
         match &self.restart {

@@ -21,9 +21,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{ChangeEvent, Row};
-use crate::schema::{Catalog, ColumnType, Table};
+use crate::schema::{Catalog, Table};
 use crate::time::Version;
 use crate::value::Value;
+// A value the server sent in the binary protocol is converted as a binlog row image's is.
+use crate::decode::binlog::from_value as convert;
 
 /// What a snapshot record starts with.
 pub const MAGIC: &[u8; 13] = b"SNAPSHOT\0\0\0\0\0";
@@ -99,12 +101,6 @@ impl Chunk {
     }
 }
 
-/// A value of column `ty` as the server sent it in the binary protocol, as the binlog decoder
-/// would give it (the same conversion, [`crate::decode::binlog::from_value`]).
-pub fn convert(v: &mysql::Value, ty: &ColumnType) -> Result<Value, String> {
-    crate::decode::binlog::from_value(v, ty)
-}
-
 /// A row of `table` as the server sent it (its columns in schema.sql's order), or why it
 /// cannot be taken (the column and the reason).
 pub fn row(values: &[mysql::Value], table: &Table) -> Result<Row, String> {
@@ -139,6 +135,7 @@ pub fn select(t: &Table) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::ColumnType;
     use crate::value::{Decimal, days_from_civil};
     use mysql::Value as M;
 
